@@ -1,0 +1,67 @@
+"""The checked, resolved form of a space: what every later stage (graph, shapes, codegen, cost) reads."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+BLOCKS = ("linear", "embed_fc", "dot_compressed", "gating", "sum")
+MULTI_HOT_BLOCKS = ("linear", "embed_fc", "dot_compressed")
+PAIR_BLOCKS = ("gating", "sum")
+DIM_BLOCKS = MULTI_HOT_BLOCKS
+DEFAULT_KEEP = 0.8
+DEFAULT_BOTTLENECK = 256
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    kind: str  # "dense" (B×S) or "embed" (B×N×D)
+    width: int = 0  # S for dense
+    count: int = 0  # N for embed
+    dim: int = 0  # D for embed
+
+
+@dataclass(frozen=True)
+class ChoiceSpec:
+    name: str
+    index: int  # declaration order; distances count in it
+    blocks: tuple[str, ...]
+    candidates: tuple[str, ...]
+    distances: dict  # candidate name -> distance (None for raw inputs)
+    dims: dict  # block -> tuple of dim options (ascending), dim blocks only
+    fixed_inputs: bool = False
+    fixed_pair: Optional[tuple[str, str]] = None
+
+    @property
+    def multi_hot_blocks(self) -> tuple[str, ...]:
+        return tuple(b for b in self.blocks if b in MULTI_HOT_BLOCKS)
+
+    @property
+    def pair_blocks(self) -> tuple[str, ...]:
+        return tuple(b for b in self.blocks if b in PAIR_BLOCKS)
+
+
+@dataclass
+class SpaceSpec:
+    name: str
+    dense: InputSpec
+    embed: InputSpec
+    choices: list[ChoiceSpec]  # topological order
+    outputs: tuple[str, ...]
+    keep: float = DEFAULT_KEEP
+    bottleneck: int = DEFAULT_BOTTLENECK
+    baseline_name: Optional[str] = None
+    baseline: Optional[dict] = None  # arch "choices" mapping, checked against the space
+    path: str = "<input>"
+    choice_by_name: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.choice_by_name = {c.name: c for c in self.choices}
+
+    @property
+    def inputs(self) -> tuple[InputSpec, InputSpec]:
+        return (self.dense, self.embed)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.embed.dim

@@ -1,0 +1,80 @@
+"""`Space`: the compiled search space every tool and searcher imports."""
+from __future__ import annotations
+
+import random
+from functools import cached_property
+from pathlib import Path
+from typing import Sequence
+
+from . import decisions as D
+from .arch import Arch
+from .checker import check
+from .errors import RksError
+from .graph import active_choices, lower
+from .ir import SpaceSpec
+from .parser import parse
+
+
+class Space:
+    def __init__(self, spec: SpaceSpec, source: str = ""):
+        self.spec = spec
+        self.source = source
+        self.graph = lower(spec)
+        self.decisions = D.all_decisions(spec)
+        self.size = D.space_size(spec)
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def path(self) -> str:
+        return self.spec.path
+
+    @property
+    def log10_size(self) -> float:
+        return D.log10_size(self.size)
+
+    @cached_property
+    def baseline(self) -> Arch | None:
+        if self.spec.baseline is None:
+            return None
+        return Arch.from_dict({"space": self.name, "choices": {c.name: self.spec.baseline[c.name] for c in self.spec.choices}})
+
+    # -- archs ------------------------------------------------------------------------------
+    def validate(self, arch: Arch) -> None:
+        D.validate(self.spec, arch)
+
+    def sample(self, seed: int = 0) -> Arch:
+        return D.sample(self.spec, random.Random(seed))
+
+    def sample_many(self, n: int, seed: int = 0) -> list[Arch]:
+        rng = random.Random(seed)
+        return [D.sample(self.spec, rng) for _ in range(n)]
+
+    def encode(self, arch: Arch) -> list[int]:
+        return D.encode(self.spec, self.decisions, arch)
+
+    def decode(self, vector: Sequence[int]) -> Arch:
+        return D.decode(self.spec, self.decisions, vector)
+
+    def active_choices(self, arch: Arch) -> list[str]:
+        return active_choices(self.spec, arch)
+
+
+def load_space(path: str | Path) -> Space:
+    """Parse, check and lower a `.rks` file; raises RksError with every diagnostic on bad input."""
+    path = Path(path)
+    try:
+        source = path.read_text()
+    except FileNotFoundError:
+        raise RksError(f"no such file: {path}", str(path)) from None
+    except (IsADirectoryError, UnicodeDecodeError, PermissionError) as err:
+        raise RksError(f"cannot read {path}: {err.__class__.__name__}", str(path)) from None
+    return load_source(source, str(path))
+
+
+def load_source(source: str, filename: str = "<input>") -> Space:
+    module = parse(source, filename)
+    return Space(check(module, filename, source), source)
