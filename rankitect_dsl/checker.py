@@ -20,6 +20,7 @@ class _Checker:
         self.filename = filename
         self.source = source
         self.diags: list[Diagnostic] = []
+        self.invalid_names: set[str] = set()  # already reported; references to them stay quiet
 
     def error(self, message: str, span: Optional[Span], hint: Optional[str] = None):
         self.diags.append(Diagnostic(message, span, hint))
@@ -116,6 +117,7 @@ class _Checker:
         names = {}
         for decl in (i for i in items if isinstance(i, S.InputDecl)):
             if not self.ident(decl.name, "input name"):
+                self.invalid_names.add(decl.name.text)
                 continue
             if decl.name.text in names:
                 self.error(f"duplicate name `{decl.name.text}`", decl.name.span)
@@ -191,13 +193,14 @@ class _Checker:
         for decl in decls:
             for name in self.expand_range(decl):
                 if not self.ident(name, "choice name"):
+                    self.invalid_names.add(name.text)
                     continue
                 if name.text in seen:
                     self.error(f"duplicate name `{name.text}`", name.span, "every input and choice needs its own name")
                     continue
                 seen.add(name.text)
                 names.append((name, decl))
-        if not names:
+        if not decls:
             self.error("the space has no choice", Span(1, 1), "add `choice c1 { … }`")
         order = [n.text for n, _ in names]
         known = set(order) | input_names
@@ -205,7 +208,7 @@ class _Checker:
 
     def choice(self, index, name, decl, order, known, input_names, default_dims) -> Optional[ChoiceSpec]:
         blocks, candidates, distances, dims = None, [], {}, {}
-        fixed_inputs, pair, dropped = False, None, []
+        fixed_inputs, pair, dropped, bad_refs = False, None, [], False
         body = decl.body
         for stmt in body:
             if isinstance(stmt, S.BlocksStmt):
@@ -225,6 +228,7 @@ class _Checker:
                 for num in stmt.distances:
                     d = self.positive_int(num, "a connection distance")
                     if d is None:
+                        bad_refs = True
                         continue
                     if index - d < 0:
                         dropped.append(d)
@@ -235,7 +239,10 @@ class _Checker:
                         distances[target] = d
             elif isinstance(stmt, S.FromNames):
                 for ref in stmt.names:
-                    if ref.text not in known:
+                    if ref.text in self.invalid_names:
+                        bad_refs = True
+                    elif ref.text not in known:
+                        bad_refs = True
                         self.error(f"unknown name `{ref.text}`", ref.span,
                                    did_you_mean(ref.text, known) or "name an input or a choice")
                     elif ref.text == name.text:
@@ -246,8 +253,7 @@ class _Checker:
             elif isinstance(stmt, (S.DimList, S.DimScale)):
                 if self.block_name(stmt.block) and self.dim_block(stmt.block):
                     values = self.dims(stmt)
-                    if values is not None:
-                        dims[stmt.block.text] = values
+                    dims[stmt.block.text] = values
             elif isinstance(stmt, S.FixedInputs):
                 fixed_inputs = True
             elif isinstance(stmt, S.PairStmt):
@@ -257,19 +263,23 @@ class _Checker:
             return None
         if not blocks:
             return None
+        if not candidates and bad_refs:
+            return None
         if not candidates:
             why = f": distance {', '.join(map(str, dropped))} reaches before the first choice" if dropped else ""
             self.error(f"choice `{name.text}` has no candidate input{why}", name.span,
                        "add `from` with an input name, or a distance that reaches an earlier choice")
             return None
-        for block, _ in list(dims.items()):
+        for block in dims:
             if block not in blocks:
                 stmt = next(s for s in body if isinstance(s, (S.DimList, S.DimScale)) and s.block.text == block)
                 self.error(f"dims for `{block}`, which choice `{name.text}` does not use", stmt.block.span)
         block_dims = {}
         for b in blocks:
             if b in DIM_BLOCKS:
-                options = dims.get(b, default_dims.get(b))
+                options = dims[b] if b in dims else default_dims.get(b)
+                if options is None and b in dims:
+                    continue
                 if options is None:
                     self.error(f"choice `{name.text}` has no dim options for `{b}`", name.span,
                                f"add `dim {b} 16, 32` to the choice or at the top level")
@@ -301,6 +311,8 @@ class _Checker:
         known = {c.name for c in choices} | input_names
         names = []
         for ref in decl.sources:
+            if ref.text in self.invalid_names:
+                continue
             if ref.text not in known:
                 self.error(f"output names nothing: unknown name `{ref.text}`", ref.span,
                            did_you_mean(ref.text, known) or "name a choice")

@@ -1,0 +1,150 @@
+"""The `rks` command line. Bad input ends in one clear message and exit status 1, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from .errors import RksError
+from .files import atomic_write
+from .ir import BLOCKS
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"rks: error: {message}\n")
+
+
+def _space(path):
+    from .space import load_space
+    return load_space(path)
+
+
+def _read_arch(space, path, baseline=False):
+    from .arch import Arch
+    if baseline:
+        if space.baseline is None:
+            raise RksError(f"space `{space.name}` names no baseline arch", space.path)
+        return space.baseline
+    if path is None:
+        raise RksError("give an ARCH.json file or --baseline")
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise RksError(f"cannot read arch file {path}: {err.strerror}") from None
+    arch = Arch.from_json(text)
+    space.validate(arch)
+    return arch
+
+
+def cmd_check(args):
+    status = 0
+    for path in args.files:
+        try:
+            space = _space(path)
+        except RksError as err:
+            print(err.render(), file=sys.stderr)
+            status = 1
+            continue
+        print(f"{path}: ok: space `{space.name}`, {len(space.spec.choices)} choices, "
+              f"{len(space.decisions)} decisions, size {space.size:.3e}" if space.size > 10**6 else
+              f"{path}: ok: space `{space.name}`, {len(space.spec.choices)} choices, {len(space.decisions)} decisions, size {space.size}")
+    return status
+
+
+def stats_dict(space) -> dict:
+    blocks = Counter(b for c in space.spec.choices for b in c.blocks)
+    edges = sum(1 for _, v in space.graph.in_edges() if space.graph.nodes[v]["kind"] == "choice")
+    return {"space": space.name, "choices": len(space.spec.choices), "decisions": len(space.decisions),
+            "blocks": {b: blocks.get(b, 0) for b in BLOCKS}, "connections": edges,
+            "size": str(space.size), "log10_size": space.log10_size,
+            "baseline": space.spec.baseline_name}
+
+
+def cmd_stats(args):
+    space = _space(args.file)
+    info = stats_dict(space)
+    if args.sample:
+        from .report import sample_stats
+        info["sample"] = sample_stats(space, args.sample, args.seed, args.plot)
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(f"space        {info['space']}")
+    print(f"choices      {info['choices']}")
+    print(f"decisions    {info['decisions']}")
+    print("blocks       " + ", ".join(f"{b} {n}" for b, n in info["blocks"].items()))
+    print(f"connections  {info['connections']} candidate connections")
+    print(f"size         {info['size']}")
+    print(f"log10 size   {info['log10_size']:.3f}")
+    if "sample" in info:
+        for key, summary in info["sample"]["summary"].items():
+            print(f"{key:<13}" + "  ".join(f"{k} {v:.4g}" for k, v in summary.items()))
+        if args.plot:
+            print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_sample(args):
+    space = _space(args.file)
+    if args.n < 1:
+        raise RksError("-n must be at least 1")
+    for arch in space.sample_many(args.n, args.seed):
+        print(arch.to_json())
+    return 0
+
+
+def cmd_graph(args):
+    from .graph import to_dot
+    space = _space(args.file)
+    atomic_write(args.output, to_dot(space.spec, space.graph))
+    print(f"wrote {args.output}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="rks", description="Compile and search .rks ranking-model search spaces.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("check", help="check .rks files")
+    s.add_argument("files", nargs="+")
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("stats", help="size and structure of a space")
+    s.add_argument("file")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--sample", type=int, default=0, help="also sample N archs and summarise their cost")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--plot", help="with --sample: write the Figure 3 histograms to this PNG")
+    s.set_defaults(func=cmd_stats)
+
+    s = sub.add_parser("sample", help="sample archs as JSON lines")
+    s.add_argument("file")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("-n", type=int, default=1)
+    s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("graph", help="write the space's DAG as Graphviz DOT")
+    s.add_argument("file")
+    s.add_argument("-o", "--output", required=True)
+    s.set_defaults(func=cmd_graph)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except RksError as err:
+        print(err.render(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("rks: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
