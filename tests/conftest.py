@@ -1,0 +1,25 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SPACES = ["tiny", "dlrm", "rankitect", "dhen_dims"]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def space_path(name: str) -> str:
+    return str(ROOT / "spaces" / f"{name}.rks")
+
+
+def run_rks(*args, timeout=600):
+    exe = Path(sys.executable).parent / "rks"
+    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def spaces():
+    from rankitect_dsl import load_space
+    return {n: load_space(space_path(n)) for n in SPACES}
