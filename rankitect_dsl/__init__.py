@@ -2,5 +2,6 @@
 from .arch import Arch, ChoiceArch
 from .errors import ArchError, RksError
 from .space import Space, load_source, load_space
+from .transfer import transfer_back, transfer_weights
 
-__all__ = ["Arch", "ChoiceArch", "ArchError", "RksError", "Space", "load_space", "load_source"]
+__all__ = ["Arch", "ChoiceArch", "ArchError", "RksError", "Space", "load_space", "load_source", "transfer_weights", "transfer_back"]

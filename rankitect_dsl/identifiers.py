@@ -14,6 +14,8 @@ def identifier_problem(name: str) -> str | None:
     """Why `name` cannot be used as an identifier, or None when it can."""
     if name.startswith("_"):
         return "names may not start with `_` (dunder and private names are reserved)"
+    if "__" in name:
+        return "names may not contain `__` (generated code uses it as a separator)"
     if not _IDENT.match(name):
         return "not a valid identifier (use ASCII letters, digits and `_`, starting with a letter)"
     if keyword.iskeyword(name) or keyword.issoftkeyword(name):

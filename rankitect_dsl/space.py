@@ -62,6 +62,36 @@ class Space:
     def active_choices(self, arch: Arch) -> list[str]:
         return active_choices(self.spec, arch)
 
+    # -- PyTorch ----------------------------------------------------------------------------
+    @cached_property
+    def layout(self):
+        from .layout import SupernetLayout
+        return SupernetLayout(self.spec)
+
+    def supernet(self):
+        """A fresh masked supernet (maximal weights for every block)."""
+        from .codegen import class_name, load_module, supernet_source
+        module = load_module(supernet_source(self), f"{self.name}_supernet")
+        return getattr(module, class_name(self.name, "Supernet"))()
+
+    def subnet_source(self, arch: Arch) -> str:
+        from .codegen import subnet_source
+        return subnet_source(self, arch)[0]
+
+    def subnet(self, arch: Arch):
+        """A fresh standalone subnet for the arch, built from its exported source."""
+        from .codegen import class_name, load_module
+        module = load_module(self.subnet_source(arch), f"{self.name}_subnet")
+        return getattr(module, class_name(self.name, "Subnet"))()
+
+    def example_inputs(self, batch: int, seed: int = 0):
+        """A (dense, sparse) pair of the shapes the space takes: B×S and B×N×D."""
+        import torch
+        g = torch.Generator().manual_seed(seed)
+        dense = torch.randn(batch, self.spec.dense.width, generator=g)
+        sparse = torch.randn(batch, self.spec.embed.count, self.spec.embed.dim, generator=g)
+        return dense, sparse
+
 
 def load_space(path: str | Path) -> Space:
     """Parse, check and lower a `.rks` file; raises RksError with every diagnostic on bad input."""
