@@ -105,6 +105,22 @@ def cmd_graph(args):
     return 0
 
 
+def cmd_compile(args):
+    from .codegen import compile_space
+    space = _space(args.file)
+    for path in compile_space(space, args.output):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_export(args):
+    space = _space(args.file)
+    arch = _read_arch(space, args.arch, args.baseline)
+    atomic_write(args.output, space.subnet_source(arch))
+    print(f"wrote {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rks", description="Compile and search .rks ranking-model search spaces.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -131,6 +147,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("file")
     s.add_argument("-o", "--output", required=True)
     s.set_defaults(func=cmd_graph)
+
+    s = sub.add_parser("compile", help="write the masked supernet module and the space description")
+    s.add_argument("file")
+    s.add_argument("-o", "--output", required=True, help="output folder")
+    s.set_defaults(func=cmd_compile)
+
+    s = sub.add_parser("export", help="write the standalone PyTorch source of one arch")
+    s.add_argument("file")
+    s.add_argument("arch", nargs="?", help="ARCH.json")
+    s.add_argument("--baseline", action="store_true", help="export the space's named baseline arch")
+    s.add_argument("-o", "--output", required=True, help="the .py file to write")
+    s.set_defaults(func=cmd_export)
     return p
 
 
