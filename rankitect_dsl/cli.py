@@ -67,6 +67,8 @@ def stats_dict(space) -> dict:
 def cmd_stats(args):
     space = _space(args.file)
     info = stats_dict(space)
+    if args.plot and not args.sample:
+        raise RksError("--plot needs --sample N")
     if args.sample:
         from .report import sample_stats
         info["sample"] = sample_stats(space, args.sample, args.seed, args.plot)
@@ -82,7 +84,7 @@ def cmd_stats(args):
     print(f"log10 size   {info['log10_size']:.3f}")
     if "sample" in info:
         for key, summary in info["sample"]["summary"].items():
-            print(f"{key:<13}" + "  ".join(f"{k} {v:.4g}" for k, v in summary.items()))
+            print(f"{key:<16}" + "  ".join(f"{k} {v:.4g}" for k, v in summary.items()))
         if args.plot:
             print(f"wrote {args.plot}")
     return 0
@@ -118,6 +120,22 @@ def cmd_export(args):
     arch = _read_arch(space, args.arch, args.baseline)
     atomic_write(args.output, space.subnet_source(arch))
     print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_flops(args):
+    space = _space(args.file)
+    arch = _read_arch(space, args.arch, args.baseline)
+    flops, params = space.flops(arch), space.params(arch)
+    parts = space.cost_breakdown(arch) if not space._is_merged(arch) else {}
+    used = {k: v for k, v in parts.items() if v["flops"] or v["params"]}
+    if args.json:
+        print(json.dumps({"space": space.name, "flops": flops, "params": params, "choices": used}))
+        return 0
+    print(f"{'part':<24} {'FLOPs':>14} {'params':>12}")
+    for key, v in used.items():
+        print(f"{key:<24} {v['flops']:>14,} {v['params']:>12,}")
+    print(f"{'total':<24} {flops:>14,} {params:>12,}")
     return 0
 
 
@@ -159,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--baseline", action="store_true", help="export the space's named baseline arch")
     s.add_argument("-o", "--output", required=True, help="the .py file to write")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("flops", help="FLOPs and params of an arch, per choice")
+    s.add_argument("file")
+    s.add_argument("arch", nargs="?", help="ARCH.json")
+    s.add_argument("--baseline", action="store_true", help="use the space's named baseline arch")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_flops)
     return p
 
 

@@ -62,6 +62,68 @@ class Space:
     def active_choices(self, arch: Arch) -> list[str]:
         return active_choices(self.spec, arch)
 
+    # -- cost model -------------------------------------------------------------------------
+    @cached_property
+    def cost(self):
+        from .cost import CostModel
+        return CostModel(self.spec, self.decisions)
+
+    @property
+    def flops_expr(self):
+        """FLOPs per example as a sympy expression in the decision indicators."""
+        return self.cost.flops_expr
+
+    @property
+    def params_expr(self):
+        """Dense parameters as a sympy expression in the decision indicators."""
+        return self.cost.params_expr
+
+    def _is_merged(self, arch: Arch) -> bool:
+        return any(len(ca.blocks) > 1 for ca in arch.choices.values())
+
+    def _program(self, arch: Arch):
+        from .layout import build_plan
+        from .program import build_program
+        return build_program(build_plan(self.spec, arch, self.layout))
+
+    def flops(self, arch: Arch) -> int:
+        """FLOPs per example of the arch's subnet (only choices that reach the output count)."""
+        if self._is_merged(arch):
+            self.validate(arch)
+            return self._program(arch).flops
+        return self.cost.evaluate(self.encode(arch))[0]
+
+    def params(self, arch: Arch) -> int:
+        """Dense parameters of the arch's subnet (embedding tables excluded)."""
+        if self._is_merged(arch):
+            self.validate(arch)
+            return self._program(arch).params
+        return self.cost.evaluate(self.encode(arch))[1]
+
+    def cost_breakdown(self, arch: Arch) -> dict:
+        """Per choice (and per shared FC_ij, and the head): FLOPs and params; unreached parts are 0."""
+        return self.cost.breakdown(self.encode(arch))
+
+    def flops_many(self, archs) -> "np.ndarray":
+        """FLOPs of many archs (Arch objects or flat encodings, one per row) in one vectorised call."""
+        return self.cost.evaluate_many(self._encodings(archs))[0]
+
+    def params_many(self, archs) -> "np.ndarray":
+        return self.cost.evaluate_many(self._encodings(archs))[1]
+
+    def _encodings(self, archs):
+        archs = list(archs)
+        if archs and isinstance(archs[0], Arch):
+            return [self.encode(a) for a in archs]
+        return archs
+
+    def expected_flops(self, probs):
+        """E[FLOPs] under independent decisions with these per-decision probability vectors; differentiable."""
+        return self.cost.expected(probs)[0]
+
+    def expected_params(self, probs):
+        return self.cost.expected(probs)[1]
+
     # -- PyTorch ----------------------------------------------------------------------------
     @cached_property
     def layout(self):
