@@ -230,7 +230,8 @@ class CostModel:
         return {k: {"flops": values[i], "params": values[n + i]} for i, k in enumerate(keys)}
 
     def evaluate_many(self, vectors) -> tuple[np.ndarray, np.ndarray]:
-        vectors = np.asarray(vectors, dtype=np.int64).reshape(-1, len(self.decisions))
+        vectors = list(vectors)
+        vectors = np.asarray(vectors, dtype=np.int64).reshape(len(vectors), len(self.decisions))
         columns = [(vectors[:, i] == k).astype(np.int64) for i, group in enumerate(self.symbols) for k in range(len(group))]
         flops, params = self._functions(*columns)
         n = len(vectors)
