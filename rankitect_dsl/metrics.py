@@ -1,0 +1,48 @@
+"""Normalized Entropy (NE = logloss / H(mean label)), window NE and AUC."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def entropy(p: float) -> float:
+    if p <= 0.0 or p >= 1.0:
+        return 0.0
+    return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+
+def normalized_entropy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Logloss of the predictions divided by the entropy of the mean label of the same examples.
+    NaN when every label is equal (the entropy is zero, so no model can be compared)."""
+    labels = labels.to(torch.float64)
+    logloss = F.binary_cross_entropy_with_logits(logits.to(torch.float64), labels).item()
+    h = entropy(labels.mean().item())
+    return logloss / h if h > 0 else float("nan")
+
+
+def window_ne(logits: torch.Tensor, labels: torch.Tensor, fraction: float = 0.25) -> float:
+    """NE over the last `fraction` of the examples (in the order they were seen)."""
+    n = len(labels)
+    start = n - max(1, int(round(fraction * n)))
+    return normalized_entropy(logits[start:], labels[start:])
+
+
+def auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Area under the ROC curve by the rank-sum (Mann–Whitney) formula, ties given average ranks."""
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64) > 0.5
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_s = s[order]
+    boundaries = np.flatnonzero(np.diff(sorted_s)) + 1
+    starts = np.concatenate([[0], boundaries])
+    ends = np.concatenate([boundaries, [len(s)]])
+    for a, b in zip(starts, ends):
+        ranks[order[a:b]] = (a + b + 1) / 2.0
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -1,0 +1,160 @@
+"""Train and score an architecture on CTR data: embeddings outside the searched part, Adam, BCE with
+logits, one ordered pass over the stream, NE / window NE / eval NE / AUC. Also the early-stop proxy."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .dataset import Dataset
+from .metrics import auc, normalized_entropy, window_ne
+
+
+class CTRModel(nn.Module):
+    """Per-feature embedding tables (one table, offset per feature) in front of a subnet or supernet."""
+
+    def __init__(self, body: nn.Module, vocab_sizes, dim: int):
+        super().__init__()
+        self.embedding = nn.Embedding(int(sum(vocab_sizes)), dim)
+        nn.init.normal_(self.embedding.weight, std=1.0 / math.sqrt(dim))
+        self.register_buffer("offsets", torch.tensor(np.cumsum([0] + list(vocab_sizes[:-1])), dtype=torch.int64))
+        self.body = body
+
+    def embed(self, cats: torch.Tensor) -> torch.Tensor:
+        return self.embedding(cats + self.offsets)
+
+    def forward(self, dense: torch.Tensor, cats: torch.Tensor, **kwargs) -> torch.Tensor:
+        return self.body(dense, self.embed(cats), **kwargs)
+
+
+@dataclass
+class TrainConfig:
+    examples: int
+    batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+    progress: bool = True
+    description: str = "train"
+
+
+@dataclass
+class TrainResult:
+    window_ne: float
+    train_ne: float
+    eval_ne: float
+    auc: float
+    examples: int
+    eval_examples: int
+    passes: float
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.update(out.pop("extra"))
+        return out
+
+
+def batches(data: Dataset, start: int, stop: int, batch_size: int):
+    """Contiguous (dense, cats, labels) tensors over rows [start, stop) of the training part, wrapping."""
+    pos = start
+    while pos < stop:
+        a = pos % data.n_train
+        b = min(a + batch_size, data.n_train, a + (stop - pos))
+        yield (torch.from_numpy(np.array(data.dense[a:b])), torch.from_numpy(np.array(data.cats[a:b])),
+               torch.from_numpy(np.array(data.labels[a:b])))
+        pos += b - a
+
+
+def train(model: CTRModel, data: Dataset, cfg: TrainConfig, forward: Optional[Callable] = None,
+          evaluate: bool = True, eval_forward: Optional[Callable] = None) -> TrainResult:
+    """One ordered pass over `cfg.examples` training rows (wrapping if the data has fewer).
+
+    `forward(model, dense, cats, step)` returns logits (default: `model(dense, cats)`); searchers use it
+    to sample a subnet per batch. Window NE is computed from the predictions made before each update.
+    """
+    from tqdm import tqdm
+
+    if cfg.examples < 1:
+        raise ValueError("examples must be at least 1")
+    forward = forward or (lambda m, d, c, step: m(d, c))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    seen_logits = torch.empty(cfg.examples)
+    seen_labels = torch.empty(cfg.examples)
+    model.train()
+    t0 = time.perf_counter()
+    done = 0
+    n_batches = math.ceil(cfg.examples / cfg.batch_size)
+    with tqdm(total=cfg.examples, desc=cfg.description, unit="ex", disable=None if cfg.progress else True,
+              leave=False, mininterval=0.5) as bar:
+        for step, (dense, cats, labels) in enumerate(batches(data, 0, cfg.examples, cfg.batch_size)):
+            logits = forward(model, dense, cats, step)
+            loss = F.binary_cross_entropy_with_logits(logits, labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            n = len(labels)
+            seen_logits[done:done + n] = logits.detach()
+            seen_labels[done:done + n] = labels
+            done += n
+            bar.update(n)
+    seconds = time.perf_counter() - t0
+    result = TrainResult(window_ne(seen_logits, seen_labels), normalized_entropy(seen_logits, seen_labels),
+                         float("nan"), float("nan"), cfg.examples, 0, cfg.examples / data.n_train, seconds)
+    if evaluate:
+        result.eval_ne, result.auc, result.eval_examples = evaluate_tail(model, data, eval_forward)
+    return result
+
+
+@torch.no_grad()
+def evaluate_tail(model: CTRModel, data: Dataset, forward: Optional[Callable] = None, batch_size: int = 4096):
+    """NE and AUC on the held-out evaluation tail."""
+    forward = forward or (lambda m, d, c: m(d, c))
+    model.eval()
+    logits, labels = [], []
+    for a in range(data.n_train, data.n, batch_size):
+        b = min(a + batch_size, data.n)
+        logits.append(forward(model, torch.from_numpy(np.array(data.dense[a:b])),
+                              torch.from_numpy(np.array(data.cats[a:b]))))
+        labels.append(torch.from_numpy(np.array(data.labels[a:b])))
+    model.train()
+    logits, labels = torch.cat(logits), torch.cat(labels)
+    return normalized_entropy(logits, labels), auc(logits.numpy(), labels.numpy()), len(labels)
+
+
+def load_data(spec: str, space, examples: int, schema: Optional[str] = None, min_count: int = 2,
+              eval_fraction: float = 0.2) -> Dataset:
+    """The data a space trains on: synthetic data is made to the space's input shapes."""
+    from .data_sources import parse_data_spec
+    from .preprocess import load_dataset
+    from .synthetic import SyntheticSource
+    source = parse_data_spec(spec, schema)
+    if isinstance(source, SyntheticSource):
+        n_eval = max(2000, int(round(examples * eval_fraction / (1 - eval_fraction))))
+        data = source.dataset(space.spec.dense.width, space.spec.embed.count, examples, n_eval)
+    else:
+        data = load_dataset(source, min_count=min_count, eval_fraction=eval_fraction)
+    data.check_fits(space)
+    return data
+
+
+def build_model(space, arch, data: Dataset, seed: int = 0) -> CTRModel:
+    torch.manual_seed(seed)
+    return CTRModel(space.subnet(arch), data.vocab_sizes, space.spec.embed.dim)
+
+
+def early_stop_proxy(space, arch, data: Dataset, examples: int, seed: int = 0, batch_size: int = 256,
+                     lr: float = 1e-3, progress: bool = False, evaluate: bool = False) -> TrainResult:
+    """The paper's early-stop proxy (3.2.1): train the exported subnet from scratch on a small budget;
+    its window NE over the last 25% of the data is the score."""
+    model = build_model(space, arch, data, seed)
+    cfg = TrainConfig(examples, batch_size, lr, seed, progress, "early-stop")
+    result = train(model, data, cfg, evaluate=evaluate)
+    result.extra.update(flops=space.flops(arch), params=space.params(arch))
+    return result
