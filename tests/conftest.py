@@ -23,3 +23,9 @@ def run_rks(*args, timeout=600):
 def spaces():
     from rankitect_dsl import load_space
     return {n: load_space(space_path(n)) for n in SPACES}
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own preprocessing cache (and subprocesses inherit it)."""
+    monkeypatch.setenv("RKS_CACHE", str(tmp_path_factory.mktemp("rks-cache")))
