@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import Counter
 from pathlib import Path
@@ -191,6 +192,108 @@ def cmd_train(args):
     return 0
 
 
+def _default_storage(study: str) -> str:
+    return f"sqlite:///runs/{study}.db"
+
+
+def _beside_storage(url: str, name: str) -> Path:
+    from .preprocess import cache_root
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///"):]).with_name(name)
+    return cache_root() / name
+
+
+def cmd_search(args):
+    from .proxies import EarlyStopProxy, WeightSharingProxy
+    from .search import Search, SearchConfig, check_flops_rule, parse_flops, plot_pareto, space_fingerprint
+    from .study_store import BASELINE, StudyStore
+    from .trainer import load_data
+    space = _space(args.file)
+    cfg = SearchConfig(args.method, args.budget, args.proxy, args.proxy_examples, args.round_size, args.halving,
+                       parse_flops(args.flops_max, space, "--flops-max"), parse_flops(args.flops_target, space, "--flops-target"),
+                       args.seed, not args.json)
+    check_flops_rule(space, cfg)
+    study = args.study or f"{space.name}-{args.method}-{args.proxy}"
+    url = args.storage or _default_storage(study)
+    rungs = math.ceil(math.log2(args.halving)) if args.halving > 1 else 0
+    pretrain = args.pretrain_examples or 5 * args.proxy_examples
+    needed = args.proxy_examples * 2 ** rungs + (pretrain if args.proxy == "weight-sharing" else 0)
+    data = load_data(args.data, space, needed, args.schema, args.min_count, args.eval_fraction)
+    meta = {"space": space.name, "space_sha": space_fingerprint(space), "method": args.method, "proxy": args.proxy,
+            "data": args.data, "proxy_examples": args.proxy_examples, "seed": args.seed}
+    store = StudyStore(url, study, meta)
+    if args.proxy == "weight-sharing":
+        proxy = WeightSharingProxy(space, data, pretrain, args.seed, args.batch_size, args.lr,
+                                   _beside_storage(url, f"{study}.supernet.pt"), not args.json)
+    else:
+        proxy = EarlyStopProxy(space, data, args.seed, args.batch_size, args.lr)
+    search = Search(space, proxy, store, cfg)
+    summary = search.run()
+    plot_path = Path(args.plot) if args.plot else (Path(args.export) / "pareto.png" if args.export else _beside_storage(url, f"{study}-pareto.png"))
+    plot_pareto(store.completed(), summary["pareto"], summary["baseline"], plot_path, f"{space.name}: {args.method} search, {args.proxy} proxy")
+    summary["plot"] = str(plot_path)
+    if args.export:
+        from .arch import Arch
+        best = Arch.from_dict(summary["best"]["arch"])
+        folder = Path(args.export)
+        atomic_write(folder / f"{space.name}_best.py", space.subnet_source(best))
+        atomic_write(folder / "best_arch.json", best.to_json(indent=1) + "\n")
+        summary["export"] = str(folder / f"{space.name}_best.py")
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    _print_search(summary)
+    return 0
+
+
+def _print_search(summary):
+    print(f"study {summary['study']} ({summary['storage']}): {summary['evaluated']} candidates evaluated")
+    if summary["baseline"]:
+        print(f"baseline       window NE {summary['baseline']['window_ne']:.4f}   FLOPs {summary['baseline']['flops']:,}")
+    print("Pareto front (window NE against FLOPs):")
+    print(f"  {'trial':>5} {'FLOPs':>12} {'window NE':>10}")
+    for p in summary["pareto"]:
+        print(f"  {p['trial']:>5} {p['flops']:>12,} {p['window_ne']:>10.4f}")
+    if summary["finalists"]:
+        print("finalists after successive halving (rung, score):")
+        for i, f in enumerate(summary["finalists"], 1):
+            print(f"  {i}. rung {f['rung']}  {f['score']:.4f}")
+    best = summary["best"]
+    print(f"winner         window NE {best['window_ne']:.4f}   FLOPs {best['flops']:,}")
+    print(f"wrote {summary['plot']}")
+    if "export" in summary:
+        print(f"exported the winner to {summary['export']}")
+
+
+def cmd_study_show(args):
+    from .study_store import BASELINE, CANDIDATE, HALVING, StudyStore, list_studies
+    names = list_studies(args.storage)
+    if not names:
+        raise RksError(f"no study in {args.storage}")
+    if args.study is None and len(names) > 1:
+        raise RksError(f"{args.storage} holds several studies ({', '.join(names)}); pick one with --study")
+    name = args.study or names[0]
+    if name not in names:
+        raise RksError(f"no study `{name}` in {args.storage} (it holds {', '.join(names)})")
+    store = StudyStore(args.storage, name)
+    trials = store.trials()
+    states = Counter(t.state.name for t in trials)
+    print(f"study {name}: " + ", ".join(f"{k}={v}" for k, v in store.meta.items()))
+    print("trials: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())))
+    for t in store.completed(BASELINE):
+        print(f"baseline  window NE {t.user_attrs['window_ne']:.4f}  FLOPs {t.user_attrs['flops']:,}")
+    done = sorted(store.completed(CANDIDATE), key=lambda t: t.value)
+    print(f"{'rank':>4} {'trial':>5} {'round':>5} {'score':>8} {'window NE':>10} {'FLOPs':>12}")
+    for i, t in enumerate(done[: args.top], 1):
+        print(f"{i:>4} {t.number:>5} {t.user_attrs.get('round', 0) + 1:>5} {t.value:>8.4f} {t.user_attrs['window_ne']:>10.4f} {t.user_attrs['flops']:>12,}")
+    for t in store.pending(CANDIDATE):
+        print(f"running/waiting: trial {t.number}")
+    halving = store.completed(HALVING)
+    if halving:
+        print(f"successive halving: {len(halving)} evaluations up to rung {max(t.user_attrs['rung'] for t in halving)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rks", description="Compile and search .rks ranking-model search spaces.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -246,6 +349,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--save", help="folder for model.py, arch.json, weights.pt and metrics.json")
     _data_args(s)
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("search", help="sampling-based architecture search with a resumable study")
+    s.add_argument("file")
+    s.add_argument("--method", choices=["random", "predictor"], required=True)
+    s.add_argument("--budget", type=_positive(int), required=True, help="candidates to evaluate")
+    s.add_argument("--proxy", choices=["early-stop", "weight-sharing"], default="early-stop")
+    s.add_argument("--proxy-examples", type=_positive(int), default=20000, help="training examples per proxy evaluation")
+    s.add_argument("--pretrain-examples", type=_positive(int), help="weight-sharing supernet pretraining (default 5x proxy)")
+    s.add_argument("--round-size", type=_positive(int), help="candidates per round (default budget/5, at least 2)")
+    s.add_argument("--halving", type=int, default=0, metavar="K", help="successive halving over the best K candidates")
+    s.add_argument("--flops-target", help="FLOPs target (L1 penalty), absolute or relative to the baseline like 2.5x")
+    s.add_argument("--flops-max", help="FLOPs cap, absolute or relative to the baseline like 2.5x")
+    s.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/STUDY.db)")
+    s.add_argument("--study", help="study name (default SPACE-METHOD-PROXY)")
+    s.add_argument("--export", help="folder for the winner's Python source and arch JSON")
+    s.add_argument("--plot", help="PNG of the Pareto front (default beside the export or the storage)")
+    s.add_argument("--json", action="store_true")
+    _data_args(s)
+    s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("study", help="inspect a study store")
+    study_sub = s.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
+    show = study_sub.add_parser("show", help="print a finished or running study")
+    show.add_argument("storage", help="Optuna storage URL, e.g. sqlite:///runs/x.db")
+    show.add_argument("--study")
+    show.add_argument("--top", type=int, default=10)
+    show.set_defaults(func=cmd_study_show)
     return p
 
 

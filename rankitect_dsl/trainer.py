@@ -41,6 +41,7 @@ class TrainConfig:
     seed: int = 0
     progress: bool = True
     description: str = "train"
+    start: int = 0  # first training row of the pass (rows wrap around the training part)
 
 
 @dataclass
@@ -93,7 +94,7 @@ def train(model: CTRModel, data: Dataset, cfg: TrainConfig, forward: Optional[Ca
     n_batches = math.ceil(cfg.examples / cfg.batch_size)
     with tqdm(total=cfg.examples, desc=cfg.description, unit="ex", disable=None if cfg.progress else True,
               leave=False, mininterval=0.5) as bar:
-        for step, (dense, cats, labels) in enumerate(batches(data, 0, cfg.examples, cfg.batch_size)):
+        for step, (dense, cats, labels) in enumerate(batches(data, cfg.start, cfg.start + cfg.examples, cfg.batch_size)):
             logits = forward(model, dense, cats, step)
             loss = F.binary_cross_entropy_with_logits(logits, labels)
             opt.zero_grad(set_to_none=True)

@@ -1,0 +1,280 @@
+"""Sampling-based search (paper 3.2.1): rounds of candidates proposed at random or by the neural
+predictor with its RL sampler, scored by a proxy, kept in a resumable Optuna study; then successive
+halving over the finalists, the Pareto front of window NE against FLOPs, and the winner exported."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .arch import Arch
+from .errors import RksError
+from .files import atomic_write
+from .predictor import FlopsRule, Predictor, rl_propose, valid_mask
+from .study_store import BASELINE, CANDIDATE, HALVING, StudyStore
+
+METHODS = ("random", "predictor")
+PROXIES = ("early-stop", "weight-sharing")
+
+
+@dataclass
+class SearchConfig:
+    method: str
+    budget: int
+    proxy: str = "early-stop"
+    proxy_examples: int = 20000
+    round_size: Optional[int] = None
+    halving: int = 0  # number of finalists (0: no successive halving)
+    flops_cap: Optional[float] = None
+    flops_target: Optional[float] = None
+    seed: int = 0
+    progress: bool = True
+
+    @property
+    def rounds(self) -> int:
+        return self.round_size or max(2, math.ceil(self.budget / 5))
+
+
+def parse_flops(text: Optional[str], space, flag: str) -> Optional[float]:
+    """`2.5x` is relative to the space's baseline arch; a plain number is absolute FLOPs per example."""
+    if text is None:
+        return None
+    try:
+        if text.endswith("x"):
+            if space.baseline is None:
+                raise RksError(f"{flag} {text}: a relative FLOPs value needs a baseline arch in space `{space.name}`")
+            value = float(text[:-1]) * space.flops(space.baseline)
+        else:
+            value = float(text)
+    except ValueError:
+        raise RksError(f"{flag} `{text}` is not a number of FLOPs or a multiple like 2.5x") from None
+    if value <= 0:
+        raise RksError(f"{flag} must be positive, got {text}")
+    return value
+
+
+def flops_range(space, seed: int = 0, samples: int = 3000) -> tuple[int, int]:
+    """The cheapest and costliest archs found: best of a sample, then coordinate descent (ascent)."""
+    vectors = np.array([space.encode(a) for a in space.sample_many(samples, seed)]).reshape(samples, -1)
+    if space.baseline is not None:
+        vectors = np.vstack([vectors, space.encode(space.baseline)])
+    flops = space.flops_many(vectors)
+    out = []
+    for sign in (1, -1):
+        best = vectors[int(np.argmin(sign * flops))].copy()
+        best_value = int(space.flops_many([best])[0])
+        improved = True
+        while improved:
+            improved = False
+            neighbours = []
+            for i, d in enumerate(space.decisions):
+                for k in range(d.size):
+                    if k != best[i]:
+                        v = best.copy()
+                        v[i] = k
+                        neighbours.append(v)
+            if not neighbours:
+                break
+            neighbours = np.array(neighbours)
+            neighbours = neighbours[valid_mask(space, neighbours)]
+            values = space.flops_many(neighbours)
+            j = int(np.argmin(sign * values))
+            if sign * values[j] < sign * best_value:
+                best, best_value, improved = neighbours[j], int(values[j]), True
+        out.append(best_value)
+    return out[0], out[1]
+
+
+def check_flops_rule(space, cfg: SearchConfig) -> None:
+    if cfg.flops_cap is None and cfg.flops_target is None:
+        return
+    low, high = flops_range(space, cfg.seed)
+    if cfg.flops_cap is not None and cfg.flops_cap < low:
+        raise RksError(f"no arch in space `{space.name}` meets --flops-max {cfg.flops_cap:,.0f}: the cheapest found has {low:,} FLOPs")
+    if cfg.flops_target is not None and not low <= cfg.flops_target <= high:
+        raise RksError(f"no arch in space `{space.name}` meets --flops-target {cfg.flops_target:,.0f}: "
+                       f"archs range from {low:,} to {high:,} FLOPs")
+
+
+def space_fingerprint(space) -> str:
+    return hashlib.sha256(space.source.encode()).hexdigest()[:16]
+
+
+def score(value: float, flops: float, rule: FlopsRule) -> float:
+    return value + float(rule.penalty(np.array([flops]))[0])
+
+
+class Search:
+    def __init__(self, space, proxy, store: StudyStore, cfg: SearchConfig):
+        self.space, self.proxy, self.store, self.cfg = space, proxy, store, cfg
+        self.rule = FlopsRule(cfg.flops_cap, cfg.flops_target)
+
+    # -- the worker loop --------------------------------------------------------------------
+    def run(self) -> dict:
+        from tqdm import tqdm
+        self.store.recover_interrupted()
+        if self.space.baseline is not None and not self.store.trials(BASELINE):
+            self._evaluate({"arch": self.space.baseline.to_json(), "role": BASELINE, "round": -1,
+                            "examples": self.cfg.proxy_examples})
+        while True:
+            done = self.store.completed()
+            pending = self.store.pending()
+            left = self.cfg.budget - len(done) - len(pending)
+            if left <= 0:
+                break
+            round_index = len(done) // self.cfg.rounds
+            proposals = self.propose(min(left, self.cfg.rounds), round_index)
+            if not proposals:
+                break
+            desc = f"round {round_index + 1} ({'random' if self._is_random_round(done) else self.cfg.method})"
+            for arch in tqdm(proposals, desc=desc, unit="arch", disable=None if self.cfg.progress else True, leave=False):
+                if self.cfg.budget - len(self.store.completed()) - len(self.store.pending()) <= 0:
+                    break
+                self._evaluate({"arch": arch.to_json(), "vector": self._vector(arch), "role": CANDIDATE,
+                                "round": round_index, "examples": self.cfg.proxy_examples})
+        self._wait_for_others()
+        if self.cfg.halving:
+            self.successive_halving()
+        return self.summary()
+
+    def _vector(self, arch: Arch) -> list:
+        return self.space.encode(arch)
+
+    def _is_random_round(self, done) -> bool:
+        return self.cfg.method == "random" or len(done) < self.cfg.rounds
+
+    def _evaluated_keys(self) -> set:
+        return {t.user_attrs["arch"] for t in self.store.trials(CANDIDATE) if "arch" in t.user_attrs
+                and t.state.name in ("COMPLETE", "RUNNING", "WAITING")}
+
+    def propose(self, n: int, round_index: int) -> list:
+        rng = np.random.default_rng([self.cfg.seed, len(self.store.trials())])
+        exclude = self._evaluated_keys()
+        done = self.store.completed()
+        if self._is_random_round(done):
+            return self._random(n, exclude, rng)
+        vectors = np.array([t.user_attrs["vector"] for t in done])
+        values = np.array([t.value for t in done])
+        predictor = Predictor(self.space, seed=int(rng.integers(1 << 30))).fit(vectors, values)
+        out = rl_propose(self.space, predictor, self.rule, exclude, n, rng)
+        return out + self._random(n - len(out), exclude, rng) if len(out) < n else out
+
+    def _random(self, n: int, exclude: set, rng) -> list:
+        out, tries = [], 0
+        while len(out) < n and tries < 200 * max(1, n):
+            tries += 1
+            arch = self.space.sample(int(rng.integers(1 << 62)))
+            key = arch.to_json()
+            if key in exclude or not self.rule.allowed(np.array([self.space.flops(arch)]))[0]:
+                continue
+            exclude.add(key)
+            out.append(arch)
+        return out
+
+    def _evaluate(self, attrs: dict) -> None:
+        trial, attrs = self.store.start(attrs)
+        try:
+            arch = Arch.from_json(attrs["arch"])
+            result = self.proxy(arch, int(attrs["examples"]))
+        except BaseException as err:
+            if not isinstance(err, (KeyboardInterrupt, SystemExit)):
+                self.store.fail(trial, f"{type(err).__name__}: {err}")
+            raise
+        flops = result.extra["flops"]
+        self.store.finish(trial, score(result.window_ne, flops, self.rule),
+                          {"window_ne": result.window_ne, "flops": flops, "params": result.extra["params"],
+                           "seconds": result.seconds})
+
+    def _wait_for_others(self, poll: float = 1.0) -> None:
+        while self.store.pending():
+            self.store.recover_interrupted()
+            time.sleep(poll)
+
+    # -- successive halving -----------------------------------------------------------------
+    def successive_halving(self) -> list:
+        finalists = [t.user_attrs["arch"] for t in sorted(self.store.completed(), key=lambda t: t.value)[: self.cfg.halving]]
+        rung, examples = 1, self.cfg.proxy_examples
+        while len(finalists) > 1:
+            examples *= 2
+            results = {}
+            for key in finalists:
+                done = [t for t in self.store.completed(HALVING) if t.user_attrs.get("arch") == key and t.user_attrs.get("rung") == rung]
+                if not done:
+                    self._evaluate({"arch": key, "role": HALVING, "rung": rung, "examples": examples})
+                    done = [t for t in self.store.completed(HALVING) if t.user_attrs.get("arch") == key and t.user_attrs.get("rung") == rung]
+                results[key] = done[0].value
+            finalists = sorted(finalists, key=results.get)[: max(1, len(finalists) // 2)]
+            rung += 1
+        return finalists
+
+    def ranking(self) -> list:
+        """Finalists ranked: by the last halving rung reached, then by score there; then every other candidate."""
+        best = {}
+        for t in self.store.completed(HALVING):
+            key, rung = t.user_attrs["arch"], t.user_attrs["rung"]
+            if key not in best or rung > best[key][0] or (rung == best[key][0] and t.value < best[key][1]):
+                best[key] = (rung, t.value, t)
+        cands = {t.user_attrs["arch"]: t for t in self.store.completed()}
+        ranked = sorted(best, key=lambda k: (-best[k][0], best[k][1]))
+        rest = sorted((k for k in cands if k not in best), key=lambda k: cands[k].value)
+        return [(k, best[k][0] if k in best else 0, best[k][1] if k in best else cands[k].value, cands.get(k)) for k in ranked + rest]
+
+    # -- report -----------------------------------------------------------------------------
+    def summary(self) -> dict:
+        done = self.store.completed()
+        if not done:
+            raise RksError("the search finished no candidate")
+        ranked = self.ranking()
+        best_key = ranked[0][0]
+        base = self.store.completed(BASELINE)
+        return {"study": self.store.name, "storage": self.store.url, "evaluated": len(done),
+                "best": {"arch": json.loads(best_key), "score": ranked[0][2], "rung": ranked[0][1],
+                         "window_ne": cands_attr(done, best_key, "window_ne"), "flops": cands_attr(done, best_key, "flops")},
+                "baseline": {"window_ne": base[0].user_attrs["window_ne"], "flops": base[0].user_attrs["flops"]} if base else None,
+                "pareto": pareto(done), "finalists": [{"rung": r, "score": s, "arch": json.loads(k)} for k, r, s, _ in ranked[: self.cfg.halving]]}
+
+
+def cands_attr(done, key, attr):
+    for t in done:
+        if t.user_attrs["arch"] == key:
+            return t.user_attrs[attr]
+    return None
+
+
+def pareto(trials) -> list:
+    """Candidates no other beats on both window NE and FLOPs, cheapest first."""
+    points = sorted(((t.user_attrs["flops"], t.user_attrs["window_ne"], t.number) for t in trials))
+    front, best = [], math.inf
+    for flops, ne, number in points:
+        if ne < best:
+            front.append({"trial": number, "flops": flops, "window_ne": ne})
+            best = ne
+    return front
+
+
+def plot_pareto(trials, front, baseline, path, title) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ax.scatter([t.user_attrs["flops"] for t in trials], [t.user_attrs["window_ne"] for t in trials], s=14, color="#8da0cb", label="candidates")
+    ax.plot([p["flops"] for p in front], [p["window_ne"] for p in front], "-o", color="#4c72b0", ms=4, label="Pareto front")
+    if baseline:
+        ax.axvline(baseline["flops"], color="#c44e52", linestyle="--", label="baseline FLOPs")
+        ax.axhline(baseline["window_ne"], color="#c44e52", linestyle=":", label="baseline window NE")
+    ax.set_xlabel("FLOPs per example")
+    ax.set_ylabel("window NE (proxy)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())
