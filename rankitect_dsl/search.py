@@ -137,6 +137,8 @@ class Search:
             for arch in tqdm(proposals, desc=desc, unit="arch", disable=None if self.cfg.progress else True, leave=False):
                 if self.cfg.budget - len(self.store.completed()) - len(self.store.pending()) <= 0:
                     break
+                if arch.to_json() in self._evaluated_keys():
+                    continue  # another worker took it meanwhile
                 self._evaluate({"arch": arch.to_json(), "vector": self._vector(arch), "role": CANDIDATE,
                                 "round": round_index, "examples": self.cfg.proxy_examples})
         self._wait_for_others()
@@ -180,6 +182,10 @@ class Search:
 
     def _evaluate(self, attrs: dict) -> None:
         trial, attrs = self.store.start(attrs)
+        if attrs["role"] == CANDIDATE and any(t.number != trial.number and t.user_attrs.get("arch") == attrs["arch"]
+                                              for t in self.store.completed() + self.store.pending()):
+            self.store.fail(trial, "duplicate: another worker evaluates this arch")
+            return
         try:
             arch = Arch.from_json(attrs["arch"])
             result = self.proxy(arch, int(attrs["examples"]))

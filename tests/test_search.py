@@ -1,0 +1,190 @@
+"""Sampling-based search: the study store's kill-and-resume and sharing, the predictor, proxies, bad input."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import optuna
+import pytest
+import torch
+
+from conftest import ROOT, run_rks, space_path
+from rankitect_dsl.predictor import FlopsRule, Predictor, rl_propose, valid_mask
+from rankitect_dsl.proxies import WeightSharingProxy
+from rankitect_dsl.search import flops_range, pareto, parse_flops
+from rankitect_dsl.trainer import load_data
+
+RKS = str(Path(sys.executable).parent / "rks")
+
+
+def search_cmd(db, budget, *extra, examples=3000):
+    return [RKS, "search", space_path("tiny"), "--method", "random", "--data", "synthetic:1", "--budget", str(budget),
+            "--proxy-examples", str(examples), "--storage", f"sqlite:///{db}", "--study", "s", "--json", *extra]
+
+
+def trials(db):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name="s", storage=f"sqlite:///{db}").get_trials(deepcopy=False)
+
+
+def candidates(db, state):
+    return [t for t in trials(db) if t.user_attrs.get("role") == "candidate" and t.state == state]
+
+
+def test_kill_and_resume_loses_nothing_and_reruns_nothing(tmp_path):
+    db = tmp_path / "study.db"
+    # slow evaluations (20k examples) leave a wide window in which a candidate is running
+    proc = subprocess.Popen(search_cmd(db, 5, examples=20000), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    S = optuna.trial.TrialState
+    try:
+        while time.time() < deadline:
+            time.sleep(0.1)
+            if db.exists():
+                try:
+                    running = [t for t in candidates(db, S.RUNNING) if "started" in t.user_attrs]
+                    if len(candidates(db, S.COMPLETE)) >= 2 and running and time.time() - running[0].user_attrs["started"] < 0.5:
+                        break
+                except Exception:
+                    continue
+        else:
+            pytest.fail("the search never reached two finished candidates")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    before = {t.number: (t.user_attrs["arch"], t.value) for t in candidates(db, S.COMPLETE)}
+    interrupted = [t.number for t in candidates(db, S.RUNNING)]
+    assert before and interrupted
+    done = subprocess.run(search_cmd(db, 5, examples=20000), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-500:]
+    after = candidates(db, S.COMPLETE)
+    assert len(after) == 5
+    # nothing finished was lost or re-run: the same trials, values and archs, each arch evaluated once
+    for number, (arch, value) in before.items():
+        match = [t for t in after if t.number == number]
+        assert match and match[0].value == value and match[0].user_attrs["arch"] == arch
+    assert len({t.user_attrs["arch"] for t in after}) == len(after)
+    # the interrupted trial was marked failed and its arch retried
+    all_trials = trials(db)
+    for number in interrupted:
+        assert all_trials[number].state == S.FAIL
+        retried = [t for t in after if t.user_attrs.get("retry_of") == number]
+        assert retried and retried[0].user_attrs["arch"] == all_trials[number].user_attrs["arch"]
+
+
+def test_two_workers_share_one_study(tmp_path):
+    db = tmp_path / "shared.db"
+    # create the study first so both workers find it
+    first = subprocess.run(search_cmd(db, 1), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-500:]
+    workers = [subprocess.Popen(search_cmd(db, 8), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    outs = [w.communicate(timeout=300) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [o[1][-400:] for o in outs]
+    done = candidates(db, optuna.trial.TrialState.COMPLETE)
+    assert 8 <= len(done) <= 9
+    assert len({t.user_attrs["arch"] for t in done}) == len(done)
+    pids = {t.user_attrs["pid"] for t in done if t.number > 1}
+    assert {w.pid for w in workers} <= pids
+
+
+def test_predictor_learns_and_rl_sampler_respects_cap_and_exclusions(spaces):
+    space = spaces["tiny"]
+    archs = space.sample_many(200, seed=0)
+    vectors = np.array([space.encode(a) for a in archs])
+    flops = space.flops_many(vectors).astype(float)
+    target = flops / flops.max()  # a learnable function of the encoding
+    predictor = Predictor(space, epochs=400).fit(vectors[:150], target[:150])
+    held = predictor.predict(vectors[150:])
+    assert np.corrcoef(held, target[150:])[0, 1] > 0.9
+    cap = float(np.median(flops))
+    exclude = {a.to_json() for a in archs[:20]}
+    proposals = rl_propose(space, predictor, FlopsRule(cap=cap), set(exclude), 5, np.random.default_rng(0), steps=60)
+    assert len(proposals) == 5
+    for arch in proposals:
+        assert space.flops(arch) <= cap and arch.to_json() not in exclude
+        space.validate(arch)
+    # the policy minimises predicted (= scaled FLOPs) cost: its picks are cheaper than random ones on average
+    assert np.mean([space.flops(a) for a in proposals]) < np.mean(flops)
+
+
+def test_valid_mask_flags_all_connections_off(spaces):
+    space = spaces["tiny"]
+    vec = space.encode(space.baseline)
+    bad = list(vec)
+    for i, d in enumerate(space.decisions):
+        if d.choice == "c1" and d.kind == "input":
+            bad[i] = 0
+    assert valid_mask(space, [vec, bad]).tolist() == [True, False]
+
+
+def test_weight_sharing_proxy_does_not_write_back(spaces):
+    space = spaces["tiny"]
+    data = load_data("synthetic:1", space, 4000)
+    proxy = WeightSharingProxy(space, data, pretrain_examples=2000)
+    before = {k: v.clone() for k, v in proxy.model.state_dict().items()}
+    result = proxy(space.sample(3), 1000)
+    assert 0 < result.window_ne < 2
+    assert all(torch.equal(before[k], v) for k, v in proxy.model.state_dict().items())
+
+
+def test_weight_sharing_search_runs(tmp_path):
+    proc = run_rks("search", space_path("tiny"), "--method", "predictor", "--proxy", "weight-sharing", "--data", "synthetic:2",
+                   "--budget", "4", "--proxy-examples", "1000", "--pretrain-examples", "3000",
+                   "--storage", f"sqlite:///{tmp_path}/ws.db", "--json", "--export", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr[-500:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["evaluated"] == 4 and (tmp_path / "out" / "tiny_best.py").exists() and (tmp_path / "out" / "pareto.png").exists()
+    assert (tmp_path / "ws.supernet.pt").exists() is False  # the checkpoint is named after the study
+    assert list(tmp_path.glob("*.supernet.pt"))
+
+
+def test_pareto_front():
+    t = lambda n, f, ne: SimpleNamespace(number=n, user_attrs={"flops": f, "window_ne": ne})
+    front = pareto([t(0, 100, 0.9), t(1, 50, 0.95), t(2, 200, 0.85), t(3, 150, 0.92), t(4, 60, 0.99)])
+    assert [p["trial"] for p in front] == [1, 0, 2]
+
+
+def test_relative_flops_and_range(spaces):
+    space = spaces["rankitect"]
+    assert parse_flops("2.5x", space, "--flops-max") == 2.5 * space.flops(space.baseline)
+    low, high = flops_range(spaces["tiny"], samples=300)
+    all_flops = spaces["tiny"].flops_many(spaces["tiny"].sample_many(3000, seed=9))
+    assert low <= all_flops.min() and high >= all_flops.max()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--method", "evolution"], "invalid choice"),
+    (["--method", "random", "--flops-max", "3"], "no arch in space `tiny` meets --flops-max"),
+    (["--method", "random", "--flops-target", "10x"], "meets --flops-target"),
+    (["--method", "random", "--storage", "bogus://nowhere"], "cannot open storage"),
+    (["--method", "random", "--data", "criteo:/no/such/file"], "no such file"),
+])
+def test_bad_search_input_is_one_clean_line(args, message, tmp_path):
+    proc = run_rks("search", space_path("tiny"), "--budget", "2", "--data", "synthetic:1", *args,
+                   *([] if "--storage" in args else ["--storage", f"sqlite:///{tmp_path}/b.db"]))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert message in proc.stderr
+
+
+def test_data_that_does_not_fit_is_refused(tmp_path):
+    crit = tmp_path / "c.txt"
+    crit.write_text("".join("\t".join(["0"] + ["1"] * 13 + ["a"] * 26) + "\n" for _ in range(20)))
+    proc = run_rks("search", space_path("tiny"), "--method", "random", "--budget", "2", "--data", f"criteo:{crit}",
+                   "--storage", f"sqlite:///{tmp_path}/d.db")
+    assert proc.returncode == 1 and "does not" not in proc.stderr.lower() or "dense[4]" in proc.stderr
+
+
+def test_study_show(tmp_path):
+    db = tmp_path / "show.db"
+    assert subprocess.run(search_cmd(db, 3), cwd=tmp_path, capture_output=True, timeout=300).returncode == 0
+    proc = run_rks("study", "show", f"sqlite:///{db}")
+    assert proc.returncode == 0 and "study s:" in proc.stdout and "baseline" in proc.stdout
+    assert len([l for l in proc.stdout.splitlines() if l.strip()[:1].isdigit()]) == 3
