@@ -294,6 +294,31 @@ def cmd_study_show(args):
     return 0
 
 
+def cmd_proxy_study(args):
+    from .proxy_study import plot_proxy_study, run_proxy_study
+    from .trainer import load_data
+    space = _space(args.file)
+    budgets = sorted({int(b) for b in args.budgets.split(",")}) if args.budgets else \
+        sorted({max(args.batch_size, args.long // 2 ** k) for k in (5, 4, 3, 2, 1)})
+    if any(b <= 0 or b > args.long for b in budgets):
+        raise RksError(f"--budgets must lie in 1..{args.long} (the long run)")
+    pretrain = args.pretrain_examples or args.long
+    data = load_data(args.data, space, pretrain + max(args.long, max(budgets)), args.schema, args.min_count, args.eval_fraction)
+    study = run_proxy_study(space, data, args.models, args.long, budgets, pretrain, args.seed, args.batch_size, args.lr, not args.json)
+    plot = args.plot or f"{space.name}-proxy-study.png"
+    plot_proxy_study(study, plot)
+    study["plot"] = plot
+    if args.json:
+        print(json.dumps(study))
+        return 0
+    print(f"{study['models']} models of {space.name}; long run {args.long:,} examples; supernet pretrained on {pretrain:,}")
+    print(f"{'budget':>8} {'early-stop tau':>15} {'weight-sharing tau':>19}")
+    for r in study["rows"]:
+        print(f"{r['budget']:>8,} {r['early_stop_tau']:>15.3f} {r['weight_sharing_tau']:>19.3f}")
+    print(f"wrote {plot}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rks", description="Compile and search .rks ranking-model search spaces.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -368,6 +393,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     _data_args(s)
     s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("proxy-study", help="Kendall tau of the early-stop and weight-sharing proxies against long-run NE")
+    s.add_argument("file")
+    s.add_argument("--models", type=_positive(int), required=True, help="sampled models (K)")
+    s.add_argument("--long", type=_positive(int), required=True, help="examples of the long (ground-truth) run")
+    s.add_argument("--budgets", help="comma-separated proxy budgets (default: long/32 … long/2)")
+    s.add_argument("--pretrain-examples", type=_positive(int), help="weight-sharing supernet pretraining (default: --long)")
+    s.add_argument("--plot", help="PNG to write (default SPACE-proxy-study.png)")
+    s.add_argument("--json", action="store_true")
+    _data_args(s)
+    s.set_defaults(func=cmd_proxy_study)
 
     s = sub.add_parser("study", help="inspect a study store")
     study_sub = s.add_subparsers(dest="study_command", required=True, parser_class=_Parser)

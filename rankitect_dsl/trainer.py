@@ -55,9 +55,11 @@ class TrainResult:
     passes: float
     seconds: float
     extra: dict = field(default_factory=dict)
+    seen: Optional[tuple] = field(default=None, repr=False)  # (logits, labels) before each update, in order
 
     def to_dict(self) -> dict:
         out = asdict(self)
+        out.pop("seen")
         out.update(out.pop("extra"))
         return out
 
@@ -107,7 +109,8 @@ def train(model: CTRModel, data: Dataset, cfg: TrainConfig, forward: Optional[Ca
             bar.update(n)
     seconds = time.perf_counter() - t0
     result = TrainResult(window_ne(seen_logits, seen_labels), normalized_entropy(seen_logits, seen_labels),
-                         float("nan"), float("nan"), cfg.examples, 0, cfg.examples / data.n_train, seconds)
+                         float("nan"), float("nan"), cfg.examples, 0, cfg.examples / data.n_train, seconds,
+                         seen=(seen_logits, seen_labels))
     if evaluate:
         result.eval_ne, result.auc, result.eval_examples = evaluate_tail(model, data, eval_forward)
     return result

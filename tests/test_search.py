@@ -188,3 +188,33 @@ def test_study_show(tmp_path):
     proc = run_rks("study", "show", f"sqlite:///{db}")
     assert proc.returncode == 0 and "study s:" in proc.stdout and "baseline" in proc.stdout
     assert len([l for l in proc.stdout.splitlines() if l.strip()[:1].isdigit()]) == 3
+
+
+def test_kendall_tau_equals_scipy():
+    from scipy.stats import kendalltau
+    from rankitect_dsl.proxy_study import kendall_tau
+    rng = np.random.default_rng(3)
+    x, y = rng.integers(0, 6, 40).astype(float), rng.integers(0, 6, 40).astype(float)
+    assert abs(kendall_tau(x, y) - kendalltau(x, y).statistic) < 1e-12
+
+
+def test_early_stop_budget_is_a_prefix_of_the_long_run(spaces):
+    """The proxy study reads early-stop proxies off one long run; that equals training from scratch."""
+    from rankitect_dsl.proxy_study import prefix_window_ne
+    from rankitect_dsl.trainer import TrainConfig, build_model, early_stop_proxy, train
+    space = spaces["tiny"]
+    data = load_data("synthetic:4", space, 3000)
+    arch = space.sample(1)
+    long = train(build_model(space, arch, data, 0), data, TrainConfig(3000, progress=False), evaluate=False)
+    short = early_stop_proxy(space, arch, data, 1024)
+    assert prefix_window_ne(long, 1024) == pytest.approx(short.window_ne, abs=1e-6)
+
+
+def test_cli_proxy_study(tmp_path):
+    proc = run_rks("proxy-study", space_path("tiny"), "--data", "synthetic:1", "--models", "4", "--long", "1500",
+                   "--budgets", "500,1000", "--plot", tmp_path / "ps.png", "--json")
+    assert proc.returncode == 0, proc.stderr[-400:]
+    out = json.loads(proc.stdout)
+    assert [r["budget"] for r in out["rows"]] == [500, 1000] and len(out["long_run_window_ne"]) == 4
+    assert all(-1 <= r["early_stop_tau"] <= 1 for r in out["rows"])
+    assert (tmp_path / "ps.png").read_bytes()[:4] == b"\x89PNG"
