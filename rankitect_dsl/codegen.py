@@ -33,10 +33,14 @@ def class_name(space_name: str, suffix: str) -> str:
 def subnet_source(space, arch: Arch) -> tuple[str, Program]:
     space.validate(arch)
     program = build_program(build_plan(space.spec, arch, space.layout))
+    if space._is_merged(arch):  # no flat encoding: the program's own counts
+        program.show_part_flops(program.part_flops())
+    else:
+        program.show_part_flops({part: v["flops"] for part, v in space.cost_breakdown(arch).items()})
     text = _env().get_template("subnet.py.j2").render(
         space=space.name, class_name=class_name(space.name, "Subnet"), modules=program.modules, lines=program.lines,
-        result=program.result, inputs=program.inputs, helpers=program.helpers, flops=program.flops,
-        params=program.params, dense_width=space.spec.dense.width, embed_count=space.spec.embed.count,
+        result=program.result, inputs=program.inputs, helpers=program.helpers, flops=space.flops(arch),
+        params=space.params(arch), dense_width=space.spec.dense.width, embed_count=space.spec.embed.count,
         embed_dim=space.spec.embed.dim)
     return text, program
 

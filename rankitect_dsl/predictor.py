@@ -40,31 +40,53 @@ def valid_mask(space, vectors: np.ndarray) -> np.ndarray:
 
 
 class Predictor:
-    """MLP regressor from one-hot arch encodings to proxy NE, refitted from scratch on every evaluated arch."""
+    """An ensemble of small MLPs from arch encodings to proxy NE, refitted from scratch on every evaluated
+    arch. Inputs: the one-hot decisions plus log FLOPs and log params from the cost model (NE tracks model
+    size). `predict` is optimistic by `explore` ensemble standard deviations, so uncertain regions get tried."""
 
-    def __init__(self, space, hidden: int = 64, epochs: int = 300, seed: int = 0):
+    def __init__(self, space, hidden: int = 64, epochs: int = 300, seed: int = 0, members: int = 5, explore: float = 0.5):
         self.space, self.hidden, self.epochs, self.seed = space, hidden, epochs, seed
-        self.net: Optional[nn.Module] = None
+        self.members, self.explore = members, explore
+        self.nets: list = []
+
+    def features(self, vectors) -> torch.Tensor:
+        vectors = np.asarray(vectors, dtype=np.int64).reshape(-1, len(self.space.decisions))
+        flops, params = self.space.cost.evaluate_many(vectors)
+        size = torch.tensor(np.stack([np.log1p(flops), np.log1p(params)], 1), dtype=torch.float32)
+        return torch.cat([one_hot(self.space, vectors), (size - self.size_mean) / self.size_std], 1)
 
     def fit(self, vectors, values) -> "Predictor":
-        torch.manual_seed(self.seed)
-        x = one_hot(self.space, vectors)
+        vectors = np.asarray(vectors, dtype=np.int64).reshape(-1, len(self.space.decisions))
+        flops, params = self.space.cost.evaluate_many(vectors)
+        size = torch.tensor(np.stack([np.log1p(flops), np.log1p(params)], 1), dtype=torch.float32)
+        self.size_mean, self.size_std = size.mean(0), size.std(0).clamp_min(1e-6) if len(size) > 1 else torch.ones(2)
+        x = self.features(vectors)
         y = torch.tensor(values, dtype=torch.float32)
-        self.mean, self.std = y.mean(), y.std().clamp_min(1e-6) if len(y) > 1 else torch.tensor(1.0)
+        self.mean = y.mean()
+        self.std = y.std().clamp_min(1e-6) if len(y) > 1 else torch.tensor(1.0)
         y = (y - self.mean) / self.std
-        self.net = nn.Sequential(nn.Linear(x.shape[1], self.hidden), nn.ReLU(), nn.Linear(self.hidden, self.hidden), nn.ReLU(),
-                                 nn.Linear(self.hidden, 1))
-        opt = torch.optim.Adam(self.net.parameters(), lr=3e-3, weight_decay=1e-4)
-        for _ in range(self.epochs):
-            loss = ((self.net(x).squeeze(-1) - y) ** 2).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        gen = torch.Generator().manual_seed(self.seed)
+        self.nets = []
+        for m in range(self.members):
+            torch.manual_seed(self.seed + m)
+            rows = torch.randint(len(y), (len(y),), generator=gen) if self.members > 1 else torch.arange(len(y))
+            net = nn.Sequential(nn.Linear(x.shape[1], self.hidden), nn.ReLU(), nn.Linear(self.hidden, self.hidden), nn.ReLU(),
+                                nn.Linear(self.hidden, 1))
+            opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
+            for _ in range(self.epochs):
+                loss = ((net(x[rows]).squeeze(-1) - y[rows]) ** 2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            self.nets.append(net)
         return self
 
     @torch.no_grad()
-    def predict(self, vectors) -> np.ndarray:
-        return (self.net(one_hot(self.space, vectors)).squeeze(-1) * self.std + self.mean).numpy()
+    def predict(self, vectors, optimistic: bool = True) -> np.ndarray:
+        x = self.features(vectors)
+        preds = torch.stack([net(x).squeeze(-1) for net in self.nets])
+        value = preds.mean(0) - (self.explore * preds.std(0) if optimistic and len(self.nets) > 1 else 0)
+        return (value * self.std + self.mean).numpy()
 
 
 @dataclass
@@ -93,8 +115,8 @@ def rl_propose(space, predictor: Predictor, rule: FlopsRule, exclude: set, n: in
     logits = [torch.zeros(d.size, requires_grad=True) for d in space.decisions]
     opt = torch.optim.Adam(logits, lr=0.1)
 
-    def draw(k):
-        cols = [torch.distributions.Categorical(logits=l).sample((k,)) for l in logits]
+    def draw(k, temperature=1.0):
+        cols = [torch.distributions.Categorical(logits=l / temperature).sample((k,)) for l in logits]
         return torch.stack(cols, 1).numpy() if cols else np.zeros((k, 0), dtype=np.int64)
 
     def score(vectors):
@@ -116,17 +138,19 @@ def rl_propose(space, predictor: Predictor, rule: FlopsRule, exclude: set, n: in
         opt.zero_grad()
         loss.backward()
         opt.step()
-    vectors = np.unique(draw(pool * n), axis=0)
-    s = score(vectors)
     out = []
-    for i in np.argsort(s, kind="stable"):
-        if not np.isfinite(s[i]):
-            break
-        arch = space.decode(vectors[i].tolist())
-        key = arch.to_json()
-        if key not in exclude:
-            exclude.add(key)
-            out.append(arch)
+    for temperature in (1.0, 2.0, 4.0, 8.0):  # a converged policy repeats itself: soften it to find n new archs
+        with torch.no_grad():
+            vectors = np.unique(draw(pool * n, temperature), axis=0)
+        s = score(vectors)
+        for i in np.argsort(s, kind="stable"):
+            if not np.isfinite(s[i]) or len(out) == n:
+                break
+            arch = space.decode(vectors[i].tolist())
+            key = arch.to_json()
+            if key not in exclude:
+                exclude.add(key)
+                out.append(arch)
         if len(out) == n:
             break
     return out

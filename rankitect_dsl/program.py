@@ -30,6 +30,7 @@ class Line:
     shape: str
     flops: int
     note: str = ""
+    part: str = ""  # the cost-model part the line belongs to: a choice, `fc_I_J`, or `head`
 
 
 @dataclass
@@ -51,6 +52,18 @@ class Program:
     @property
     def params(self) -> int:
         return sum(m.n_params for m in self.modules)
+
+    def part_flops(self) -> dict:
+        out = {}
+        for line in self.lines:
+            out[line.part] = out.get(line.part, 0) + line.flops
+        return out
+
+    def show_part_flops(self, flops: dict) -> None:
+        """Put each part's FLOPs (from the cost model) on the part's last line, none on the others."""
+        last = {line.part: line for line in self.lines}
+        for line in self.lines:
+            line.flops = flops.get(line.part, 0) if last[line.part] is line else 0
 
 
 def _fmt(n: int) -> str:
@@ -109,7 +122,7 @@ def build_program(plan: SubnetPlan) -> Program:
                 pending_flops = stack_flops
             else:
                 stack_var = local_ns.create(f"{cp.name}_rows")
-                lines.append(Line(stack_var, cat(parts), f"B×{cp.stack_rows}×{d}", stack_flops, "stacked inputs"))
+                lines.append(Line(stack_var, cat(parts), f"B×{cp.stack_rows}×{d}", stack_flops, "stacked inputs", cp.name))
                 stack_expr = stack_var
         outs2d = []
         for bp in cp.blocks:
@@ -122,14 +135,15 @@ def build_program(plan: SubnetPlan) -> Program:
                                           {"linear.weight": p["w"], "linear.bias": p["b"], "norm.weight": p["ln_w"], "norm.bias": p["ln_b"]},
                                           in_w * bp.out + 3 * bp.out))
                 expr = f"self.{attr}({cat([flat(x) for x in cp.inputs])})"
-                lines.append(Line(target, expr, f"B×{bp.out}", 2 * in_w * bp.out))
+                lines.append(Line(target, expr, f"B×{bp.out}", 2 * in_w * bp.out, part=cp.name))
                 outs2d.append((target, bp.out))
                 helpers.add("LinearBlock")
             elif bp.block == "embed_fc":
                 modules.append(ModuleDecl(attr, "EmbedFC", f"{cp.stack_rows}, {bp.out}, {d}", f"{cp.name}: EmbedFC over {', '.join(cp.inputs)}",
                                           {"linear.weight": p["w"], "linear.bias": p["b"], "norm.weight": p["ln_w"], "norm.bias": p["ln_b"]},
                                           cp.stack_rows * bp.out + bp.out + 2 * d))
-                lines.append(Line(target, f"self.{attr}({stack_expr})", f"B×{bp.out}×{d}", 2 * cp.stack_rows * bp.out * d + pending_flops))
+                lines.append(Line(target, f"self.{attr}({stack_expr})", f"B×{bp.out}×{d}", 2 * cp.stack_rows * bp.out * d + pending_flops,
+                                  part=cp.name))
                 pending_flops = 0
                 var3d[cp.name] = target
                 helpers.add("EmbedFC")
@@ -139,7 +153,8 @@ def build_program(plan: SubnetPlan) -> Program:
                                           f"{cp.name}: compressed dot product over {', '.join(cp.inputs)}",
                                           {"compress.weight": p["w"], "compress.bias": p["b"], "norm.weight": p["ln_w"], "norm.bias": p["ln_b"]},
                                           cp.stack_rows * m + m + 2 * cp.stack_rows * m))
-                lines.append(Line(target, f"self.{attr}({stack_expr})", f"B×{bp.out}", 4 * cp.stack_rows * m * d + pending_flops))
+                lines.append(Line(target, f"self.{attr}({stack_expr})", f"B×{bp.out}", 4 * cp.stack_rows * m * d + pending_flops,
+                                  part=cp.name))
                 pending_flops = 0
                 outs2d.append((target, bp.out))
                 helpers.add("DotCompressed")
@@ -153,13 +168,14 @@ def build_program(plan: SubnetPlan) -> Program:
                     modules.append(ModuleDecl(fc_attr, "Bottleneck", f"{wi}, {bn}, {wj}", f"FC_ij from {i} to {j}, shared by every choice using this pair",
                                               {"down.weight": s["w1"], "down.bias": s["b1"], "up.weight": s["w2"], "up.bias": s["b2"]},
                                               wi * bn + bn + bn * wj + wj))
-                    lines.append(Line(fc_var, f"self.{fc_attr}({flat(i)})", f"B×{wj}", 2 * wi * bn + 2 * bn * wj, f"FC_ij({i} → {j})"))
+                    lines.append(Line(fc_var, f"self.{fc_attr}({flat(i)})", f"B×{wj}", 2 * wi * bn + 2 * bn * wj, f"FC_ij({i} → {j})",
+                                      f"fc_{i}_{j}"))
                     fc_vars[(i, j)] = fc_var
                     helpers.add("Bottleneck")
                 cls = "Gating" if bp.block == "gating" else "PairSum"
                 modules.append(ModuleDecl(attr, cls, f"{bp.out}", f"{cp.name}: pairwise {bp.block} of ({i}, {j})",
                                           {"norm.weight": p["ln_w"], "norm.bias": p["ln_b"]}, 2 * bp.out))
-                lines.append(Line(target, f"self.{attr}({fc_vars[(i, j)]}, {flat(j)})", f"B×{bp.out}", 0))
+                lines.append(Line(target, f"self.{attr}({fc_vars[(i, j)]}, {flat(j)})", f"B×{bp.out}", 0, part=cp.name))
                 outs2d.append((target, bp.out))
                 helpers.add(cls)
         if outs2d:
@@ -168,12 +184,12 @@ def build_program(plan: SubnetPlan) -> Program:
             else:
                 helpers.add("pad_sum")
                 width = max(w for _, w in outs2d)
-                lines.append(Line(cp.name, f"pad_sum([{', '.join(t for t, _ in outs2d)}])", f"B×{width}", 0, "zero-padded sum"))
+                lines.append(Line(cp.name, f"pad_sum([{', '.join(t for t, _ in outs2d)}])", f"B×{width}", 0, "zero-padded sum", cp.name))
                 var2d[cp.name] = cp.name
     head_attr = module_ns.create("head")
     modules.append(ModuleDecl(head_attr, "nn.Linear", f"{plan.head_in}, 1", "final classifier: one logit per example",
                               {"weight": plan.head["w"], "bias": plan.head["b"]}, plan.head_in + 1))
     result = f"self.{head_attr}({cat([flat(x) for x in spec.outputs])}).squeeze(-1)"
     logit = local_ns.create("logit")
-    lines.append(Line(logit, result, "B", 2 * plan.head_in))
+    lines.append(Line(logit, result, "B", 2 * plan.head_in, part="head"))
     return Program(spec.name, modules, lines, logit, (dense, sparse), helpers)

@@ -161,3 +161,15 @@ def test_cli_stats_plot(tmp_path):
     out = tmp_path / "fig.png"
     proc = run_rks("stats", space_path("tiny"), "--sample", "500", "--plot", out)
     assert proc.returncode == 0 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_export_comments_carry_the_cost_model_per_line(spaces):
+    import re
+    space = spaces["rankitect"]
+    for arch in space.sample_many(3, seed=8):
+        source = space.subnet_source(arch)
+        body = source[source.index("    def forward(self, dense, sparse)"):]
+        per_line = [int(m.replace(",", "")) for m in re.findall(r"# B[^,\n]*, ([\d,]+) FLOPs", body)]
+        assert sum(per_line) == space.flops(arch)
+        parts = space.cost_breakdown(arch)
+        assert sorted(per_line) == sorted(v["flops"] for v in parts.values() if v["flops"])
