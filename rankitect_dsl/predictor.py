@@ -108,11 +108,17 @@ class FlopsRule:
 
 
 def rl_propose(space, predictor: Predictor, rule: FlopsRule, exclude: set, n: int, rng: np.random.Generator,
-               steps: int = 150, batch: int = 64, pool: int = 20) -> list:
+               steps: int = 150, batch: int = 64, pool: int = 20, incumbent=None, prior: float = 3.0) -> list:
     """Train a policy (independent categoricals) with REINFORCE to minimise predicted NE + FLOPs penalty,
-    then return the n best-predicted distinct new candidates it samples."""
+    then return the n best-predicted distinct new candidates it samples. The policy starts centred on the
+    incumbent (the best arch so far, when given), so the sampler refines around what already works."""
     torch.manual_seed(int(rng.integers(1 << 31)))
-    logits = [torch.zeros(d.size, requires_grad=True) for d in space.decisions]
+    logits = [torch.zeros(d.size) for d in space.decisions]
+    if incumbent is not None:
+        for l, v in zip(logits, incumbent):
+            l[int(v)] = prior
+    for l in logits:
+        l.requires_grad_(True)
     opt = torch.optim.Adam(logits, lr=0.1)
 
     def draw(k, temperature=1.0):

@@ -165,7 +165,8 @@ class Search:
         vectors = np.array([t.user_attrs["vector"] for t in done])
         values = np.array([t.value for t in done])
         predictor = Predictor(self.space, seed=int(rng.integers(1 << 30))).fit(vectors, values)
-        out = rl_propose(self.space, predictor, self.rule, exclude, n, rng)
+        incumbent = vectors[int(np.argmin(values))]
+        out = rl_propose(self.space, predictor, self.rule, exclude, n, rng, incumbent=incumbent)
         return out + self._random(n - len(out), exclude, rng) if len(out) < n else out
 
     def _random(self, n: int, exclude: set, rng) -> list:
