@@ -9,7 +9,6 @@ import argparse
 import time
 
 import numpy as np
-import torch
 
 from rankitect_dsl import load_space
 
@@ -35,12 +34,7 @@ def main():
     assert batch.tolist() == single
     print(f"flops_many on {args.archs} archs: {t_batch:.3f} s; {args.archs} calls of flops: {t_single:.3f} s; "
           f"speed-up {t_single / t_batch:.1f}x")
-    probs = []
-    for d in space.decisions:
-        if d.kind == "input":
-            probs.append(torch.tensor([1 - space.spec.keep, space.spec.keep], dtype=torch.float64))
-        else:
-            probs.append(torch.full((d.size,), 1.0 / d.size, dtype=torch.float64))
+    probs = space.sampler_probs()
     expected = float(space.expected_flops(probs))
     mean = float(space.flops_many(space.sample_many(20000, seed=1)).astype(np.float64).mean())
     print(f"expected_flops {expected:,.0f} vs mean of 20,000 sampled archs {mean:,.0f}: error {100 * (expected - mean) / mean:+.2f}%")

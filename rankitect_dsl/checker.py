@@ -9,7 +9,7 @@ import networkx as nx
 from . import syntax as S
 from .errors import Diagnostic, RksError, Span, did_you_mean
 from .identifiers import identifier_problem
-from .ir import BLOCKS, DEFAULT_BOTTLENECK, DEFAULT_KEEP, DIM_BLOCKS, MULTI_HOT_BLOCKS, PAIR_BLOCKS, ChoiceSpec, InputSpec, SpaceSpec
+from .ir import BLOCKS, DEFAULT_BOTTLENECK, DEFAULT_KEEP, DIM_BLOCKS, PAIR_BLOCKS, ChoiceSpec, InputSpec, SpaceSpec
 
 _RANGE_NAME = re.compile(r"^(.*?)(\d+)$")
 

@@ -206,7 +206,7 @@ def _beside_storage(url: str, name: str) -> Path:
 def cmd_search(args):
     from .proxies import EarlyStopProxy, WeightSharingProxy
     from .search import Search, SearchConfig, check_flops_rule, parse_flops, plot_pareto, space_fingerprint
-    from .study_store import BASELINE, StudyStore
+    from .study_store import StudyStore
     from .trainer import load_data
     space = _space(args.file)
     cfg = SearchConfig(args.method, args.budget, args.proxy, args.proxy_examples, args.round_size, args.halving,

@@ -25,8 +25,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-from .arch import Arch
-from .ir import DIM_BLOCKS, MULTI_HOT_BLOCKS, PAIR_BLOCKS, SpaceSpec
+from .ir import SpaceSpec
 
 ONE, ZERO = sp.Integer(1), sp.Integer(0)
 

@@ -5,7 +5,7 @@ partial weight transfer between them, so the three can never disagree about an o
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 from .arch import Arch, ChoiceArch

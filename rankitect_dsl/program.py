@@ -5,7 +5,6 @@ Codegen renders it as Python, `transfer_weights` reads its weight sources; both 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from .layout import SubnetPlan
 from .namespace import Namespace

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .arch import Arch, ChoiceArch
+from .arch import ChoiceArch
 from .ir import PAIR_BLOCKS, SpaceSpec
 
 
@@ -79,7 +79,3 @@ def infer(space: SpaceSpec, selection: Optional[dict] = None, only: Optional[set
         shapes[c.name] = choice_shape(space, c.name, sel, ports)
         ports[c.name] = shapes[c.name].port
     return shapes
-
-
-def arch_selection(arch: Arch) -> dict:
-    return dict(arch.choices)

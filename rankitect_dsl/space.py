@@ -104,11 +104,11 @@ class Space:
         """Per choice (and per shared FC_ij, and the head): FLOPs and params; unreached parts are 0."""
         return self.cost.breakdown(self.encode(arch))
 
-    def flops_many(self, archs) -> "np.ndarray":
+    def flops_many(self, archs):
         """FLOPs of many archs (Arch objects or flat encodings, one per row) in one vectorised call."""
         return self.cost.evaluate_many(self._encodings(archs))[0]
 
-    def params_many(self, archs) -> "np.ndarray":
+    def params_many(self, archs):
         return self.cost.evaluate_many(self._encodings(archs))[1]
 
     def _encodings(self, archs):
@@ -116,6 +116,14 @@ class Space:
         if archs and isinstance(archs[0], Arch):
             return [self.encode(a) for a in archs]
         return archs
+
+    def sampler_probs(self):
+        """The sampler's distribution as per-decision probability vectors (float64 tensors): uniform
+        blocks, pairs and dims; connection bits on with the keep-probability (before the at-least-one rule)."""
+        import torch
+        keep = self.spec.keep
+        return [torch.tensor([1 - keep, keep], dtype=torch.float64) if d.kind == "input"
+                else torch.full((d.size,), 1.0 / d.size, dtype=torch.float64) for d in self.decisions]
 
     def expected_flops(self, probs):
         """E[FLOPs] under independent decisions with these per-decision probability vectors; differentiable."""

@@ -163,7 +163,7 @@ class SupernetBase(nn.Module):
 
     def forward_masks(self, dense, sparse, masks: dict) -> torch.Tensor:
         """Every block at maximal width, each weighted by its (soft) mask; missing masks are ones."""
-        L, w, d = self.layout, self.weights, self.spec.embed_dim
+        L, w = self.layout, self.weights
         one = dense.new_ones(())
         vals = {self.spec.dense.name: (dense, None), self.spec.embed.name: (None, sparse)}
         fc_cache = {}

@@ -93,7 +93,6 @@ def train(model: CTRModel, data: Dataset, cfg: TrainConfig, forward: Optional[Ca
     model.train()
     t0 = time.perf_counter()
     done = 0
-    n_batches = math.ceil(cfg.examples / cfg.batch_size)
     with tqdm(total=cfg.examples, desc=cfg.description, unit="ex", disable=None if cfg.progress else True,
               leave=False, mininterval=0.5) as bar:
         for step, (dense, cats, labels) in enumerate(batches(data, cfg.start, cfg.start + cfg.examples, cfg.batch_size)):

@@ -58,17 +58,6 @@ def test_breakdown_sums_to_total_and_export_header_agrees(spaces):
                 assert parts[name] == {"flops": 0, "params": 0}
 
 
-def uniform_probs(space):
-    """The sampler's distribution: uniform blocks, pairs and dims; connection bits on with the keep-probability."""
-    out = []
-    for d in space.decisions:
-        if d.kind == "input":
-            out.append(torch.tensor([1 - space.spec.keep, space.spec.keep], dtype=torch.float64))
-        else:
-            out.append(torch.full((d.size,), 1.0 / d.size, dtype=torch.float64))
-    return out
-
-
 def fixed_connection_rankitect():
     """rankitect.rks with frozen connections (paper 4.2.4): every candidate read, pairs fixed; blocks and dims searched."""
     text = open(space_path("rankitect")).read()
@@ -88,7 +77,7 @@ def monte_carlo_mean(space, n=20000, seed=0):
 @pytest.mark.parametrize("which", ["dlrm", "dhen_dims", "fixed_rankitect"])
 def test_expected_flops_equals_monte_carlo_mean_where_connections_are_fixed(spaces, which):
     space = fixed_connection_rankitect() if which == "fixed_rankitect" else spaces[which]
-    expected = float(space.expected_flops(uniform_probs(space)))
+    expected = float(space.expected_flops(space.sampler_probs()))
     mean = monte_carlo_mean(space)
     assert abs(expected - mean) / mean < 0.01, (expected, mean)
 
@@ -134,7 +123,7 @@ def test_expected_flops_on_searched_connections_is_close(spaces):
     """rankitect.rks searches connections, so the expectation is an approximation (independent reachability
     events); benchmarks/bench_cost.py measures its error (about +6% on the sampler's distribution)."""
     space = spaces["rankitect"]
-    expected = float(space.expected_flops(uniform_probs(space)))
+    expected = float(space.expected_flops(space.sampler_probs()))
     mean = monte_carlo_mean(space, n=5000, seed=1)
     assert abs(expected - mean) / mean < 0.10, (expected, mean)
 

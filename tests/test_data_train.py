@@ -2,7 +2,6 @@
 import gzip
 import json
 import math
-import os
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import torch
 from sklearn.metrics import log_loss, roc_auc_score
 
 from conftest import DATA, run_rks, space_path
-from rankitect_dsl import RksError, load_source, load_space
+from rankitect_dsl import load_source
 from rankitect_dsl.data_sources import CriteoSource, DataError, TableSource, parse_data_spec
 from rankitect_dsl.metrics import auc, normalized_entropy, window_ne
 from rankitect_dsl.preprocess import cache_root, load_dataset

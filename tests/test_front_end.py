@@ -3,7 +3,6 @@ import itertools
 import json
 import math
 import re
-from pathlib import Path
 
 import networkx as nx
 import pytest

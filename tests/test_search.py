@@ -13,7 +13,7 @@ import optuna
 import pytest
 import torch
 
-from conftest import ROOT, run_rks, space_path
+from conftest import run_rks, space_path
 from rankitect_dsl.predictor import FlopsRule, Predictor, rl_propose, valid_mask
 from rankitect_dsl.proxies import WeightSharingProxy
 from rankitect_dsl.search import flops_range, pareto, parse_flops
