@@ -70,7 +70,7 @@ def fixed_connection_rankitect():
 
 
 def monte_carlo_mean(space, n=20000, seed=0):
-    # uniform sampling with every connection frozen is the product distribution of `uniform_probs`
+    # uniform sampling with every connection frozen is the product distribution of `sampler_probs`
     return float(space.flops_many(space.sample_many(n, seed)).astype(np.float64).mean())
 
 
