@@ -1,7 +1,7 @@
 """Predictor against random search at the same budget on the bundled synthetic data: the best proxy
 (window) NE each finds, per seed and the median over seeds, side by side in one run.
 
-    python benchmarks/bench_search.py [--space spaces/rankitect.rks] [--budget 30] [--seeds 3]
+    python benchmarks/bench_search.py [--space spaces/rankitect.rks] [--budget 30] [--seeds 3] [--first-seed 0]
 """
 import argparse
 import statistics
@@ -22,13 +22,14 @@ def main():
     ap.add_argument("--round-size", type=int, default=6)
     ap.add_argument("--proxy-examples", type=int, default=8000)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--data", default="synthetic:0")
     args = ap.parse_args()
     space = load_space(args.space)
     data = load_data(args.data, space, args.proxy_examples)
     folder = tempfile.mkdtemp()
     best = {"random": [], "predictor": []}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         for method in ("random", "predictor"):
             t0 = time.perf_counter()
             store = StudyStore(f"sqlite:///{folder}/{method}-{seed}.db", "bench")
