@@ -182,6 +182,9 @@ class Search:
 
     def _evaluate(self, attrs: dict) -> None:
         trial, attrs = self.store.start(attrs)
+        if "arch" not in attrs:  # the retry we meant to take went to another worker
+            self.store.fail(trial, "nothing to evaluate")
+            return
         if attrs["role"] == CANDIDATE and any(t.number != trial.number and t.user_attrs.get("arch") == attrs["arch"]
                                               for t in self.store.completed() + self.store.pending()):
             self.store.fail(trial, "duplicate: another worker evaluates this arch")
@@ -199,9 +202,15 @@ class Search:
                            "seconds": result.seconds})
 
     def _wait_for_others(self, poll: float = 1.0) -> None:
-        while self.store.pending():
+        """Until no trial of any role is running elsewhere; retries enqueued meanwhile are taken here."""
+        while True:
             self.store.recover_interrupted()
-            time.sleep(poll)
+            if self.store.waiting():
+                self._evaluate({"role": "retry"})
+            elif self.store.pending(role=None):
+                time.sleep(poll)
+            else:
+                return
 
     # -- successive halving -----------------------------------------------------------------
     def successive_halving(self) -> list:

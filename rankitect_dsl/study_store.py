@@ -79,9 +79,12 @@ class StudyStore:
     def completed(self, role: str = CANDIDATE) -> list:
         return self.trials(role, (self.optuna.trial.TrialState.COMPLETE,))
 
-    def pending(self, role: str = CANDIDATE) -> list:
+    def pending(self, role: Optional[str] = CANDIDATE) -> list:
         S = self.optuna.trial.TrialState
         return self.trials(role, (S.RUNNING, S.WAITING))
+
+    def waiting(self) -> list:
+        return self.trials(states=(self.optuna.trial.TrialState.WAITING,))
 
     def recover_interrupted(self) -> int:
         """Fail the RUNNING trials of dead workers on this host and enqueue their archs again."""

@@ -221,3 +221,24 @@ def test_cli_proxy_study(tmp_path):
     assert [r["budget"] for r in out["rows"]] == [500, 1000] and len(out["long_run_window_ne"]) == 4
     assert all(-1 <= r["early_stop_tau"] <= 1 for r in out["rows"])
     assert (tmp_path / "ps.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_dead_workers_last_trial_is_retried_by_the_finishing_worker(tmp_path, spaces):
+    from rankitect_dsl.proxies import EarlyStopProxy
+    from rankitect_dsl.search import Search, SearchConfig
+    from rankitect_dsl.study_store import CANDIDATE, StudyStore
+    space = spaces["tiny"]
+    data = load_data("synthetic:1", space, 600)
+    store = StudyStore(f"sqlite:///{tmp_path}/r.db", "r")
+    cfg = SearchConfig("random", 2, proxy_examples=600, progress=False)
+    Search(space, EarlyStopProxy(space, data), store, cfg).run()
+    # a worker that died while evaluating the third candidate
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    arch = next(a for a in space.sample_many(50, seed=99) if a.to_json() not in {t.user_attrs["arch"] for t in store.completed()})
+    trial, _ = store.start({"arch": arch.to_json(), "vector": space.encode(arch), "role": CANDIDATE, "round": 1, "examples": 600})
+    trial.set_user_attr("pid", dead.pid)
+    Search(space, EarlyStopProxy(space, data), store, SearchConfig("random", 3, proxy_examples=600, progress=False)).run()
+    done = store.completed()
+    assert len(done) == 3 and arch.to_json() in {t.user_attrs["arch"] for t in done}
+    assert not store.pending(role=None)
