@@ -152,6 +152,13 @@ def _positive(kind):
     return parse
 
 
+def _arch_args(s, verb):
+    """FILE.rks, then an ARCH.json or --baseline: the arch a command works on."""
+    s.add_argument("file")
+    s.add_argument("arch", nargs="?", help="ARCH.json")
+    s.add_argument("--baseline", action="store_true", help=f"{verb} the space's named baseline arch")
+
+
 def _data_args(s):
     s.add_argument("--data", default="synthetic", help="synthetic[:SEED] | criteo:PATH | table:PATH (default: synthetic)")
     s.add_argument("--schema", help="schema JSON for a table: source")
@@ -352,23 +359,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_compile)
 
     s = sub.add_parser("export", help="write the standalone PyTorch source of one arch")
-    s.add_argument("file")
-    s.add_argument("arch", nargs="?", help="ARCH.json")
-    s.add_argument("--baseline", action="store_true", help="export the space's named baseline arch")
+    _arch_args(s, "export")
     s.add_argument("-o", "--output", required=True, help="the .py file to write")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("flops", help="FLOPs and params of an arch, per choice")
-    s.add_argument("file")
-    s.add_argument("arch", nargs="?", help="ARCH.json")
-    s.add_argument("--baseline", action="store_true", help="use the space's named baseline arch")
+    _arch_args(s, "count")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_flops)
 
     s = sub.add_parser("train", help="train an arch's exported subnet on CTR data and report NE")
-    s.add_argument("file")
-    s.add_argument("arch", nargs="?", help="ARCH.json")
-    s.add_argument("--baseline", action="store_true", help="train the space's named baseline arch")
+    _arch_args(s, "train")
     s.add_argument("--examples", type=_positive(int), required=True, help="training examples (one ordered pass)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--save", help="folder for model.py, arch.json, weights.pt and metrics.json")

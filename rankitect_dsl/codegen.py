@@ -34,13 +34,15 @@ def subnet_source(space, arch: Arch) -> tuple[str, Program]:
     space.validate(arch)
     program = build_program(build_plan(space.spec, arch, space.layout))
     if space._is_merged(arch):  # no flat encoding: the program's own counts
-        program.show_part_flops(program.part_flops())
+        flops, params = program.part_flops(), program.params
     else:
-        program.show_part_flops({part: v["flops"] for part, v in space.cost_breakdown(arch).items()})
+        parts = space.cost_breakdown(arch)
+        flops, params = {part: v["flops"] for part, v in parts.items()}, sum(v["params"] for v in parts.values())
+    program.show_part_flops(flops)
     text = _env().get_template("subnet.py.j2").render(
         space=space.name, class_name=class_name(space.name, "Subnet"), modules=program.modules, lines=program.lines,
-        result=program.result, inputs=program.inputs, helpers=program.helpers, flops=space.flops(arch),
-        params=space.params(arch), dense_width=space.spec.dense.width, embed_count=space.spec.embed.count,
+        result=program.result, inputs=program.inputs, helpers=program.helpers, flops=sum(flops.values()),
+        params=params, dense_width=space.spec.dense.width, embed_count=space.spec.embed.count,
         embed_dim=space.spec.embed.dim)
     return text, program
 

@@ -49,9 +49,10 @@ class Predictor:
         self.members, self.explore = members, explore
         self.nets: list = []
 
-    def features(self, vectors) -> torch.Tensor:
+    def features(self, vectors, cost=None) -> torch.Tensor:
+        """`cost`: the (flops, params) arrays of `vectors` when the caller already has them."""
         vectors = np.asarray(vectors, dtype=np.int64).reshape(-1, len(self.space.decisions))
-        flops, params = self.space.cost.evaluate_many(vectors)
+        flops, params = cost if cost is not None else self.space.cost.evaluate_many(vectors)
         size = torch.tensor(np.stack([np.log1p(flops), np.log1p(params)], 1), dtype=torch.float32)
         return torch.cat([one_hot(self.space, vectors), (size - self.size_mean) / self.size_std], 1)
 
@@ -60,7 +61,7 @@ class Predictor:
         flops, params = self.space.cost.evaluate_many(vectors)
         size = torch.tensor(np.stack([np.log1p(flops), np.log1p(params)], 1), dtype=torch.float32)
         self.size_mean, self.size_std = size.mean(0), size.std(0).clamp_min(1e-6) if len(size) > 1 else torch.ones(2)
-        x = self.features(vectors)
+        x = self.features(vectors, (flops, params))
         y = torch.tensor(values, dtype=torch.float32)
         self.mean = y.mean()
         self.std = y.std().clamp_min(1e-6) if len(y) > 1 else torch.tensor(1.0)
@@ -82,8 +83,8 @@ class Predictor:
         return self
 
     @torch.no_grad()
-    def predict(self, vectors, optimistic: bool = True) -> np.ndarray:
-        x = self.features(vectors)
+    def predict(self, vectors, optimistic: bool = True, cost=None) -> np.ndarray:
+        x = self.features(vectors, cost)
         preds = torch.stack([net(x).squeeze(-1) for net in self.nets])
         value = preds.mean(0) - (self.explore * preds.std(0) if optimistic and len(self.nets) > 1 else 0)
         return (value * self.std + self.mean).numpy()
@@ -126,8 +127,9 @@ def rl_propose(space, predictor: Predictor, rule: FlopsRule, exclude: set, n: in
         return torch.stack(cols, 1).numpy() if cols else np.zeros((k, 0), dtype=np.int64)
 
     def score(vectors):
-        flops = space.flops_many(vectors).astype(np.float64)
-        s = predictor.predict(vectors) + rule.penalty(flops)
+        cost = space.cost.evaluate_many(vectors)
+        flops = cost[0].astype(np.float64)
+        s = predictor.predict(vectors, cost=cost) + rule.penalty(flops)
         bad = ~valid_mask(space, vectors) | ~rule.allowed(flops)
         s[bad] = np.inf
         return s
