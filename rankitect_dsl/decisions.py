@@ -190,3 +190,43 @@ def decode(space: SpaceSpec, decisions: Sequence[Decision], vector: Sequence[int
             pair = c.fixed_pair or (c.candidates[values.get(f"{c.name}.left", 0)], c.candidates[values.get(f"{c.name}.right", 0)])
         choices[c.name] = ChoiceArch((block,), inputs, pair, dims)
     return Arch(space.name, choices)
+
+
+def relevance(space: SpaceSpec, decisions: Sequence[Decision], vectors) -> list[list[bool]]:
+    """Per flat vector, which decisions shape its subnet: those of choices that reach the output, and
+    of those only the ones their chosen block reads (connection bits of a multi-hot block, the pair of
+    a pair block, the dim of the chosen block). Flipping any other decision leaves the subnet as it is."""
+    index = {d.name: i for i, d in enumerate(decisions)}
+    out = []
+    for vector in vectors:
+        blocks, reads = {}, {}
+        for c in space.choices:
+            block = c.blocks[int(vector[index[f"{c.name}.block"]])] if f"{c.name}.block" in index else c.blocks[0]
+            blocks[c.name] = block
+            if block in MULTI_HOT_BLOCKS:
+                reads[c.name] = [i for i in c.candidates if f"{c.name}.input.{i}" not in index or vector[index[f"{c.name}.input.{i}"]]]
+            elif c.fixed_pair or f"{c.name}.left" not in index:
+                reads[c.name] = list(c.fixed_pair or c.candidates)
+            else:
+                reads[c.name] = [c.candidates[int(vector[index[f"{c.name}.{side}"]])] for side in ("left", "right")]
+        active, stack = set(), [n for n in space.outputs if n in reads]
+        while stack:
+            name = stack.pop()
+            if name not in active:
+                active.add(name)
+                stack.extend(r for r in reads[name] if r in reads)
+        row = []
+        for d in decisions:
+            block = blocks[d.choice]
+            if d.choice not in active:
+                row.append(False)
+            elif d.kind == "input":
+                row.append(block in MULTI_HOT_BLOCKS)
+            elif d.kind in ("left", "right"):
+                row.append(block in PAIR_BLOCKS)
+            elif d.kind == "dim":
+                row.append(block == d.target)
+            else:
+                row.append(True)
+        out.append(row)
+    return out

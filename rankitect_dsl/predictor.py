@@ -3,6 +3,7 @@ for the next round (REINFORCE over the space's categorical decisions, scored by 
 FLOPs constraint) — paper 3.2.1, with the RL sampler in place of the original random one."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -11,9 +12,13 @@ import torch
 from torch import nn
 
 
-def one_hot(space, vectors: np.ndarray) -> torch.Tensor:
+def one_hot(space, vectors: np.ndarray, relevant: Optional[np.ndarray] = None) -> torch.Tensor:
+    """One-hot per decision; with `relevant`, decisions that do not shape the subnet are all-zero, so
+    archs with the same subnet get the same features."""
     vectors = np.asarray(vectors, dtype=np.int64).reshape(-1, len(space.decisions))
     cols = [np.eye(d.size, dtype=np.float32)[vectors[:, i]] for i, d in enumerate(space.decisions)]
+    if relevant is not None:
+        cols = [col * relevant[:, i : i + 1] for i, col in enumerate(cols)]
     return torch.from_numpy(np.concatenate(cols, 1)) if cols else torch.zeros(len(vectors), 0)
 
 
@@ -41,8 +46,8 @@ def valid_mask(space, vectors: np.ndarray) -> np.ndarray:
 
 class Predictor:
     """An ensemble of small MLPs from arch encodings to proxy NE, refitted from scratch on every evaluated
-    arch. Inputs: the one-hot decisions plus log FLOPs and log params from the cost model (NE tracks model
-    size). `predict` is optimistic by `explore` ensemble standard deviations, so uncertain regions get tried."""
+    arch. Inputs: the one-hot decisions that shape the subnet plus log FLOPs and log params from the cost
+    model (NE tracks model size). `predict` is optimistic by `explore` ensemble standard deviations, so uncertain regions get tried."""
 
     def __init__(self, space, hidden: int = 64, epochs: int = 300, seed: int = 0, members: int = 5, explore: float = 0.5):
         self.space, self.hidden, self.epochs, self.seed = space, hidden, epochs, seed
@@ -54,7 +59,8 @@ class Predictor:
         vectors = np.asarray(vectors, dtype=np.int64).reshape(-1, len(self.space.decisions))
         flops, params = cost if cost is not None else self.space.cost.evaluate_many(vectors)
         size = torch.tensor(np.stack([np.log1p(flops), np.log1p(params)], 1), dtype=torch.float32)
-        return torch.cat([one_hot(self.space, vectors), (size - self.size_mean) / self.size_std], 1)
+        codes = one_hot(self.space, vectors, self.space.relevance(vectors))
+        return torch.cat([codes, (size - self.size_mean) / self.size_std], 1)
 
     def fit(self, vectors, values) -> "Predictor":
         vectors = np.asarray(vectors, dtype=np.int64).reshape(-1, len(self.space.decisions))
@@ -108,19 +114,40 @@ class FlopsRule:
         return flops <= self.cap if self.cap else np.ones(len(flops), dtype=bool)
 
 
+def centred_logits(space, incumbent, mutations: float) -> list:
+    """Policy logits centred on the incumbent: each decision that shapes its subnet keeps the incumbent's
+    value except with probability mutations / (number of such decisions), so a sample changes about
+    `mutations` of them; the others (unused connections, dims of unchosen blocks, unreached choices)
+    follow the space's sampler, which is what they are drawn from when a change brings them into play."""
+    if incumbent is None:
+        return [torch.zeros(d.size) for d in space.decisions]
+    relevant = space.relevance([incumbent])[0]
+    q = min(0.5, mutations / max(1, int(relevant.sum())))
+    out = []
+    for d, probs, value, shapes in zip(space.decisions, space.sampler_probs(), incumbent, relevant):
+        if shapes:
+            logits = torch.full((d.size,), math.log(q / (d.size - 1)))
+            logits[int(value)] = math.log(1 - q)
+        else:
+            logits = probs.float().clamp_min(1e-6).log()
+        out.append(logits)
+    return out
+
+
 def rl_propose(space, predictor: Predictor, rule: FlopsRule, exclude: set, n: int, rng: np.random.Generator,
-               steps: int = 150, batch: int = 64, pool: int = 20, incumbent=None, prior: float = 3.0) -> list:
+               steps: int = 60, batch: int = 64, lr: float = 0.05, pool: int = 20, incumbent=None,
+               mutations: float = 2.0) -> list:
     """Train a policy (independent categoricals) with REINFORCE to minimise predicted NE + FLOPs penalty,
-    then return the n best-predicted distinct new candidates it samples. The policy starts centred on the
-    incumbent (the best arch so far, when given), so the sampler refines around what already works."""
+    then return the n best-predicted new subnets it samples (`exclude`: subnet keys already taken).
+    The policy starts centred on the incumbent (the best arch so far, when given) and the few steps at a
+    small rate keep it near: the predictor is fitted on few archs and trusted only close to them, so
+    the sampler learns which changes to the incumbent look promising rather than chasing the
+    predictor's extrapolation across the space."""
     torch.manual_seed(int(rng.integers(1 << 31)))
-    logits = [torch.zeros(d.size) for d in space.decisions]
-    if incumbent is not None:
-        for l, v in zip(logits, incumbent):
-            l[int(v)] = prior
+    logits = centred_logits(space, incumbent, mutations)
     for l in logits:
         l.requires_grad_(True)
-    opt = torch.optim.Adam(logits, lr=0.1)
+    opt = torch.optim.Adam(logits, lr=lr)
 
     def draw(k, temperature=1.0):
         cols = [torch.distributions.Categorical(logits=l / temperature).sample((k,)) for l in logits]
@@ -147,7 +174,7 @@ def rl_propose(space, predictor: Predictor, rule: FlopsRule, exclude: set, n: in
         loss.backward()
         opt.step()
     out = []
-    for temperature in (1.0, 2.0, 4.0, 8.0):  # a converged policy repeats itself: soften it to find n new archs
+    for temperature in (1.0, 2.0, 4.0, 8.0):  # a converged policy repeats itself: soften it to find n new subnets
         with torch.no_grad():
             vectors = np.unique(draw(pool * n, temperature), axis=0)
         s = score(vectors)
@@ -155,7 +182,7 @@ def rl_propose(space, predictor: Predictor, rule: FlopsRule, exclude: set, n: in
             if not np.isfinite(s[i]) or len(out) == n:
                 break
             arch = space.decode(vectors[i].tolist())
-            key = arch.to_json()
+            key = space.subnet_key(arch)
             if key not in exclude:
                 exclude.add(key)
                 out.append(arch)

@@ -114,6 +114,7 @@ class Search:
     def __init__(self, space, proxy, store: StudyStore, cfg: SearchConfig):
         self.space, self.proxy, self.store, self.cfg = space, proxy, store, cfg
         self.rule = FlopsRule(cfg.flops_cap, cfg.flops_target)
+        self._subnet_keys: dict = {}
 
     # -- the worker loop --------------------------------------------------------------------
     def run(self) -> dict:
@@ -136,8 +137,8 @@ class Search:
             for arch in tqdm(proposals, desc=desc, unit="arch", disable=None if self.cfg.progress else True, leave=False):
                 if self.cfg.budget - len(self.store.completed()) - len(self.store.pending()) <= 0:
                     break
-                if arch.to_json() in self._evaluated_keys():
-                    continue  # another worker took it meanwhile
+                if self.space.subnet_key(arch) in self._evaluated_keys():
+                    continue  # another worker took this subnet meanwhile
                 self._evaluate({"arch": arch.to_json(), "vector": self._vector(arch), "role": CANDIDATE,
                                 "round": round_index, "examples": self.cfg.proxy_examples})
         self._wait_for_others()
@@ -152,8 +153,15 @@ class Search:
         return self.cfg.method == "random" or len(done) < self.cfg.rounds
 
     def _evaluated_keys(self) -> set:
-        return {t.user_attrs["arch"] for t in self.store.trials(CANDIDATE) if "arch" in t.user_attrs
+        """Subnet keys of candidates finished or under way: an arch that differs from one of them only in
+        choices that do not reach the output is the same model, and is not evaluated twice."""
+        return {self._subnet_key(t.user_attrs["arch"]) for t in self.store.trials(CANDIDATE) if "arch" in t.user_attrs
                 and t.state.name in ("COMPLETE", "RUNNING", "WAITING")}
+
+    def _subnet_key(self, arch_json: str) -> str:
+        if arch_json not in self._subnet_keys:
+            self._subnet_keys[arch_json] = self.space.subnet_key(Arch.from_json(arch_json))
+        return self._subnet_keys[arch_json]
 
     def propose(self, n: int, round_index: int) -> list:
         rng = np.random.default_rng([self.cfg.seed, len(self.store.trials())])
@@ -173,7 +181,7 @@ class Search:
         while len(out) < n and tries < 200 * max(1, n):
             tries += 1
             arch = self.space.sample(int(rng.integers(1 << 62)))
-            key = arch.to_json()
+            key = self.space.subnet_key(arch)
             if key in exclude or not self.rule.allowed(np.array([self.space.flops(arch)]))[0]:
                 continue
             exclude.add(key)
@@ -185,9 +193,10 @@ class Search:
         if "arch" not in attrs:  # the retry we meant to take went to another worker
             self.store.fail(trial, "nothing to evaluate")
             return
-        if attrs["role"] == CANDIDATE and any(t.number != trial.number and t.user_attrs.get("arch") == attrs["arch"]
+        key = self._subnet_key(attrs["arch"])
+        if attrs["role"] == CANDIDATE and any(t.number != trial.number and "arch" in t.user_attrs and self._subnet_key(t.user_attrs["arch"]) == key
                                               for t in self.store.completed() + self.store.pending()):
-            self.store.fail(trial, "duplicate: another worker evaluates this arch")
+            self.store.fail(trial, "duplicate: another worker evaluates this subnet")
             return
         try:
             arch = Arch.from_json(attrs["arch"])

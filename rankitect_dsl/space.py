@@ -1,10 +1,13 @@
 """`Space`: the compiled search space every tool and searcher imports."""
 from __future__ import annotations
 
+import json
 import random
 from functools import cached_property
 from pathlib import Path
 from typing import Sequence
+
+import numpy as np
 
 from . import decisions as D
 from .arch import Arch
@@ -61,6 +64,15 @@ class Space:
 
     def active_choices(self, arch: Arch) -> list[str]:
         return active_choices(self.spec, arch)
+
+    def subnet_key(self, arch: Arch) -> str:
+        """Equal for archs with the same subnet: they differ only in choices that do not reach the output."""
+        return json.dumps({name: arch.choices[name].to_dict() for name in self.active_choices(arch)}, sort_keys=True)
+
+    def relevance(self, vectors):
+        """Boolean matrix (archs × decisions): the decisions that shape each flat vector's subnet."""
+        vectors = np.asarray(vectors, dtype=np.int64).reshape(-1, len(self.decisions))
+        return np.array(D.relevance(self.spec, self.decisions, vectors), dtype=bool).reshape(vectors.shape)
 
     # -- cost model -------------------------------------------------------------------------
     @cached_property

@@ -101,21 +101,69 @@ def test_predictor_learns_and_rl_sampler_respects_cap_and_exclusions(spaces):
     archs = space.sample_many(300, seed=0)
     vectors = np.array([space.encode(a) for a in archs])
     weights = np.random.default_rng(5).normal(0, 1, one_hot(space, vectors[:1]).shape[1])
-    target = one_hot(space, vectors).numpy() @ weights  # a hidden linear function of the decisions
+    subnet_codes = one_hot(space, vectors, space.relevance(vectors)).numpy()
+    target = subnet_codes @ weights  # a hidden linear function of the decisions that shape the subnet
     predictor = Predictor(space, epochs=300, members=3).fit(vectors[:200], target[:200])
     held = predictor.predict(vectors[200:], optimistic=False)
     assert np.corrcoef(held, target[200:])[0, 1] > 0.9
     flops = space.flops_many(vectors).astype(float)
     cap = float(np.median(flops))
-    exclude = {a.to_json() for a in archs[:20]}
-    proposals = rl_propose(space, predictor, FlopsRule(cap=cap), set(exclude), 5, np.random.default_rng(0), steps=60)
+    exclude = {space.subnet_key(a) for a in archs[:20]}
+    proposals = rl_propose(space, predictor, FlopsRule(cap=cap), set(exclude), 5, np.random.default_rng(0))
     assert len(proposals) == 5
     for arch in proposals:
-        assert space.flops(arch) <= cap and arch.to_json() not in exclude
+        assert space.flops(arch) <= cap and space.subnet_key(arch) not in exclude
         space.validate(arch)
     # the policy minimises the predicted value: its picks score better than random archs on the hidden function
-    picked = one_hot(space, [space.encode(a) for a in proposals]).numpy() @ weights
+    picked_vectors = np.array([space.encode(a) for a in proposals])
+    picked = one_hot(space, picked_vectors, space.relevance(picked_vectors)).numpy() @ weights
     assert picked.mean() < target.mean() - 0.5 * target.std()
+
+
+@pytest.mark.parametrize("name", ["tiny", "rankitect"])
+def test_relevance_marks_exactly_the_decisions_that_change_the_subnet(spaces, name):
+    """Brute force: flip each decision of sampled archs to every other value; the subnet (its key, and
+    its exported source) changes exactly when the decision is marked relevant."""
+    space = spaces[name]
+    vectors = np.array([space.encode(a) for a in space.sample_many(12, seed=4)])
+    relevant = space.relevance(vectors)
+    checked = 0
+    for vector, row in zip(vectors, relevant):
+        before = space.decode(vector)
+        for i, d in enumerate(space.decisions):
+            for value in range(d.size):
+                if value == vector[i]:
+                    continue
+                flipped = vector.copy()
+                flipped[i] = value
+                if not valid_mask(space, flipped)[0]:
+                    continue
+                after = space.decode(flipped)
+                assert (space.subnet_key(after) != space.subnet_key(before)) == row[i], space.decisions[i].name
+                checked += 1
+    assert checked > 100 and 0 < relevant.mean() < 1
+    same = [a for a in space.sample_many(300, seed=1)]
+    pairs = [(a, b) for a in same[:60] for b in same[:60] if a != b and space.subnet_key(a) == space.subnet_key(b)]
+    for a, b in pairs[:3]:
+        assert space.subnet_source(a) == space.subnet_source(b)
+
+
+def test_rl_sampler_centred_on_the_incumbent_stays_near_it(spaces):
+    """Untrained (zero steps) and ranked by a predictor that is pure noise, the centred policy changes about
+    `mutations` of the incumbent's relevant decisions per proposal (at least one: the proposals are new
+    subnets, none the incumbent's)."""
+    space = spaces["rankitect"]
+    incumbent = np.array(space.encode(space.sample(11)))
+    relevant = space.relevance([incumbent])[0]
+    noise = np.random.default_rng(1)
+    blind = SimpleNamespace(predict=lambda v, cost=None: noise.random(len(v)))
+    proposals = rl_propose(space, blind, FlopsRule(), {space.subnet_key(space.decode(incumbent))}, 40,
+                           np.random.default_rng(0), steps=0, incumbent=incumbent, mutations=2.0)
+    assert len(proposals) == 40
+    changed = [int(((np.array(space.encode(a)) != incumbent) & relevant).sum()) for a in proposals]
+    assert all(c >= 1 for c in changed) and 1.5 <= np.mean(changed) <= 3.5
+    far = [int((np.array(space.encode(a)) != incumbent)[relevant].sum()) for a in space.sample_many(40, seed=2)]
+    assert np.mean(far) > 10 * np.mean(changed)
 
 
 def test_valid_mask_flags_all_connections_off(spaces):
