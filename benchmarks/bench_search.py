@@ -1,12 +1,17 @@
 """Predictor against random search at the same budget on the bundled synthetic data: the best proxy
-(window) NE each finds, per seed and the median over seeds, side by side in one run.
+(window) NE each finds, per seed and the median over seeds, side by side in one run. Each seed runs
+both methods from the same first (random) round; `--jobs` runs seeds in parallel processes, one
+thread each.
 
-    python benchmarks/bench_search.py [--space spaces/rankitect.rks] [--budget 30] [--seeds 3] [--first-seed 0]
+    python benchmarks/bench_search.py [--budget 40] [--round-size 8] [--proxy-examples 24000] [--seeds 3] [--jobs 3]
 """
 import argparse
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+
+import torch
 
 from rankitect_dsl import load_space
 from rankitect_dsl.proxies import EarlyStopProxy
@@ -14,35 +19,52 @@ from rankitect_dsl.search import Search, SearchConfig
 from rankitect_dsl.study_store import StudyStore
 from rankitect_dsl.trainer import load_data
 
+METHODS = ("random", "predictor")
+
+
+def run_seed(args, seed: int, folder: str, threads: int) -> dict:
+    torch.set_num_threads(threads)
+    space = load_space(args.space)
+    data = load_data(args.data, space, args.proxy_examples)
+    out = {}
+    for method in METHODS:
+        t0 = time.perf_counter()
+        store = StudyStore(f"sqlite:///{folder}/{method}-{seed}.db", "bench")
+        cfg = SearchConfig(method, args.budget, proxy_examples=args.proxy_examples, round_size=args.round_size,
+                           seed=seed, progress=False)
+        Search(space, EarlyStopProxy(space, data, seed=0), store, cfg).run()
+        value = min(t.user_attrs["window_ne"] for t in store.completed())
+        out[method] = (value, time.perf_counter() - t0)
+        print(f"seed {seed} {method:>9}: best window NE {value:.4f} ({out[method][1]:.0f} s)", flush=True)
+    return out
+
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--space", default="spaces/rankitect.rks")
-    ap.add_argument("--budget", type=int, default=30)
-    ap.add_argument("--round-size", type=int, default=6)
-    ap.add_argument("--proxy-examples", type=int, default=8000)
+    ap.add_argument("--budget", type=int, default=40)
+    ap.add_argument("--round-size", type=int, default=8)
+    ap.add_argument("--proxy-examples", type=int, default=24000)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--first-seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--data", default="synthetic:0")
     args = ap.parse_args()
-    space = load_space(args.space)
-    data = load_data(args.data, space, args.proxy_examples)
     folder = tempfile.mkdtemp()
-    best = {"random": [], "predictor": []}
-    for seed in range(args.first_seed, args.first_seed + args.seeds):
-        for method in ("random", "predictor"):
-            t0 = time.perf_counter()
-            store = StudyStore(f"sqlite:///{folder}/{method}-{seed}.db", "bench")
-            cfg = SearchConfig(method, args.budget, proxy_examples=args.proxy_examples, round_size=args.round_size,
-                               seed=seed, progress=False)
-            search = Search(space, EarlyStopProxy(space, data, seed=0), store, cfg)
-            search.run()
-            value = min(t.user_attrs["window_ne"] for t in store.completed())
-            best[method].append(value)
-            print(f"seed {seed} {method:>9}: best window NE {value:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    r, p = statistics.median(best["random"]), statistics.median(best["predictor"])
-    print(f"median best window NE over {args.seeds} seeds, budget {args.budget}: random {r:.4f}, predictor {p:.4f} "
-          f"({'predictor better' if p < r else 'random better'} by {abs(r - p):.4f})")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            results = list(pool.map(run_seed, [args] * len(seeds), seeds, [folder] * len(seeds), [1] * len(seeds)))
+    else:
+        results = [run_seed(args, seed, folder, torch.get_num_threads()) for seed in seeds]
+    print(f"\nbudget {args.budget}, round size {args.round_size}, {args.proxy_examples} proxy examples; studies in {folder}")
+    print("seed   random  predictor")
+    for seed, r in zip(seeds, results):
+        print(f"{seed:>4}  {r['random'][0]:.4f}  {r['predictor'][0]:.4f}")
+    med = {m: statistics.median(r[m][0] for r in results) for m in METHODS}
+    wins = sum(r["predictor"][0] < r["random"][0] for r in results)
+    print(f"median  {med['random']:.4f}  {med['predictor']:.4f}   predictor better on {wins} of {len(seeds)} seeds; "
+          f"{'predictor' if med['predictor'] < med['random'] else 'random'} better on the median by {abs(med['random'] - med['predictor']):.4f}")
 
 
 if __name__ == "__main__":

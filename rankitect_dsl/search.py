@@ -102,6 +102,18 @@ def check_flops_rule(space, cfg: SearchConfig) -> None:
                        f"archs range from {low:,} to {high:,} FLOPs")
 
 
+def centre_shares(n: int, evaluated: int, centres: int = 3) -> list[int]:
+    """How many of a round's n proposals the RL sampler centres on the best, second, third … arch so far:
+    half on the best, the rest spread over the runners-up. One centre's neighbourhood alone soon
+    returns the same model with new initial weights; several keep the round's proposals diverse."""
+    k = max(1, min(centres, n, evaluated))
+    if k == 1:
+        return [n]
+    first = n - n // 2
+    rest = [(n // 2) // (k - 1) + (i < (n // 2) % (k - 1)) for i in range(k - 1)]
+    return [first] + [share for share in rest if share]
+
+
 def space_fingerprint(space) -> str:
     return hashlib.sha256(space.source.encode()).hexdigest()[:16]
 
@@ -172,8 +184,9 @@ class Search:
         vectors = np.array([t.user_attrs["vector"] for t in done])
         values = np.array([t.value for t in done])
         predictor = Predictor(self.space, seed=int(rng.integers(1 << 30))).fit(vectors, values)
-        incumbent = vectors[int(np.argmin(values))]
-        out = rl_propose(self.space, predictor, self.rule, exclude, n, rng, incumbent=incumbent)
+        out = []
+        for incumbent, share in zip(vectors[np.argsort(values, kind="stable")], centre_shares(n, len(values))):
+            out += rl_propose(self.space, predictor, self.rule, exclude, share, rng, incumbent=incumbent)
         return out + self._random(n - len(out), exclude, rng) if len(out) < n else out
 
     def _random(self, n: int, exclude: set, rng) -> list:

@@ -16,7 +16,7 @@ import torch
 from conftest import run_rks, space_path
 from rankitect_dsl.predictor import FlopsRule, Predictor, rl_propose, valid_mask
 from rankitect_dsl.proxies import WeightSharingProxy
-from rankitect_dsl.search import flops_range, pareto, parse_flops
+from rankitect_dsl.search import centre_shares, flops_range, pareto, parse_flops
 from rankitect_dsl.trainer import load_data
 
 RKS = str(Path(sys.executable).parent / "rks")
@@ -164,6 +164,11 @@ def test_rl_sampler_centred_on_the_incumbent_stays_near_it(spaces):
     assert all(c >= 1 for c in changed) and 1.5 <= np.mean(changed) <= 3.5
     far = [int((np.array(space.encode(a)) != incumbent)[relevant].sum()) for a in space.sample_many(40, seed=2)]
     assert np.mean(far) > 10 * np.mean(changed)
+
+
+@pytest.mark.parametrize("n, evaluated, shares", [(8, 8, [4, 2, 2]), (7, 9, [4, 2, 1]), (3, 5, [2, 1]), (5, 1, [5]), (1, 4, [1]), (6, 2, [3, 3])])
+def test_round_proposals_are_split_over_the_best_archs(n, evaluated, shares):
+    assert centre_shares(n, evaluated) == shares
 
 
 def test_valid_mask_flags_all_connections_off(spaces):
