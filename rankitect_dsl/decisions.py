@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 
 from .arch import Arch, ChoiceArch
 from .errors import ArchError, did_you_mean
+from .graph import reachable
 from .ir import DIM_BLOCKS, MULTI_HOT_BLOCKS, PAIR_BLOCKS, ChoiceSpec, SpaceSpec
 
 
@@ -209,12 +210,7 @@ def relevance(space: SpaceSpec, decisions: Sequence[Decision], vectors) -> list[
                 reads[c.name] = list(c.fixed_pair or c.candidates)
             else:
                 reads[c.name] = [c.candidates[int(vector[index[f"{c.name}.{side}"]])] for side in ("left", "right")]
-        active, stack = set(), [n for n in space.outputs if n in reads]
-        while stack:
-            name = stack.pop()
-            if name not in active:
-                active.add(name)
-                stack.extend(r for r in reads[name] if r in reads)
+        active = reachable(space, reads)
         row = []
         for d in decisions:
             block = blocks[d.choice]

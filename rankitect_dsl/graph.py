@@ -36,15 +36,21 @@ def reads(arch: Arch, name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ca.inputs + (ca.pair or ())))
 
 
-def active_choices(space: SpaceSpec, arch: Arch) -> list[str]:
-    """Choices that reach the output under the arch, in topological order."""
-    seen, stack = set(), [n for n in space.outputs if n in space.choice_by_name]
+def reachable(space: SpaceSpec, choice_reads: dict) -> set:
+    """Choices that reach the output, given what each choice reads (choice name -> names)."""
+    seen, stack = set(), [n for n in space.outputs if n in choice_reads]
     while stack:
         n = stack.pop()
         if n in seen:
             continue
         seen.add(n)
-        stack.extend(r for r in reads(arch, n) if r in space.choice_by_name)
+        stack.extend(r for r in choice_reads[n] if r in choice_reads)
+    return seen
+
+
+def active_choices(space: SpaceSpec, arch: Arch) -> list[str]:
+    """Choices that reach the output under the arch, in topological order."""
+    seen = reachable(space, {c.name: reads(arch, c.name) for c in space.choices})
     return [c.name for c in space.choices if c.name in seen]
 
 

@@ -47,7 +47,8 @@ def valid_mask(space, vectors: np.ndarray) -> np.ndarray:
 class Predictor:
     """An ensemble of small MLPs from arch encodings to proxy NE, refitted from scratch on every evaluated
     arch. Inputs: the one-hot decisions that shape the subnet plus log FLOPs and log params from the cost
-    model (NE tracks model size). `predict` is optimistic by `explore` ensemble standard deviations, so uncertain regions get tried."""
+    model (NE tracks model size). `predict` is optimistic by `explore` ensemble standard deviations, so
+    uncertain regions get tried."""
 
     def __init__(self, space, hidden: int = 64, epochs: int = 300, seed: int = 0, members: int = 5, explore: float = 0.5):
         self.space, self.hidden, self.epochs, self.seed = space, hidden, epochs, seed

@@ -149,7 +149,7 @@ class Search:
             for arch in tqdm(proposals, desc=desc, unit="arch", disable=None if self.cfg.progress else True, leave=False):
                 if self.cfg.budget - len(self.store.completed()) - len(self.store.pending()) <= 0:
                     break
-                if self.space.subnet_key(arch) in self._evaluated_keys():
+                if self._subnet_key(arch.to_json()) in self._evaluated_keys():
                     continue  # another worker took this subnet meanwhile
                 self._evaluate({"arch": arch.to_json(), "vector": self._vector(arch), "role": CANDIDATE,
                                 "round": round_index, "examples": self.cfg.proxy_examples})
@@ -206,8 +206,8 @@ class Search:
         if "arch" not in attrs:  # the retry we meant to take went to another worker
             self.store.fail(trial, "nothing to evaluate")
             return
-        key = self._subnet_key(attrs["arch"])
-        if attrs["role"] == CANDIDATE and any(t.number != trial.number and "arch" in t.user_attrs and self._subnet_key(t.user_attrs["arch"]) == key
+        if attrs["role"] == CANDIDATE and any(t.number != trial.number and "arch" in t.user_attrs
+                                              and self._subnet_key(t.user_attrs["arch"]) == self._subnet_key(attrs["arch"])
                                               for t in self.store.completed() + self.store.pending()):
             self.store.fail(trial, "duplicate: another worker evaluates this subnet")
             return
