@@ -115,24 +115,31 @@ class FlopsRule:
         return flops <= self.cap if self.cap else np.ones(len(flops), dtype=bool)
 
 
-def centred_logits(space, incumbent, mutations: float) -> list:
-    """Policy logits centred on the incumbent: each decision that shapes its subnet keeps the incumbent's
-    value except with probability mutations / (number of such decisions), so a sample changes about
-    `mutations` of them; the others (unused connections, dims of unchosen blocks, unreached choices)
-    follow the space's sampler, which is what they are drawn from when a change brings them into play."""
-    if incumbent is None:
-        return [torch.zeros(d.size) for d in space.decisions]
-    relevant = space.relevance([incumbent])[0]
-    q = min(0.5, mutations / max(1, int(relevant.sum())))
-    out = []
-    for d, probs, value, shapes in zip(space.decisions, space.sampler_probs(), incumbent, relevant):
-        if shapes:
-            logits = torch.full((d.size,), math.log(q / (d.size - 1)))
-            logits[int(value)] = math.log(1 - q)
+def centred_logits(space, incumbent, mutations: float) -> torch.Tensor:
+    """Policy logits (decisions × most options, padding at -inf) centred on the incumbent: each decision
+    that shapes its subnet keeps the incumbent's value except with probability mutations / (number of
+    such decisions), so a sample changes about `mutations` of them; the others (unused connections, dims
+    of unchosen blocks, unreached choices) follow the space's sampler, which is what they are drawn from
+    when a change brings them into play. Without an incumbent: uniform over each decision's options."""
+    sizes = [d.size for d in space.decisions]
+    out = torch.full((len(sizes), max(sizes, default=1)), -math.inf)
+    relevant = space.relevance([incumbent])[0] if incumbent is not None else None
+    q = min(0.5, mutations / max(1, int(relevant.sum()))) if relevant is not None else 0.0
+    for i, (size, probs) in enumerate(zip(sizes, space.sampler_probs())):
+        if relevant is None:
+            out[i, :size] = 0.0
+        elif relevant[i]:
+            out[i, :size] = math.log(q / (size - 1))
+            out[i, int(incumbent[i])] = math.log(1 - q)
         else:
-            logits = probs.float().clamp_min(1e-6).log()
-        out.append(logits)
+            out[i, :size] = probs.float().clamp_min(1e-6).log()
     return out
+
+
+def draw(logits: torch.Tensor, k: int, generator: torch.Generator, temperature: float = 1.0) -> np.ndarray:
+    """k flat vectors from independent categoricals, all decisions at once (Gumbel-max)."""
+    noise = -torch.log(-torch.log(torch.rand((k, *logits.shape), generator=generator).clamp_min(1e-12)))
+    return (logits / temperature + noise).argmax(-1).numpy()
 
 
 def rl_propose(space, predictor: Predictor, rule: FlopsRule, exclude: set, n: int, rng: np.random.Generator,
@@ -144,15 +151,12 @@ def rl_propose(space, predictor: Predictor, rule: FlopsRule, exclude: set, n: in
     small rate keep it near: the predictor is fitted on few archs and trusted only close to them, so
     the sampler learns which changes to the incumbent look promising rather than chasing the
     predictor's extrapolation across the space."""
-    torch.manual_seed(int(rng.integers(1 << 31)))
-    logits = centred_logits(space, incumbent, mutations)
-    for l in logits:
-        l.requires_grad_(True)
-    opt = torch.optim.Adam(logits, lr=lr)
-
-    def draw(k, temperature=1.0):
-        cols = [torch.distributions.Categorical(logits=l / temperature).sample((k,)) for l in logits]
-        return torch.stack(cols, 1).numpy() if cols else np.zeros((k, 0), dtype=np.int64)
+    if not space.decisions:
+        return []
+    generator = torch.Generator().manual_seed(int(rng.integers(1 << 62)))
+    logits = centred_logits(space, incumbent, mutations).requires_grad_(True)
+    opt = torch.optim.Adam([logits], lr=lr)
+    rows = torch.arange(len(space.decisions))
 
     def score(vectors):
         cost = space.cost.evaluate_many(vectors)
@@ -162,22 +166,21 @@ def rl_propose(space, predictor: Predictor, rule: FlopsRule, exclude: set, n: in
         s[bad] = np.inf
         return s
 
-    for _ in range(steps if space.decisions else 0):
-        vectors = draw(batch)
+    for _ in range(steps):
+        vectors = draw(logits.detach(), batch, generator)
         s = score(vectors)
         finite = np.isfinite(s)
         worst = s[finite].max() + 1.0 if finite.any() else 1.0
         reward = -np.where(finite, s, worst)
         advantage = torch.tensor(reward - reward.mean(), dtype=torch.float32)
-        logp = sum(torch.log_softmax(l, 0)[torch.from_numpy(vectors[:, i])] for i, l in enumerate(logits))
+        logp = torch.log_softmax(logits, -1)[rows, torch.from_numpy(vectors)].sum(1)
         loss = -(advantage * logp).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
     out = []
     for temperature in (1.0, 2.0, 4.0, 8.0):  # a converged policy repeats itself: soften it to find n new subnets
-        with torch.no_grad():
-            vectors = np.unique(draw(pool * n, temperature), axis=0)
+        vectors = np.unique(draw(logits.detach(), pool * n, generator, temperature), axis=0)
         s = score(vectors)
         for i in np.argsort(s, kind="stable"):
             if not np.isfinite(s[i]) or len(out) == n:
