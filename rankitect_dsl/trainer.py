@@ -17,12 +17,18 @@ from .metrics import auc, normalized_entropy, window_ne
 
 
 class CTRModel(nn.Module):
-    """Per-feature embedding tables (one table, offset per feature) in front of a subnet or supernet."""
+    """Per-feature embedding tables (one table, offset per feature) in front of a subnet or supernet.
 
-    def __init__(self, body: nn.Module, vocab_sizes, dim: int):
+    With `seed`, the tables are drawn from their own generator, so every arch built with that seed starts
+    from the same tables (common random numbers): on short proxy budgets the tables' draw moves NE more
+    than the architecture does, and sharing it keeps that out of the comparison between archs."""
+
+    def __init__(self, body: nn.Module, vocab_sizes, dim: int, seed: Optional[int] = None):
         super().__init__()
         self.embedding = nn.Embedding(int(sum(vocab_sizes)), dim)
-        nn.init.normal_(self.embedding.weight, std=1.0 / math.sqrt(dim))
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        with torch.no_grad():
+            self.embedding.weight.normal_(0.0, 1.0 / math.sqrt(dim), generator=generator)
         self.register_buffer("offsets", torch.tensor(np.cumsum([0] + list(vocab_sizes[:-1])), dtype=torch.int64))
         self.body = body
 
@@ -149,7 +155,7 @@ def load_data(spec: str, space, examples: int, schema: Optional[str] = None, min
 
 def build_model(space, arch, data: Dataset, seed: int = 0) -> CTRModel:
     torch.manual_seed(seed)
-    return CTRModel(space.subnet(arch), data.vocab_sizes, space.spec.embed.dim)
+    return CTRModel(space.subnet(arch), data.vocab_sizes, space.spec.embed.dim, seed=seed)
 
 
 def early_stop_proxy(space, arch, data: Dataset, examples: int, seed: int = 0, batch_size: int = 256,
