@@ -202,6 +202,19 @@ def test_training_is_seeded(spaces):
     assert a.window_ne == b.window_ne and a.eval_ne == b.eval_ne
 
 
+def test_archs_built_with_one_seed_share_their_embedding_tables(spaces):
+    """Common random numbers: the tables depend on the seed, not on the arch (whose layers are drawn
+    first and consume a different amount of randomness), so two archs' proxy NEs differ by what the
+    archs do rather than by the tables they happened to start from."""
+    space = spaces["rankitect"]
+    data = load_data("synthetic:1", space, 3000)
+    a, b = space.sample(1), space.sample(2)
+    assert space.params(a) != space.params(b)
+    a5, b5, a6 = (build_model(space, arch, data, seed).embedding.weight for arch, seed in ((a, 5), (b, 5), (a, 6)))
+    assert torch.equal(a5, b5) and not torch.equal(a5, a6)
+    assert abs(a5.std().item() - 1 / math.sqrt(space.spec.embed.dim)) < 0.01
+
+
 def test_early_stop_proxy_reports_window_ne_and_cost(spaces):
     space = spaces["tiny"]
     data = load_data("synthetic:1", space, 4000)
