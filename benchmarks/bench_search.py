@@ -15,11 +15,11 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 
 from rankitect_dsl import load_space
-from rankitect_dsl.arch import Arch
-from rankitect_dsl.proxies import EarlyStopProxy
-from rankitect_dsl.search import Search, SearchConfig
-from rankitect_dsl.study_store import StudyStore
-from rankitect_dsl.trainer import load_data
+from rankitect_dsl import Arch
+from rankitect_dsl.search.proxies import EarlyStopProxy
+from rankitect_dsl.search.loop import Search, SearchConfig
+from rankitect_dsl.search.study_store import StudyStore
+from rankitect_dsl.data.loading import load_data
 
 METHODS = ("random", "predictor")
 

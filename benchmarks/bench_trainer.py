@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from rankitect_dsl import load_space
-from rankitect_dsl.trainer import TrainConfig, build_model, load_data, train
+from rankitect_dsl.data.loading import load_data
+from rankitect_dsl.runtime.model import build_model
+from rankitect_dsl.runtime.trainer import TrainConfig, train
 
 
 def bare_loop(model, dense, cats, labels, batch_size, lr):

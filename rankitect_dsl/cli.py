@@ -8,9 +8,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from .errors import RksError
-from .files import atomic_write
-from .ir import BLOCKS
+from .core.errors import RksError
+from .core.files import atomic_write
+from .core.blocks import BLOCK_NAMES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,7 +25,7 @@ def _space(path):
 
 
 def _read_arch(space, path, baseline=False):
-    from .arch import Arch
+    from .core.arch import Arch
     if baseline:
         if space.baseline is None:
             raise RksError(f"space `{space.name}` names no baseline arch", space.path)
@@ -60,7 +60,7 @@ def stats_dict(space) -> dict:
     blocks = Counter(b for c in space.spec.choices for b in c.blocks)
     edges = sum(1 for _, v in space.graph.in_edges() if space.graph.nodes[v]["kind"] == "choice")
     return {"space": space.name, "choices": len(space.spec.choices), "decisions": len(space.decisions),
-            "blocks": {b: blocks.get(b, 0) for b in BLOCKS}, "connections": edges,
+            "blocks": {b: blocks.get(b, 0) for b in BLOCK_NAMES}, "connections": edges,
             "size": str(space.size), "log10_size": space.log10_size,
             "baseline": space.spec.baseline_name}
 
@@ -71,7 +71,7 @@ def cmd_stats(args):
     if args.plot and not args.sample:
         raise RksError("--plot needs --sample N")
     if args.sample:
-        from .report import sample_stats
+        from .compiler.sample_stats import sample_stats
         info["sample"] = sample_stats(space, args.sample, args.seed, args.plot)
     if args.json:
         print(json.dumps(info))
@@ -101,7 +101,7 @@ def cmd_sample(args):
 
 
 def cmd_graph(args):
-    from .graph import to_dot
+    from .compiler.dot import to_dot
     space = _space(args.file)
     atomic_write(args.output, to_dot(space.spec, space.graph))
     print(f"wrote {args.output}")
@@ -109,9 +109,8 @@ def cmd_graph(args):
 
 
 def cmd_compile(args):
-    from .codegen import compile_space
     space = _space(args.file)
-    for path in compile_space(space, args.output):
+    for path in space.compile(args.output):
         print(f"wrote {path}")
     return 0
 
@@ -128,7 +127,7 @@ def cmd_flops(args):
     space = _space(args.file)
     arch = _read_arch(space, args.arch, args.baseline)
     flops, params = space.flops(arch), space.params(arch)
-    parts = space.cost_breakdown(arch) if not space._is_merged(arch) else {}
+    parts = space.cost_breakdown(arch)
     used = {k: v for k, v in parts.items() if v["flops"] or v["params"]}
     if args.json:
         print(json.dumps({"space": space.name, "flops": flops, "params": params, "choices": used}))
@@ -171,7 +170,9 @@ def _data_args(s):
 
 def cmd_train(args):
     import torch
-    from .trainer import TrainConfig, build_model, load_data, train
+    from .data.loading import load_data
+    from .runtime.model import build_model
+    from .runtime.trainer import TrainConfig, train
     space = _space(args.file)
     arch = _read_arch(space, args.arch, args.baseline)
     data = load_data(args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction)
@@ -204,17 +205,19 @@ def _default_storage(study: str) -> str:
 
 
 def _beside_storage(url: str, name: str) -> Path:
-    from .preprocess import cache_root
+    from .data.preprocess import cache_root
     if url.startswith("sqlite:///"):
         return Path(url[len("sqlite:///"):]).with_name(name)
     return cache_root() / name
 
 
 def cmd_search(args):
-    from .proxies import EarlyStopProxy, WeightSharingProxy
-    from .search import Search, SearchConfig, check_flops_rule, parse_flops, plot_pareto, space_fingerprint
-    from .study_store import StudyStore
-    from .trainer import load_data
+    from .data.loading import load_data
+    from .search.constraints import check_flops_rule, parse_flops
+    from .search.loop import Search, SearchConfig, space_fingerprint
+    from .search.pareto import plot_pareto
+    from .search.proxies import EarlyStopProxy, WeightSharingProxy
+    from .search.study_store import StudyStore
     space = _space(args.file)
     cfg = SearchConfig(args.method, args.budget, args.proxy, args.proxy_examples, args.round_size, args.halving,
                        parse_flops(args.flops_max, space, "--flops-max"), parse_flops(args.flops_target, space, "--flops-target"),
@@ -240,7 +243,7 @@ def cmd_search(args):
     plot_pareto(store.completed(), summary["pareto"], summary["baseline"], plot_path, f"{space.name}: {args.method} search, {args.proxy} proxy")
     summary["plot"] = str(plot_path)
     if args.export:
-        from .arch import Arch
+        from .core.arch import Arch
         best = Arch.from_dict(summary["best"]["arch"])
         folder = Path(args.export)
         atomic_write(folder / f"{space.name}_best.py", space.subnet_source(best))
@@ -273,7 +276,7 @@ def _print_search(summary):
 
 
 def cmd_study_show(args):
-    from .study_store import BASELINE, CANDIDATE, HALVING, StudyStore, list_studies
+    from .search.study_store import BASELINE, CANDIDATE, HALVING, StudyStore, list_studies
     names = list_studies(args.storage)
     if not names:
         raise RksError(f"no study in {args.storage}")
@@ -302,8 +305,8 @@ def cmd_study_show(args):
 
 
 def cmd_proxy_study(args):
-    from .proxy_study import plot_proxy_study, run_proxy_study
-    from .trainer import load_data
+    from .data.loading import load_data
+    from .search.proxy_study import plot_proxy_study, run_proxy_study
     space = _space(args.file)
     budgets = sorted({int(b) for b in args.budgets.split(",")}) if args.budgets else \
         sorted({max(args.batch_size, args.long // 2 ** k) for k in (5, 4, 3, 2, 1)})

@@ -7,24 +7,28 @@ from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
-from . import decisions as D
-from .arch import Arch
-from .checker import check
-from .errors import RksError
-from .graph import active_choices, lower
-from .ir import SpaceSpec
-from .parser import parse
+from .core import decisions as D
+from .core.arch import Arch
+from .core.errors import RksError
+from .core.graph import active_choices
+from .core.spec import SpaceSpec
+from .lang.checker import check
+from .lang.parser import parse
 
 
 class Space:
     def __init__(self, spec: SpaceSpec, source: str = ""):
         self.spec = spec
         self.source = source
-        self.graph = lower(spec)
         self.decisions = D.all_decisions(spec)
         self.size = D.space_size(spec)
+
+    @cached_property
+    def graph(self):
+        """The lowered DAG (networkx), built on first use: checking a file does not need it."""
+        from .core.graph import lower
+
+        return lower(self.spec)
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -71,13 +75,15 @@ class Space:
 
     def relevance(self, vectors):
         """Boolean matrix (archs × decisions): the decisions that shape each flat vector's subnet."""
+        import numpy as np
+
         vectors = np.asarray(vectors, dtype=np.int64).reshape(-1, len(self.decisions))
         return np.array(D.relevance(self.spec, self.decisions, vectors), dtype=bool).reshape(vectors.shape)
 
     # -- cost model -------------------------------------------------------------------------
     @cached_property
     def cost(self):
-        from .cost import CostModel
+        from .compiler.cost import CostModel
         return CostModel(self.spec, self.decisions)
 
     @property
@@ -90,31 +96,38 @@ class Space:
         """Dense parameters as a sympy expression in the decision indicators."""
         return self.cost.params_expr
 
-    def _is_merged(self, arch: Arch) -> bool:
+    @staticmethod
+    def is_merged(arch: Arch) -> bool:
+        """Whether a choice of the arch runs several blocks at once (paper 4.2.3): no flat encoding."""
         return any(len(ca.blocks) > 1 for ca in arch.choices.values())
-
-    def _program(self, arch: Arch):
-        from .layout import build_plan
-        from .program import build_program
-        return build_program(build_plan(self.spec, arch, self.layout))
 
     def flops(self, arch: Arch) -> int:
         """FLOPs per example of the arch's subnet (only choices that reach the output count)."""
-        if self._is_merged(arch):
-            self.validate(arch)
-            return self._program(arch).flops
+        if self.is_merged(arch):
+            return sum(v["flops"] for v in self.cost_breakdown(arch).values())
         return self.cost.evaluate(self.encode(arch))[0]
 
     def params(self, arch: Arch) -> int:
         """Dense parameters of the arch's subnet (embedding tables excluded)."""
-        if self._is_merged(arch):
-            self.validate(arch)
-            return self._program(arch).params
+        if self.is_merged(arch):
+            return sum(v["params"] for v in self.cost_breakdown(arch).values())
         return self.cost.evaluate(self.encode(arch))[1]
 
     def cost_breakdown(self, arch: Arch) -> dict:
-        """Per choice (and per shared FC_ij, and the head): FLOPs and params; unreached parts are 0."""
+        """Per choice (and per shared FC_ij, and the head): FLOPs and params. From the formulas when the
+        arch has a flat encoding (unreached parts are 0), else from its plan (reached parts only)."""
+        if self.is_merged(arch):
+            from .compiler.cost import plan_cost
+
+            self.validate(arch)
+            return plan_cost(self.plan(arch))
         return self.cost.breakdown(self.encode(arch))
+
+    def plan(self, arch: Arch):
+        """The subnet plan of an arch: active choices, shapes, weight slices, module names."""
+        from .compiler.layout import build_plan
+
+        return build_plan(self.spec, arch, self.layout)
 
     def flops_many(self, archs):
         """FLOPs of many archs (Arch objects or flat encodings, one per row) in one vectorised call."""
@@ -147,22 +160,37 @@ class Space:
     # -- PyTorch ----------------------------------------------------------------------------
     @cached_property
     def layout(self):
-        from .layout import SupernetLayout
+        from .compiler.layout import SupernetLayout
         return SupernetLayout(self.spec)
+
+    def supernet_source(self) -> str:
+        from .compiler.codegen import supernet_source
+
+        return supernet_source(self.spec, self.layout, len(self.decisions), self.size)
 
     def supernet(self):
         """A fresh masked supernet (maximal weights for every block)."""
-        from .codegen import class_name, load_module, supernet_source
-        module = load_module(supernet_source(self), f"{self.name}_supernet")
+        from .compiler.codegen import class_name, load_module
+
+        module = load_module(self.supernet_source(), f"{self.name}_supernet")
         return getattr(module, class_name(self.name, "Supernet"))()
 
     def subnet_source(self, arch: Arch) -> str:
-        from .codegen import subnet_source
-        return subnet_source(self, arch)[0]
+        """Readable standalone PyTorch for the arch, its comments carrying the cost model's counts."""
+        from .compiler.codegen import subnet_source
+
+        self.validate(arch)
+        return subnet_source(self.spec, self.plan(arch), self.cost_breakdown(arch))
+
+    def compile(self, out_dir) -> list:
+        """Write the supernet module and the space description into `out_dir`."""
+        from .compiler.codegen import compile_space
+
+        return compile_space(self.spec, self.supernet_source(), out_dir)
 
     def subnet(self, arch: Arch):
         """A fresh standalone subnet for the arch, built from its exported source."""
-        from .codegen import class_name, load_module
+        from .compiler.codegen import class_name, load_module
         module = load_module(self.subnet_source(arch), f"{self.name}_subnet")
         return getattr(module, class_name(self.name, "Subnet"))()
 

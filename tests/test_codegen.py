@@ -10,8 +10,8 @@ from torch import nn
 
 from conftest import SPACES, run_rks, space_path
 from rankitect_dsl import ChoiceArch, RksError, load_source, transfer_back, transfer_weights
-from rankitect_dsl.arch import Arch
-from rankitect_dsl.supernet import arch_masks
+from rankitect_dsl import Arch
+from rankitect_dsl.runtime.supernet import arch_masks
 
 N_ARCHS = {"tiny": 50, "dlrm": 1, "rankitect": 50, "dhen_dims": 50}
 
@@ -164,7 +164,7 @@ def test_exported_dlrm_matches_a_hand_written_module(spaces):
     hand_params = list(hand.parameters())
     assert sum(p.numel() for p in sub_params) == sum(p.numel() for p in hand_params)
     order = ["bottom1.linear", "bottom1.norm", "bottom2.linear", "bottom2.norm", "compress.linear", "compress.norm",
-             "dot_comp_stack.0", "dot_comp.compress", "dot_comp.norm", "dot_raw_stack.0", "dot_raw.compress", "dot_raw.norm",
+             "dot_comp_stack", "dot_comp.compress", "dot_comp.norm", "dot_raw_stack", "dot_raw.compress", "dot_raw.norm",
              "top1.linear", "top1.norm", "fc_bottom2_top1.down", "fc_bottom2_top1.up", "gate1.norm", "top2.linear", "top2.norm",
              "fc_top1_top2.down", "fc_top1_top2.up", "skip1.norm", "top3.linear", "top3.norm", "fc_top3_top3.down",
              "fc_top3_top3.up", "gate2.norm", "top4.linear", "top4.norm", "head"]

@@ -14,10 +14,14 @@ import pytest
 import torch
 
 from conftest import run_rks, space_path
-from rankitect_dsl.predictor import FlopsRule, Predictor, rl_propose, valid_mask
-from rankitect_dsl.proxies import WeightSharingProxy
-from rankitect_dsl.search import centre_shares, flops_range, pareto, parse_flops
-from rankitect_dsl.trainer import load_data
+from rankitect_dsl.search.constraints import FlopsRule, valid_mask
+from rankitect_dsl.search.predictor import Predictor
+from rankitect_dsl.search.sampler import rl_propose
+from rankitect_dsl.search.proxies import WeightSharingProxy
+from rankitect_dsl.search.constraints import flops_range, parse_flops
+from rankitect_dsl.search.loop import centre_shares
+from rankitect_dsl.search.pareto import pareto
+from rankitect_dsl.data.loading import load_data
 
 RKS = str(Path(sys.executable).parent / "rks")
 
@@ -96,7 +100,7 @@ def test_two_workers_share_one_study(tmp_path):
 
 
 def test_predictor_learns_and_rl_sampler_respects_cap_and_exclusions(spaces):
-    from rankitect_dsl.predictor import one_hot
+    from rankitect_dsl.search.predictor import one_hot
     space = spaces["tiny"]
     archs = space.sample_many(300, seed=0)
     vectors = np.array([space.encode(a) for a in archs])
@@ -142,10 +146,18 @@ def test_relevance_marks_exactly_the_decisions_that_change_the_subnet(spaces, na
                 assert (space.subnet_key(after) != space.subnet_key(before)) == row[i], space.decisions[i].name
                 checked += 1
     assert checked > 100 and 0 < relevant.mean() < 1
-    same = [a for a in space.sample_many(300, seed=1)]
-    pairs = [(a, b) for a in same[:60] for b in same[:60] if a != b and space.subnet_key(a) == space.subnet_key(b)]
-    for a, b in pairs[:3]:
-        assert space.subnet_source(a) == space.subnet_source(b)
+    # archs that differ only in irrelevant decisions export the same source
+    exported = 0
+    for vector, row in zip(vectors, relevant):
+        for i in np.flatnonzero(~row):
+            flipped = vector.copy()
+            flipped[i] = (vector[i] + 1) % space.decisions[i].size
+            a, b = space.decode(vector), space.decode(flipped) if valid_mask(space, flipped)[0] else None
+            if b is not None and a != b:
+                assert space.subnet_source(a) == space.subnet_source(b)
+                exported += 1
+                break
+    assert exported >= 1
 
 
 def test_rl_sampler_centred_on_the_incumbent_stays_near_it(spaces):
@@ -235,7 +247,7 @@ def test_data_that_does_not_fit_is_refused(tmp_path):
     crit.write_text("".join("\t".join(["0"] + ["1"] * 13 + ["a"] * 26) + "\n" for _ in range(20)))
     proc = run_rks("search", space_path("tiny"), "--method", "random", "--budget", "2", "--data", f"criteo:{crit}",
                    "--storage", f"sqlite:///{tmp_path}/d.db")
-    assert proc.returncode == 1 and "does not" not in proc.stderr.lower() or "dense[4]" in proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "dense[4]" in proc.stderr, proc.stderr
 
 
 def test_study_show(tmp_path):
@@ -248,7 +260,7 @@ def test_study_show(tmp_path):
 
 def test_kendall_tau_equals_scipy():
     from scipy.stats import kendalltau
-    from rankitect_dsl.proxy_study import kendall_tau
+    from rankitect_dsl.search.proxy_study import kendall_tau
     rng = np.random.default_rng(3)
     x, y = rng.integers(0, 6, 40).astype(float), rng.integers(0, 6, 40).astype(float)
     assert abs(kendall_tau(x, y) - kendalltau(x, y).statistic) < 1e-12
@@ -256,8 +268,10 @@ def test_kendall_tau_equals_scipy():
 
 def test_early_stop_budget_is_a_prefix_of_the_long_run(spaces):
     """The proxy study reads early-stop proxies off one long run; that equals training from scratch."""
-    from rankitect_dsl.proxy_study import prefix_window_ne
-    from rankitect_dsl.trainer import TrainConfig, build_model, early_stop_proxy, train
+    from rankitect_dsl.search.proxy_study import prefix_window_ne
+    from rankitect_dsl.runtime.model import build_model
+    from rankitect_dsl.runtime.trainer import TrainConfig, train
+    from rankitect_dsl.search.proxies import early_stop_proxy
     space = spaces["tiny"]
     data = load_data("synthetic:4", space, 3000)
     arch = space.sample(1)
@@ -277,9 +291,9 @@ def test_cli_proxy_study(tmp_path):
 
 
 def test_a_dead_workers_last_trial_is_retried_by_the_finishing_worker(tmp_path, spaces):
-    from rankitect_dsl.proxies import EarlyStopProxy
-    from rankitect_dsl.search import Search, SearchConfig
-    from rankitect_dsl.study_store import CANDIDATE, StudyStore
+    from rankitect_dsl.search.proxies import EarlyStopProxy
+    from rankitect_dsl.search.loop import Search, SearchConfig
+    from rankitect_dsl.search.study_store import CANDIDATE, StudyStore
     space = spaces["tiny"]
     data = load_data("synthetic:1", space, 600)
     store = StudyStore(f"sqlite:///{tmp_path}/r.db", "r")

@@ -1,0 +1,271 @@
+"""The cost model: FLOPs per example and dense parameters as sympy formulas over the decision variables.
+
+Every decision of `space.decisions` with n options gets n one-hot indicator symbols. The formulas are
+multilinear: no monomial multiplies two indicators of one decision (a choice's own block and dim are
+different decisions; a choice's reachability depends only on later choices, its width only on
+earlier ones). So one lambdified function serves three uses: Python ints give exact counts,
+NumPy columns give 10,000 archs in one call, and torch probabilities give a differentiable cost.
+
+FLOPs follow `torch.utils.flop_counter.FlopCounterMode` (2·M·N·K per mm/addmm/bmm; LayerNorm,
+activations and element-wise ops count 0). Only choices that reach the output count. Embedding
+tables are outside the searched part and are not counted.
+
+Expectations: evaluated at probabilities the formula gives the exact expectation under independent
+decisions wherever reachability is decided by the space alone (fixed connections). Where connections
+are searched, a choice is reached through several consumers whose reachabilities share later
+decisions; the formula then treats those events as independent (1 − Π(1 − P(reached via k))), an
+approximation whose error `benchmarks/bench_cost.py` measures.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Sequence
+
+import numpy as np
+import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
+
+from ..core.blocks import REGISTRY, Sizes, head_flops, head_params, pair_fc_flops, pair_fc_params, stack_flops, stack_params
+from ..core.names import pair_part
+from ..core.spec import SpaceSpec
+
+ONE, ZERO = sp.Integer(1), sp.Integer(0)
+
+
+class CostModel:
+    def __init__(self, spec: SpaceSpec, decisions):
+        self.spec, self.decisions = spec, decisions
+        self.symbols = [[sp.Symbol(f"{d.name}[{k}]") for k in range(d.size)] for d in decisions]
+        self._index = {(d.choice, d.kind, d.target): i for i, d in enumerate(decisions)}
+        self._build()
+
+    # -- indicators -------------------------------------------------------------------------
+    def _sym(self, choice, kind, target, k):
+        return self.symbols[self._index[(choice, kind, target)]][k]
+
+    def blk(self, c, b):
+        if b not in c.blocks:
+            return ZERO
+        return ONE if len(c.blocks) == 1 else self._sym(c.name, "block", None, c.blocks.index(b))
+
+    def on(self, c, x):
+        if x not in c.candidates or not c.multi_hot_blocks:
+            return ZERO
+        if c.fixed_inputs or len(c.candidates) == 1:
+            return ONE
+        return self._sym(c.name, "input", x, 1)
+
+    def side(self, c, x, kind):
+        if x not in c.candidates or not c.pair_blocks:
+            return ZERO
+        if c.fixed_pair:
+            return ONE if c.fixed_pair[0 if kind == "left" else 1] == x else ZERO
+        if len(c.candidates) == 1:
+            return ONE
+        return self._sym(c.name, kind, None, c.candidates.index(x))
+
+    def dim(self, c, b):
+        opts = c.dims[b]
+        if len(opts) == 1:
+            return sp.Integer(opts[0])
+        return sp.Add(*[o * self._sym(c.name, "dim", b, k) for k, o in enumerate(opts)])
+
+    # -- formulas, as a straight-line program of named intermediates ------------------------
+    def let(self, name: str, expr) -> sp.Expr:
+        """Bind an intermediate (a width, a reachability) so shared subformulas are computed once."""
+        expr = sp.sympify(expr)
+        if expr.is_Number or expr.is_Symbol:
+            return expr
+        sym = sp.Symbol(f"{name}")
+        self.steps.append((sym, expr))
+        return sym
+
+    def _build(self):
+        spec, d, bn = self.spec, self.spec.embed_dim, self.spec.bottleneck
+        self.steps: list[tuple[sp.Symbol, sp.Expr]] = []
+        w2d = {spec.dense.name: sp.Integer(spec.dense.width), spec.embed.name: ZERO}
+        rows = {spec.dense.name: ZERO, spec.embed.name: sp.Integer(spec.embed.count)}
+        has2d = {spec.dense.name: ONE, spec.embed.name: ZERO}
+        flat = {x: w2d[x] + rows[x] * d for x in w2d}
+        own_flops, own_params = {}, {}
+        for c in spec.choices:
+            stack_rows = self.let(f"stack_rows({c.name})", sp.Add(*[self.on(c, x) * (has2d[x] + rows[x]) for x in c.candidates]))
+            lin_in = self.let(f"linear_in({c.name})", sp.Add(*[self.on(c, x) * flat[x] for x in c.candidates]))
+            proj_flops = sp.Add(*[self.on(c, x) * stack_flops(w2d[x], d) for x in c.candidates])
+            proj_params = sp.Add(*[self.on(c, x) * stack_params(w2d[x], d, has2d[x]) for x in c.candidates])
+            right_flat = sp.Add(*[self.side(c, j, "right") * flat[j] for j in c.candidates])
+            f, p, width, rows3d, is3d = ZERO, ZERO, ZERO, ZERO, ZERO
+            for b in c.blocks:
+                block, blk = REGISTRY[b], self.blk(c, b)
+                sizes = Sizes(self.dim(c, b) if block.searched_dim else ZERO, lin_in, stack_rows, right_flat, d)
+                stacked = block.adaptor == "stack"
+                f += blk * (block.flops(sizes) + (proj_flops if stacked else ZERO))
+                p += blk * (block.params(sizes) + (proj_params if stacked else ZERO))
+                if block.output == "3d":
+                    rows3d += blk * block.out_size(sizes)
+                    is3d += blk
+                else:
+                    width += blk * block.out_size(sizes)
+            w2d[c.name] = self.let(f"width2d({c.name})", width)
+            rows[c.name] = rows3d
+            has2d[c.name] = ONE - is3d
+            flat[c.name] = self.let(f"flat({c.name})", w2d[c.name] + rows[c.name] * d)
+            own_flops[c.name], own_params[c.name] = f, p
+        reached = self._reachability()
+        self.reached = reached
+        self.choice_flops = {c.name: reached[c.name] * own_flops[c.name] for c in spec.choices}
+        self.choice_params = {c.name: reached[c.name] * own_params[c.name] for c in spec.choices}
+        self.pair_flops, self.pair_params = {}, {}
+        for (i, j), used in self._pair_use(reached).items():
+            key = pair_part(i, j)
+            self.pair_flops[key] = used * pair_fc_flops(flat[i], flat[j], bn)
+            self.pair_params[key] = used * pair_fc_params(flat[i], flat[j], bn)
+        head_in = sp.Add(*[flat[x] for x in spec.outputs])
+        self.head_flops, self.head_params = head_flops(head_in), head_params(head_in)
+
+    def _uses(self, k, c):
+        """Whether choice k reads c, as a formula in k's decisions."""
+        multi = sp.Add(*[self.blk(k, b) for b in k.multi_hot_blocks]) * self.on(k, c)
+        left, right = self.side(k, c, "left"), self.side(k, c, "right")
+        pair = sp.Add(*[self.blk(k, b) for b in k.pair_blocks]) * (left + right - left * right)
+        return multi + pair
+
+    def _reachability(self) -> dict:
+        spec = self.spec
+        consumers = {c.name: [] for c in spec.choices}
+        for k in spec.choices:
+            for x in k.candidates:
+                if x in consumers:
+                    consumers[x].append(k)
+        reached = {}
+        for c in reversed(spec.choices):
+            if c.name in spec.outputs:
+                reached[c.name] = ONE
+                continue
+            miss = sp.Mul(*[ONE - reached[k.name] * self._uses(k, c.name) for k in consumers[c.name]])
+            reached[c.name] = self.let(f"reached({c.name})", ONE - miss)
+        return reached
+
+    def _pair_use(self, reached) -> dict:
+        users = {}
+        for c in self.spec.choices:
+            if not c.pair_blocks:
+                continue
+            any_pair = sp.Add(*[self.blk(c, b) for b in c.pair_blocks])
+            pairs = [c.fixed_pair] if c.fixed_pair else [(i, j) for i in c.candidates for j in c.candidates]
+            for i, j in pairs:
+                users.setdefault((i, j), []).append(reached[c.name] * any_pair * self.side(c, i, "left") * self.side(c, j, "right"))
+        return {pair: self.let(f"used({pair_part(*pair)})", ONE - sp.Mul(*[ONE - u for u in us])) for pair, us in users.items()}
+
+    # -- totals -----------------------------------------------------------------------------
+    @cached_property
+    def _totals(self):
+        flops = sp.Add(*self.choice_flops.values(), *self.pair_flops.values(), self.head_flops)
+        params = sp.Add(*self.choice_params.values(), *self.pair_params.values(), self.head_params)
+        return flops, params
+
+    def expand(self, expr: sp.Expr) -> sp.Expr:
+        """Substitute every intermediate: a formula in the decision indicators alone (shared in memory)."""
+        if not hasattr(self, "_expanded"):
+            self._expanded = {}
+            for sym, e in self.steps:
+                self._expanded[sym] = e.xreplace(self._expanded)
+        return expr.xreplace(self._expanded)
+
+    @cached_property
+    def flops_expr(self) -> sp.Expr:
+        return self.expand(self._totals[0])
+
+    @cached_property
+    def params_expr(self) -> sp.Expr:
+        return self.expand(self._totals[1])
+
+    @cached_property
+    def _args(self):
+        return [s for group in self.symbols for s in group]
+
+    def _compile(self, outputs: list) -> callable:
+        """A Python function of the indicator values running the straight-line program; it needs only
+        + and *, so it takes ints (exact), NumPy arrays (vectorised) or torch tensors (differentiable)."""
+        names = {s: sp.Symbol(f"x{i}") for i, s in enumerate(self._args)}
+        names.update({sym: sp.Symbol(f"t{i}") for i, (sym, _) in enumerate(self.steps)})
+        printer = _Printer({"order": "none"})
+        body = [f"    t{i} = {printer.doprint(e.xreplace(names))}" for i, (_, e) in enumerate(self.steps)]
+        result = ", ".join(printer.doprint(o.xreplace(names)) for o in outputs)
+        args = ", ".join(f"x{i}" for i in range(len(self._args)))
+        source = f"def cost({args}):\n" + "\n".join(body) + f"\n    return ({result},)\n"
+        scope = {}
+        exec(compile(source, "<cost model>", "exec"), scope)
+        return scope["cost"]
+
+    @cached_property
+    def _functions(self):
+        return self._compile(list(self._totals))
+
+    @cached_property
+    def _breakdown(self):
+        keys = list(self.choice_flops) + list(self.pair_flops) + ["head"]
+        exprs = [*self.choice_flops.values(), *self.pair_flops.values(), self.head_flops,
+                 *self.choice_params.values(), *self.pair_params.values(), self.head_params]
+        return keys, self._compile(exprs)
+
+    def one_hot(self, vector: Sequence[int]) -> list[int]:
+        return [int(v == k) for v, group in zip(vector, self.symbols) for k in range(len(group))]
+
+    def evaluate(self, vector: Sequence[int]) -> tuple[int, int]:
+        flops, params = self._functions(*self.one_hot(vector))
+        return int(flops), int(params)
+
+    def breakdown(self, vector: Sequence[int]) -> dict:
+        keys, fn = self._breakdown
+        values = [int(v) for v in fn(*self.one_hot(vector))]
+        n = len(keys)
+        return {k: {"flops": values[i], "params": values[n + i]} for i, k in enumerate(keys)}
+
+    def evaluate_many(self, vectors) -> tuple[np.ndarray, np.ndarray]:
+        vectors = list(vectors)
+        vectors = np.asarray(vectors, dtype=np.int64).reshape(len(vectors), len(self.decisions))
+        columns = [(vectors[:, i] == k).astype(np.int64) for i, group in enumerate(self.symbols) for k in range(len(group))]
+        flops, params = self._functions(*columns)
+        n = len(vectors)
+        return np.broadcast_to(np.asarray(flops, dtype=np.int64), (n,)).copy(), np.broadcast_to(np.asarray(params, dtype=np.int64), (n,)).copy()
+
+    def expected(self, probs) -> tuple:
+        """Expected (flops, params) for per-decision probability vectors (torch tensors keep gradients)."""
+        if len(probs) != len(self.decisions):
+            raise ValueError(f"expected {len(self.decisions)} probability vectors, got {len(probs)}")
+        args = []
+        for p, d in zip(probs, self.decisions):
+            if p.shape[-1] != d.size:
+                raise ValueError(f"{d.name}: expected {d.size} probabilities, got {p.shape[-1]}")
+            args.extend(p[..., k] for k in range(d.size))
+        return tuple(self._functions(*args))
+
+
+class _Printer(PythonCodePrinter):
+    """Plain arithmetic: integer powers as products, so tensors and int64 arrays stay exact."""
+
+    def _print_Pow(self, expr, rational=False):
+        base, exp = expr.as_base_exp()
+        if exp.is_Integer and exp > 0:
+            return "*".join([f"({self._print(base)})"] * int(exp))
+        return super()._print_Pow(expr, rational)
+
+
+def plan_cost(plan) -> dict:
+    """FLOPs and params per part of one concrete subnet plan, from the same block terms as the formulas.
+    Serves archs with no flat encoding (merged choices running several blocks); the stack adaptor that
+    several blocks of a choice share is counted once, as the exported subnet computes it once."""
+    d, bn = plan.d, plan.spec.bottleneck
+    parts = {}
+    for cp in plan.choices:
+        flops = sum(stack_flops(plan.ports[x].width2d, d) for x in cp.stack)
+        params = sum(stack_params(plan.ports[x].width2d, d, 1) for x in cp.stack)
+        for bp in cp.blocks:
+            flops += REGISTRY[bp.block].flops(bp.sizes)
+            params += REGISTRY[bp.block].params(bp.sizes)
+        parts[cp.name] = {"flops": flops, "params": params}
+    for (i, j), pp in plan.pairs.items():
+        parts[pair_part(i, j)] = {"flops": pair_fc_flops(pp.left, pp.right, bn), "params": pair_fc_params(pp.left, pp.right, bn)}
+    parts["head"] = {"flops": head_flops(plan.head_in), "params": head_params(plan.head_in)}
+    return parts

@@ -1,0 +1,245 @@
+"""Where every weight lives: the supernet's maximal parameters and, for one arch, the slices its subnet uses.
+
+One layout serves the supernet's allocation, its hard-mask execution, the exported subnet and the
+partial weight transfer between them, so the three can never disagree about an offset.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Optional
+
+from ..core.arch import Arch, ChoiceArch
+from ..core.blocks import HEAD, PAIR_FC, REGISTRY, STACK, Sizes
+from ..core.graph import active_choices
+from ..core.names import Namespace, block_param, head_param, pair_param, pair_part, stack_param
+from ..core.shapes import Port, full_selection, infer, input_ports
+from ..core.spec import SpaceSpec
+
+Ranges = Optional[tuple[tuple[int, int], ...]]  # None: the whole dimension
+
+
+@dataclass(frozen=True)
+class Slice:
+    """A subnet tensor cut out of a supernet parameter: per dimension, the ranges kept (concatenated)."""
+
+    param: str
+    ranges: tuple[Ranges, ...]
+
+
+@dataclass(frozen=True)
+class Init:
+    """How the supernet initialises a parameter: nn.Linear's default for weights and biases (uniform in
+    ±1/√fan_in), ones and zeros for LayerNorm."""
+
+    kind: str  # "uniform", "ones", "zeros"
+    fan_in: int = 0
+
+
+class SupernetLayout:
+    """The supernet's maximal shapes and the offset of each candidate inside every concatenation."""
+
+    def __init__(self, spec: SpaceSpec):
+        self.spec = spec
+        self.d = spec.embed_dim
+        self.shapes = infer(spec)
+        self.ports: dict[str, Port] = input_ports(spec)
+        for c in spec.choices:
+            self.ports[c.name] = self.shapes[c.name].port
+        self.pairs = sorted({(i, j) for c in spec.choices if c.pair_blocks
+                             for i, j in ([c.fixed_pair] if c.fixed_pair else [(a, b) for a in c.candidates for b in c.candidates])},
+                            key=lambda p: (self.order(p[0]), self.order(p[1])))
+        self.params: dict[str, tuple] = {}
+        self.init: dict[str, Init] = {}
+        self._allocate()
+
+    def order(self, name: str) -> int:
+        return -2 if name == self.spec.dense.name else -1 if name == self.spec.embed.name else self.spec.choice_by_name[name].index
+
+    def flat(self, name: str) -> int:
+        return self.ports[name].flat(self.d)
+
+    def column_offsets(self, names) -> dict:
+        """Offsets of each name's flattened block in a concatenation over `names` at maximal widths."""
+        out, off = {}, 0
+        for n in names:
+            out[n] = off
+            off += self.flat(n)
+        return out
+
+    def row_offsets(self, names) -> dict:
+        """Offsets of each name's rows in a stack over `names`: one row for a 2D part, then its 3D rows."""
+        out, off = {}, 0
+        for n in names:
+            out[n] = off
+            off += self.ports[n].stack_rows()
+        return out
+
+    def _add(self, key: str, roles, role_shapes: dict) -> None:
+        weight_fan_in = {}
+        for role in roles:
+            shape = role_shapes[role.name]
+            self.params[key(role.name)] = shape
+            if role.init == "weight":
+                weight_fan_in[role.name[1:]] = shape[1]
+        for role in roles:
+            fan_in = weight_fan_in.get(role.name[1:], 0)
+            self.init[key(role.name)] = Init("uniform" if role.init in ("weight", "bias") else role.init, fan_in)
+
+    def _allocate(self) -> None:
+        d, bn = self.d, self.spec.bottleneck
+        top = full_selection(self.spec)
+        for c in self.spec.choices:
+            s = self.shapes[c.name]
+            for b in c.blocks:
+                block = REGISTRY[b]
+                sizes = Sizes(top[c.name].dims.get(b, 0), s.linear_in, s.stack_rows, s.block_out[b] if not block.multi_hot else 0, d)
+                self._add(lambda role, c=c, b=b: block_param(c.name, b, role), block.roles,
+                          {role.name: block.shape(role, sizes) for role in block.roles})
+            if any(REGISTRY[b].adaptor == "stack" for b in c.blocks):
+                for cand in c.candidates:
+                    width = self.ports[cand].width2d
+                    if width:
+                        self._add(lambda role, c=c, cand=cand: stack_param(c.name, cand, role), STACK.roles,
+                                  {"w": (d, width), "b": (d,)})
+        for i, j in self.pairs:
+            self._add(lambda role, i=i, j=j: pair_param(i, j, role), PAIR_FC.roles,
+                      {"w1": (bn, self.flat(i)), "b1": (bn,), "w2": (self.flat(j), bn), "b2": (self.flat(j),)})
+        head_in = sum(self.flat(n) for n in self.spec.outputs)
+        self._add(head_param, HEAD.roles, {"w": (1, head_in), "b": (1,)})
+
+
+@dataclass
+class BlockPlan:
+    block: str
+    attr: str  # the subnet's attribute holding the block's module
+    out: int  # 2D width, or 3D rows for a 3D block
+    sizes: Sizes  # what the block's formulas read, at this subnet's widths
+    params: dict  # role -> Slice
+
+
+@dataclass
+class ChoicePlan:
+    name: str
+    inputs: tuple[str, ...]  # candidate order
+    pair: Optional[tuple[str, str]]
+    stack_rows: int
+    linear_in: int
+    stack: dict  # input name -> {"w": Slice, "b": Slice} for 2D inputs of a stack adaptor
+    stack_attr: Optional[str]
+    blocks: list[BlockPlan]
+    port: Port
+
+
+@dataclass
+class PairPlan:
+    attr: str
+    left: int  # flattened widths of the pair's inputs
+    right: int
+    params: dict  # role -> Slice
+
+
+@dataclass
+class SubnetPlan:
+    """Everything one arch needs: active choices in order, their real shapes, their weight slices and
+    the attribute names of the exported subnet's modules (so weight transfer needs no codegen)."""
+
+    spec: SpaceSpec
+    arch: Arch
+    choices: list[ChoicePlan]
+    ports: dict
+    pairs: dict  # (i, j) -> PairPlan
+    head: dict
+    head_attr: str = "head"
+    head_in: int = 0
+    d: int = 0
+
+    def weight_sources(self) -> dict:
+        """The subnet's parameter paths (as `named_parameters` gives them) -> supernet slices."""
+        out = {}
+        for cp in self.choices:
+            twod = list(cp.stack)
+            for k, x in enumerate(twod):
+                prefix = cp.stack_attr if len(twod) == 1 else f"{cp.stack_attr}.{k}"
+                for role in STACK.roles:
+                    out[f"{prefix}.{role.module_path}"] = cp.stack[x][role.name]
+            for bp in cp.blocks:
+                for role in REGISTRY[bp.block].roles:
+                    out[f"{bp.attr}.{role.module_path}"] = bp.params[role.name]
+        for pp in self.pairs.values():
+            for role in PAIR_FC.roles:
+                out[f"{pp.attr}.{role.module_path}"] = pp.params[role.name]
+        for role in HEAD.roles:
+            out[f"{self.head_attr}.{role.module_path}"] = self.head[role.name]
+        return out
+
+
+def _range(stop: int, start: int = 0):
+    return ((start, start + stop),)
+
+
+@lru_cache(maxsize=1)
+def _module_attributes() -> frozenset:
+    """What an attribute of the subnet module may not be called: nn.Module's own attributes."""
+    from torch import nn
+
+    return frozenset(dir(nn.Module))
+
+
+def build_plan(spec: SpaceSpec, arch: Arch, layout: Optional[SupernetLayout] = None) -> SubnetPlan:
+    layout = layout or SupernetLayout(spec)
+    d = spec.embed_dim
+    active = active_choices(spec, arch)
+    ports = input_ports(spec)
+    attrs = Namespace(_module_attributes())
+    plans, pairs = [], {}
+    for name in active:
+        c = spec.choice_by_name[name]
+        ca: ChoiceArch = arch.choices[name]
+        inputs = tuple(x for x in c.candidates if x in ca.inputs)
+        cols = layout.column_offsets(c.candidates)
+        rows = layout.row_offsets(c.candidates)
+        linear_cols = tuple((cols[x], cols[x] + ports[x].flat(d)) for x in inputs)
+        stack_idx = []
+        for x in inputs:
+            if ports[x].width2d:
+                stack_idx.append((rows[x], rows[x] + 1))
+            if ports[x].rows3d:
+                start = rows[x] + (1 if layout.ports[x].width2d else 0)
+                stack_idx.append((start, start + ports[x].rows3d))
+        stack_rows = sum(ports[x].stack_rows() for x in inputs)
+        linear_in = sum(ports[x].flat(d) for x in inputs)
+        axis_ranges = {"in": tuple(linear_cols), "rows": tuple(stack_idx), "embed": None}
+        stack, stack_attr = {}, None
+        if any(REGISTRY[b].adaptor == "stack" for b in ca.blocks):
+            stack = {x: {"w": Slice(stack_param(name, x, "w"), (None, _range(ports[x].width2d))),
+                         "b": Slice(stack_param(name, x, "b"), (None,))} for x in inputs if ports[x].width2d}
+            stack_attr = attrs.create(f"{name}_stack") if stack else None
+        blocks = []
+        merged = len(ca.blocks) > 1
+        pair = ca.pair if any(not REGISTRY[b].multi_hot for b in ca.blocks) else None
+        for b in ca.blocks:
+            block = REGISTRY[b]
+            wj = ports[pair[1]].flat(d) if pair else 0
+            sizes = Sizes(ca.dims.get(b, 0), linear_in, stack_rows, wj, d)
+            out = block.out_size(sizes)
+            ranges = dict(axis_ranges, dim=_range(sizes.dim), out=_range(out))
+            params = {role.name: Slice(block_param(name, b, role.name), tuple(ranges[a] for a in role.axes))
+                      for role in block.roles}
+            blocks.append(BlockPlan(b, attrs.create(f"{name}_{b}" if merged else name), out, sizes, params))
+            if pair and not block.multi_hot and pair not in pairs:
+                i, j = pair
+                wi = ports[i].flat(d)
+                pairs[pair] = PairPlan(attrs.create(pair_part(i, j)), wi, wj, {
+                    "w1": Slice(pair_param(i, j, "w1"), (None, _range(wi))), "b1": Slice(pair_param(i, j, "b1"), (None,)),
+                    "w2": Slice(pair_param(i, j, "w2"), (_range(wj), None)), "b2": Slice(pair_param(i, j, "b2"), (_range(wj),))})
+        width2d = max([bp.out for bp in blocks if REGISTRY[bp.block].output == "2d"], default=0)
+        rows3d = next((bp.out for bp in blocks if REGISTRY[bp.block].output == "3d"), 0)
+        port = Port(width2d, rows3d)
+        ports[name] = port
+        plans.append(ChoicePlan(name, inputs, pair, stack_rows, linear_in, stack, stack_attr, blocks, port))
+    cols = layout.column_offsets(spec.outputs)
+    head_cols = tuple((cols[x], cols[x] + ports[x].flat(d)) for x in spec.outputs)
+    head = {"w": Slice(head_param("w"), (None, head_cols)), "b": Slice(head_param("b"), (None,))}
+    head_in = sum(ports[x].flat(d) for x in spec.outputs)
+    return SubnetPlan(spec, arch, plans, ports, pairs, head, attrs.create("head"), head_in, d)

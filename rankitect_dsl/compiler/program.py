@@ -1,0 +1,156 @@
+"""The straight-line program of one subnet: module declarations and forward lines with their shapes.
+
+Built from the subnet plan (which already names every module and holds every weight slice) and the block
+registry; codegen renders it as Python. FLOPs come from the cost model, attached per part afterwards.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..core.blocks import PAIR_FC, REGISTRY
+from ..core.names import Namespace, pair_part
+from .layout import SubnetPlan
+
+
+@dataclass
+class ModuleDecl:
+    attr: str
+    cls: str
+    args: str
+    comment: str
+
+
+@dataclass
+class Line:
+    target: str
+    expr: str
+    shape: str
+    note: str = ""
+    part: str = ""  # the cost-model part the line belongs to: a choice, `fc_I_J`, or `head`
+    flops: int = 0
+
+
+@dataclass
+class Program:
+    space: str
+    modules: list[ModuleDecl]
+    lines: list[Line]
+    result: str
+    inputs: tuple[str, str]
+    helpers: set = field(default_factory=set)
+
+    def show_part_flops(self, flops: dict) -> None:
+        """Put each part's FLOPs (from the cost model) on the part's last line, none on the others."""
+        last = {line.part: line for line in self.lines}
+        for line in self.lines:
+            line.flops = flops.get(line.part, 0) if last[line.part] is line else 0
+
+
+def build_program(plan: SubnetPlan) -> Program:
+    spec, d, bn = plan.spec, plan.d, plan.spec.bottleneck
+    local_ns = Namespace()
+    dense, sparse = spec.dense.name, spec.embed.name
+    for n in (dense, sparse):
+        local_ns.reserve(n)
+    for c in spec.choices:
+        local_ns.reserve(c.name)
+    var2d = {dense: dense}
+    var3d = {sparse: sparse}
+    modules, lines, helpers = [], [], set()
+    flattened, fc_vars = {}, {}
+
+    def flat(x: str) -> str:
+        if x in var2d and x in var3d:
+            helpers.add("flatten_ports")
+            return f"flatten_ports({var2d[x]}, {var3d[x]})"
+        if x in var2d:
+            return var2d[x]
+        if x not in flattened:  # a 3D tensor read flat by several lines is flattened once
+            flattened[x] = f"{var3d[x]}.flatten(1)"
+        return flattened[x]
+
+    def cat(parts) -> str:
+        return parts[0] if len(parts) == 1 else f"torch.cat([{', '.join(parts)}], dim=1)"
+
+    flat_reads = Counter(spec.outputs)
+    for cp in plan.choices:
+        if any(REGISTRY[bp.block].adaptor == "flatten" for bp in cp.blocks):
+            flat_reads.update(cp.inputs)
+        if cp.pair:
+            flat_reads.update(cp.pair)
+
+    def flat_var(x: str, part: str) -> str:
+        """A 3D tensor read flat in several places is flattened once, into a variable of its own."""
+        if x in var3d and x not in var2d and flat_reads[x] > 1 and x not in flattened:
+            name = local_ns.create(f"{x}_flat")
+            lines.append(Line(name, f"{var3d[x]}.flatten(1)", f"B×{plan.ports[x].rows3d * d}", "flattened once", part))
+            flattened[x] = name
+        return flat(x)
+
+    for cp in plan.choices:
+        stack_expr = None
+        if cp.stack_attr or any(REGISTRY[bp.block].adaptor == "stack" for bp in cp.blocks):
+            twod = list(cp.stack)
+            if twod:
+                widths = [f"nn.Linear({plan.ports[x].width2d}, {d})" for x in twod]
+                cls, args = ("nn.Linear", widths[0][len("nn.Linear("):-1]) if len(twod) == 1 else ("nn.ModuleList", f"[{', '.join(widths)}]")
+                modules.append(ModuleDecl(cp.stack_attr, cls, args,
+                                          f"stack adaptor of {cp.name}: " + ", ".join(twod) + f" to one {d}-wide row each"))
+            parts = []
+            for x in cp.inputs:
+                if plan.ports[x].width2d:
+                    proj = f"self.{cp.stack_attr}" if len(twod) == 1 else f"self.{cp.stack_attr}[{twod.index(x)}]"
+                    parts.append(f"{proj}({var2d[x]}).unsqueeze(1)")
+                if plan.ports[x].rows3d:
+                    parts.append(var3d[x])
+            if len(parts) == 1:
+                stack_expr = parts[0]
+            else:
+                stack_var = local_ns.create(f"{cp.name}_rows")
+                lines.append(Line(stack_var, cat(parts), f"B×{cp.stack_rows}×{d}", "stacked inputs", cp.name))
+                stack_expr = stack_var
+        outs2d = []
+        merged = len(cp.blocks) > 1
+        for bp in cp.blocks:
+            block = REGISTRY[bp.block]
+            target = local_ns.create(f"{cp.name}_{bp.block}") if merged else cp.name
+            if block.adaptor == "flatten":
+                over = f"over {', '.join(cp.inputs)}"
+                arg = cat([flat_var(x, cp.name) for x in cp.inputs])
+            elif block.adaptor == "stack":
+                over = f"over {', '.join(cp.inputs)}"
+                arg = stack_expr
+            else:
+                i, j = cp.pair
+                pp = plan.pairs[(i, j)]
+                if (i, j) not in fc_vars:
+                    fc_vars[(i, j)] = local_ns.create(pair_part(i, j))
+                    modules.append(ModuleDecl(pp.attr, PAIR_FC.template_class, f"{pp.left}, {bn}, {pp.right}",
+                                              f"FC_ij from {i} to {j}, shared by every choice using this pair"))
+                    lines.append(Line(fc_vars[(i, j)], f"self.{pp.attr}({flat_var(i, pair_part(i, j))})", f"B×{pp.right}",
+                                      f"FC_ij({i} → {j})", pair_part(i, j)))
+                    helpers.add(PAIR_FC.template_class)
+                over = f"of ({i}, {j})"
+                arg = f"{fc_vars[(i, j)]}, {flat_var(j, cp.name)}"
+            modules.append(ModuleDecl(bp.attr, block.template_class, block.module_args(bp.sizes), f"{cp.name}: {block.summary} {over}"))
+            helpers.add(block.template_class)
+            shape = f"B×{bp.out}×{d}" if block.output == "3d" else f"B×{bp.out}"
+            lines.append(Line(target, f"self.{bp.attr}({arg})", shape, part=cp.name))
+            if block.output == "3d":
+                var3d[cp.name] = target
+            else:
+                outs2d.append((target, bp.out))
+        if outs2d:
+            if len(outs2d) == 1:
+                var2d[cp.name] = outs2d[0][0]
+            else:
+                helpers.add("pad_sum")
+                width = max(w for _, w in outs2d)
+                lines.append(Line(cp.name, f"pad_sum([{', '.join(t for t, _ in outs2d)}])", f"B×{width}", "zero-padded sum", cp.name))
+                var2d[cp.name] = cp.name
+    modules.append(ModuleDecl(plan.head_attr, "nn.Linear", f"{plan.head_in}, 1", "final classifier: one logit per example"))
+    result = f"self.{plan.head_attr}({cat([flat_var(x, 'head') for x in spec.outputs])}).squeeze(-1)"
+    logit = local_ns.create("logit")
+    lines.append(Line(logit, result, "B", part="head"))
+    return Program(spec.name, modules, lines, logit, (dense, sparse), helpers)

@@ -1,0 +1,267 @@
+"""The blocks of paper 3.1, one definition each: the block registry.
+
+A block owns everything the later stages ask of it: which input adaptor feeds it, whether it emits a 2D or
+a 3D tensor and how wide, its parameters (shape axes, initialisation, the path inside its template module),
+its FLOPs, its supernet operation and the name of its template class in `codegen_templates/subnet.py.j2`.
+Shapes, layout, cost model, supernet and codegen read these entries instead of switching on block names,
+so adding a block is one entry here and one template class.
+
+Sizes are plain arithmetic on whatever numbers the caller passes: Python ints for a concrete subnet, sympy
+expressions for the cost model. Operations take the tensor functions (`torch.nn.functional`) as `F`, so this
+module imports neither torch nor sympy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+# Parameter shape axes: the searched dim, the block's output width, the linear adaptor's input width,
+# the stack adaptor's row count, the embedding dim D.
+DIM, OUT, IN, ROWS, EMBED = "dim", "out", "in", "rows", "embed"
+
+
+@dataclass(frozen=True)
+class Role:
+    """One parameter of a block: its axes, its init, and its path inside the block's template module."""
+
+    name: str
+    axes: tuple[str, ...]
+    init: str  # "weight" (uniform by fan-in), "bias" (uniform by the weight's fan-in), "ones", "zeros"
+    module_path: str
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The sizes a block's formulas read; ints for one subnet, sympy expressions in the cost model."""
+
+    dim: object = 0
+    linear_in: object = 0
+    stack_rows: object = 0
+    right_flat: object = 0
+    embed_dim: object = 0
+
+    def axis(self, axis: str, out) -> object:
+        return {DIM: self.dim, OUT: out, IN: self.linear_in, ROWS: self.stack_rows, EMBED: self.embed_dim}[axis]
+
+
+def _norm_roles(axis: str) -> tuple[Role, Role]:
+    return (Role("ln_w", (axis,), "ones", "norm.weight"), Role("ln_b", (axis,), "zeros", "norm.bias"))
+
+
+def norm_act(F, y, p):
+    """LayerNorm over the last axis, then the activation: what follows every block."""
+    return F.relu(F.layer_norm(y, (y.shape[-1],), p["ln_w"], p["ln_b"]))
+
+
+def compress(F, x, w, b):
+    """A linear over the middle axis of B×N×D, returned as B×D×M (the transpose the dot product needs)."""
+    return F.linear(x.transpose(1, 2), w, b)
+
+
+class Block:
+    name: str
+    adaptor: str  # "flatten" (concatenate flattened inputs), "stack" (inputs as rows), "pair" (left, right)
+    output: str  # "2d" or "3d"
+    searched_dim: bool
+    template_class: str
+    summary: str  # how the export's comments describe it
+    roles: tuple[Role, ...]
+
+    @property
+    def multi_hot(self) -> bool:
+        """Reads a multi-hot set of inputs (else a (left, right) pair)."""
+        return self.adaptor != "pair"
+
+    def out_size(self, s: Sizes):
+        """The 2D output width, or the 3D output's row count."""
+        raise NotImplementedError
+
+    def flops(self, s: Sizes):
+        """Matmul FLOPs per example of the block itself (adaptors and FC_ij are counted apart)."""
+        raise NotImplementedError
+
+    def params(self, s: Sizes):
+        out = self.out_size(s)
+        total = 0
+        for role in self.roles:
+            n = 1
+            for axis in role.axes:
+                n = n * s.axis(axis, out)
+            total = total + n
+        return total
+
+    def shape(self, role: Role, s: Sizes) -> tuple:
+        out = self.out_size(s)
+        return tuple(s.axis(axis, out) for axis in role.axes)
+
+    def module_args(self, s: Sizes) -> str:
+        """The template class's constructor arguments."""
+        raise NotImplementedError
+
+    def apply(self, F, x, p, dim_mask=None):
+        """The supernet operation (norm and activation included) on the adaptor's output `x`; with a dim
+        mask (soft or hard, over the maximal dim) the output is weighed by it at maximal width."""
+        raise NotImplementedError
+
+
+class Linear(Block):
+    name, adaptor, output, searched_dim = "linear", "flatten", "2d", True
+    template_class, summary = "LinearBlock", "linear"
+    roles = (Role("w", (DIM, IN), "weight", "linear.weight"), Role("b", (DIM,), "bias", "linear.bias")) + _norm_roles(DIM)
+
+    def out_size(self, s):
+        return s.dim
+
+    def flops(self, s):
+        return 2 * s.linear_in * s.dim
+
+    def module_args(self, s):
+        return f"{s.linear_in}, {s.dim}"
+
+    def apply(self, F, x, p, dim_mask=None):
+        y = norm_act(F, F.linear(x, p["w"], p["b"]), p)
+        return y if dim_mask is None else y * dim_mask
+
+
+class EmbedFCBlock(Block):
+    name, adaptor, output, searched_dim = "embed_fc", "stack", "3d", True
+    template_class, summary = "EmbedFC", "EmbedFC"
+    roles = (Role("w", (DIM, ROWS), "weight", "linear.weight"), Role("b", (DIM,), "bias", "linear.bias")) + _norm_roles(EMBED)
+
+    def out_size(self, s):
+        return s.dim
+
+    def flops(self, s):
+        return 2 * s.stack_rows * s.dim * s.embed_dim
+
+    def module_args(self, s):
+        return f"{s.stack_rows}, {s.dim}, {s.embed_dim}"
+
+    def apply(self, F, x, p, dim_mask=None):
+        y = norm_act(F, compress(F, x, p["w"], p["b"]).transpose(1, 2), p)
+        return y if dim_mask is None else y * dim_mask.unsqueeze(-1)
+
+
+class DotCompressedBlock(Block):
+    name, adaptor, output, searched_dim = "dot_compressed", "stack", "2d", True
+    template_class, summary = "DotCompressed", "compressed dot product"
+    roles = (Role("w", (DIM, ROWS), "weight", "compress.weight"), Role("b", (DIM,), "bias", "compress.bias")) + _norm_roles(OUT)
+
+    def out_size(self, s):
+        return s.stack_rows * s.dim
+
+    def flops(self, s):
+        return 4 * s.stack_rows * s.dim * s.embed_dim
+
+    def module_args(self, s):
+        return f"{s.stack_rows}, {s.dim}"
+
+    def apply(self, F, x, p, dim_mask=None):
+        e = compress(F, x, p["w"], p["b"])
+        if dim_mask is not None:
+            e = e * dim_mask.unsqueeze(-2)
+        z = norm_act(F, x.bmm(e).flatten(1), p)
+        if dim_mask is not None:
+            z = z * dim_mask.repeat(*([1] * (dim_mask.dim() - 1)), x.shape[1])
+        return z
+
+
+class PairBlock(Block):
+    """Eq. 2: `interaction(FC_ij(x_i), x_j)`; the shared FC_ij is `PAIR_FC`, outside the block."""
+
+    adaptor, output, searched_dim = "pair", "2d", False
+    roles = _norm_roles(OUT)
+
+    def out_size(self, s):
+        return s.right_flat
+
+    def flops(self, s):
+        return 0
+
+    def module_args(self, s):
+        return f"{s.right_flat}"
+
+    def combine(self, F, fc_i, x_j):
+        raise NotImplementedError
+
+    def apply(self, F, x, p, dim_mask=None):
+        return norm_act(F, x, p)
+
+
+class GatingBlock(PairBlock):
+    name, template_class, summary = "gating", "Gating", "pairwise gating"
+
+    def combine(self, F, fc_i, x_j):
+        return fc_i.sigmoid() * x_j
+
+
+class SumBlock(PairBlock):
+    name, template_class, summary = "sum", "PairSum", "pairwise sum"
+
+    def combine(self, F, fc_i, x_j):
+        return fc_i + x_j
+
+
+@dataclass(frozen=True)
+class Adaptor:
+    """A shared piece outside the blocks: its parameters (axes named by the caller) and template class."""
+
+    template_class: str
+    roles: tuple[Role, ...]
+
+
+# The stack adaptor: each 2D input B×S → Linear(S → D) → one B×1×D row.
+STACK = Adaptor("nn.Linear", (Role("w", ("embed", "width"), "weight", "weight"), Role("b", ("embed",), "bias", "bias")))
+# FC_ij of the pair blocks: S_i → bottleneck → S_j, computed once per pair and shared by every choice using it.
+PAIR_FC = Adaptor("Bottleneck", (Role("w1", ("bottleneck", "left"), "weight", "down.weight"),
+                                 Role("b1", ("bottleneck",), "bias", "down.bias"),
+                                 Role("w2", ("right", "bottleneck"), "weight", "up.weight"),
+                                 Role("b2", ("right",), "bias", "up.bias")))
+# The final classifier: Linear(·, 1).
+HEAD = Adaptor("nn.Linear", (Role("w", ("one", "width"), "weight", "weight"), Role("b", ("one",), "bias", "bias")))
+
+
+def stack_flops(width2d, d):
+    return 2 * width2d * d
+
+
+def stack_params(width2d, d, has2d):
+    return width2d * d + has2d * d
+
+
+def pair_fc_flops(left, right, bottleneck):
+    return 2 * left * bottleneck + 2 * bottleneck * right
+
+
+def pair_fc_params(left, right, bottleneck):
+    return left * bottleneck + bottleneck + bottleneck * right + right
+
+
+def head_flops(width):
+    return 2 * width
+
+
+def head_params(width):
+    return width + 1
+
+
+REGISTRY: dict[str, Block] = {b.name: b for b in (Linear(), EmbedFCBlock(), DotCompressedBlock(), GatingBlock(), SumBlock())}
+BLOCK_NAMES: tuple[str, ...] = tuple(REGISTRY)
+TEMPLATE_CLASSES: frozenset = frozenset({b.template_class for b in REGISTRY.values()} | {PAIR_FC.template_class})
+
+
+def block(name: str) -> Block:
+    return REGISTRY[name]
+
+
+def is_multi_hot(name: str) -> bool:
+    return REGISTRY[name].multi_hot
+
+
+def has_dim(name: str) -> bool:
+    return REGISTRY[name].searched_dim
+
+
+def output_block(names, output: str) -> Optional[str]:
+    """The first of `names` whose block emits `output` ("2d" or "3d")."""
+    return next((n for n in names if REGISTRY[n].output == output), None)

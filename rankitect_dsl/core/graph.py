@@ -1,0 +1,55 @@
+"""Lowering to a networkx DAG, and the reachability that decides which choices an arch really uses."""
+from __future__ import annotations
+
+from .arch import Arch
+from .spec import SpaceSpec
+from .shapes import infer
+
+OUTPUT = "output"
+
+
+def lower(space: SpaceSpec):
+    """Nodes for inputs, choices and the output with their attributes; edges for candidate connections
+    (a networkx.DiGraph; networkx is imported here, on first use, not when a space is checked)."""
+    import networkx as nx
+
+    g = nx.DiGraph(name=space.name, keep=space.keep, bottleneck=space.bottleneck, baseline=space.baseline_name)
+    d = space.embed_dim
+    g.add_node(space.dense.name, kind="input", input_kind="dense", shape=(space.dense.width,), width2d=space.dense.width, rows3d=0)
+    g.add_node(space.embed.name, kind="input", input_kind="embed", shape=(space.embed.count, d), width2d=0, rows3d=space.embed.count)
+    shapes = infer(space)
+    for c in space.choices:
+        s = shapes[c.name]
+        g.add_node(c.name, kind="choice", index=c.index, blocks=c.blocks, dims={b: list(v) for b, v in c.dims.items()},
+                   fixed_inputs=c.fixed_inputs, fixed_pair=c.fixed_pair, width2d=s.port.width2d, rows3d=s.port.rows3d,
+                   block_out=dict(s.block_out), linear_in=s.linear_in, stack_rows=s.stack_rows)
+        for src in c.candidates:
+            g.add_edge(src, c.name, distance=c.distances[src])
+    g.add_node(OUTPUT, kind="output", sources=space.outputs,
+               width=sum(max(g.nodes[n]["width2d"], g.nodes[n]["rows3d"] * d) for n in space.outputs))
+    for src in space.outputs:
+        g.add_edge(src, OUTPUT, distance=None)
+    return g
+
+
+def reads(arch: Arch, name: str) -> tuple[str, ...]:
+    ca = arch.choices[name]
+    return tuple(dict.fromkeys(ca.inputs + (ca.pair or ())))
+
+
+def reachable(space: SpaceSpec, choice_reads: dict) -> set:
+    """Choices that reach the output, given what each choice reads (choice name -> names)."""
+    seen, stack = set(), [n for n in space.outputs if n in choice_reads]
+    while stack:
+        n = stack.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        stack.extend(r for r in choice_reads[n] if r in choice_reads)
+    return seen
+
+
+def active_choices(space: SpaceSpec, arch: Arch) -> list[str]:
+    """Choices that reach the output under the arch, in topological order."""
+    seen = reachable(space, {c.name: reads(arch, c.name) for c in space.choices})
+    return [c.name for c in space.choices if c.name in seen]

@@ -1,0 +1,88 @@
+"""The naming authority: which names may become Python identifiers in generated code, the identifiers
+codegen hands out, and the keys of parameters and decisions (after torch.fx's `_Namespace` and its one
+table of illegal names)."""
+from __future__ import annotations
+
+import builtins
+import keyword
+import re
+
+from .blocks import TEMPLATE_CLASSES
+
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+# Helper functions the subnet template may define at module level.
+HELPER_FUNCTIONS = frozenset({"flatten_ports", "pad_sum"})
+# Every module-level name the generated modules use for themselves: imports, helpers, template classes
+# and the supernet module's constants. A choice or input may not take one of them (a test renders the
+# templates and checks this table covers every name they define).
+GENERATED_NAMES = frozenset({"self", "torch", "nn", "F", "math", "SPEC", "PARAMETER_SHAPES", "SupernetBase"}
+                            | HELPER_FUNCTIONS | TEMPLATE_CLASSES)
+SEPARATOR = "__"  # user names may not contain it, so generated keys split back unambiguously
+
+
+def identifier_problem(name: str) -> str | None:
+    """Why `name` cannot be used as an identifier, or None when it can."""
+    if name.startswith("_"):
+        return "names may not start with `_` (dunder and private names are reserved)"
+    if SEPARATOR in name:
+        return "names may not contain `__` (generated code uses it as a separator)"
+    if not _IDENT.match(name):
+        return "not a valid identifier (use ASCII letters, digits and `_`, starting with a letter)"
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        return "is a Python keyword"
+    if hasattr(builtins, name):
+        return "shadows a Python builtin"
+    if name in GENERATED_NAMES:
+        return "is reserved by the generated code"
+    return None
+
+
+class Namespace:
+    """Hands out identifiers that never repeat and never shadow keywords, builtins or reserved names."""
+
+    def __init__(self, reserved=()):
+        self._taken = set(reserved) | set(keyword.kwlist) | set(dir(builtins)) | GENERATED_NAMES
+
+    def reserve(self, name: str) -> None:
+        self._taken.add(name)
+
+    def create(self, base: str) -> str:
+        base = _UNSAFE.sub("_", base).strip("_") or "value"
+        if base[0].isdigit():
+            base = f"v{base}"
+        name, n = base, 1
+        while name in self._taken:
+            name = f"{base}_{n}"
+            n += 1
+        self._taken.add(name)
+        return name
+
+
+# -- keys of the supernet's parameters -----------------------------------------------------------
+def block_param(choice: str, block: str, role: str) -> str:
+    return SEPARATOR.join((choice, block, role))
+
+
+def stack_param(choice: str, source: str, role: str) -> str:
+    return SEPARATOR.join((choice, "stack", source, role))
+
+
+def pair_param(left: str, right: str, role: str) -> str:
+    return SEPARATOR.join(("fc", left, right, role))
+
+
+def head_param(role: str) -> str:
+    return SEPARATOR.join(("head", role))
+
+
+def pair_part(left: str, right: str) -> str:
+    """The cost model's name for the shared FC_ij of a pair, also its attribute stem in the export."""
+    return f"fc_{left}_{right}"
+
+
+# -- names of decisions ----------------------------------------------------------------------------
+def decision_name(choice: str, kind: str, target: str | None = None) -> str:
+    """`c.block`, `c.input.x`, `c.left`, `c.right`, `c.dim.linear`."""
+    return ".".join(p for p in (choice, kind, target) if p is not None)

@@ -1,0 +1,44 @@
+"""Encoded CTR data: dense features, categorical indices and labels, with a held-out evaluation tail."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.errors import RksError
+
+
+class DataError(RksError):
+    def __init__(self, message: str):
+        super().__init__(message, filename="data")
+
+    def render(self) -> str:
+        return "data error: " + self.diagnostics[0].message
+
+
+@dataclass
+class Dataset:
+    name: str
+    dense: np.ndarray  # n × S float32 (already transformed)
+    cats: np.ndarray  # n × N int64, 0 is each feature's out-of-vocabulary bucket
+    labels: np.ndarray  # n float32 in {0, 1}
+    vocab_sizes: list
+    n_train: int  # the first n_train rows are for training, in order; the rest is the evaluation tail
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_dense(self) -> int:
+        return self.dense.shape[1]
+
+    @property
+    def n_cat(self) -> int:
+        return self.cats.shape[1]
+
+    def check_fits(self, space) -> None:
+        want = (space.spec.dense.width, space.spec.embed.count)
+        if (self.n_dense, self.n_cat) != want:
+            raise DataError(f"data `{self.name}` has {self.n_dense} dense and {self.n_cat} categorical features, "
+                            f"but space `{space.name}` takes dense[{want[0]}] and embed[{want[1]}, {space.spec.embed.dim}]")

@@ -1,0 +1,453 @@
+"""Check an AST and resolve it into a `SpaceSpec`, collecting every error of the file."""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from . import syntax as S
+from ..core.errors import Diagnostic, RksError, Span, did_you_mean
+from ..core.names import identifier_problem
+from ..core.blocks import BLOCK_NAMES, has_dim, is_multi_hot
+from ..core.spec import DEFAULT_BOTTLENECK, DEFAULT_KEEP, ChoiceSpec, InputSpec, SpaceSpec
+
+_RANGE_NAME = re.compile(r"^(.*?)(\d+)$")
+
+
+class _Checker:
+    def __init__(self, module: S.Module, filename: str, source: str):
+        self.module = module
+        self.filename = filename
+        self.source = source
+        self.diags: list[Diagnostic] = []
+        self.invalid_names: set[str] = set()  # already reported; references to them stay quiet
+
+    def error(self, message: str, span: Optional[Span], hint: Optional[str] = None):
+        self.diags.append(Diagnostic(message, span, hint))
+
+    # -- small validators -------------------------------------------------------------------
+
+    def ident(self, name: S.Name, what: str) -> bool:
+        problem = identifier_problem(name.text)
+        if problem:
+            self.error(f"{what} `{name.text}`: {problem}", name.span)
+            return False
+        return True
+
+    def positive_int(self, num: S.Number, what: str) -> Optional[int]:
+        if not num.is_int or num.value <= 0:
+            self.error(f"{what} must be a positive integer, got `{num.text}`", num.span)
+            return None
+        return int(num.value)
+
+    def block_name(self, name: S.Name) -> bool:
+        if name.text not in BLOCK_NAMES:
+            self.error(f"unknown block `{name.text}`", name.span,
+                       did_you_mean(name.text, BLOCK_NAMES) or f"blocks are {', '.join(BLOCK_NAMES)}")
+            return False
+        return True
+
+    def dims(self, stmt) -> Optional[tuple[int, ...]]:
+        if isinstance(stmt, S.DimList):
+            values = [self.positive_int(n, "a dim option") for n in stmt.options]
+            if any(v is None for v in values):
+                return None
+            spans = stmt.options
+        else:
+            base = self.positive_int(stmt.base, "the dim scale base")
+            steps = self.positive_int(stmt.steps, "the number of dim steps")
+            low, high = stmt.low.value, stmt.high.value
+            if low <= 0:
+                self.error(f"the dim scale must be positive, got `{stmt.low.text}`", stmt.low.span)
+                return None
+            if high < low:
+                self.error(f"the dim scale range ends below its start ({stmt.high.text} < {stmt.low.text})", stmt.high.span)
+                return None
+            if base is None or steps is None:
+                return None
+            factors = [low] if steps == 1 else [low + i * (high - low) / (steps - 1) for i in range(steps)]
+            values = [int(round(base * f)) for f in factors]
+            if any(v <= 0 for v in values):
+                self.error(f"dim scale {base} × {stmt.low.text} rounds to 0", stmt.low.span)
+                return None
+            spans = [stmt.base] * len(values)
+        seen = set()
+        for v, num in zip(values, spans):
+            if v in seen:
+                self.error(f"dim option {v} is repeated", num.span, "each option must be distinct")
+                return None
+            seen.add(v)
+        return tuple(sorted(values))
+
+    # -- the file ---------------------------------------------------------------------------
+
+    def run(self) -> SpaceSpec:
+        items = self.module.items
+        space_name = self.space_name(items)
+        dense, embed = self.inputs(items)
+        keep = self.keep(items)
+        bottleneck = self.bottleneck(items)
+        default_dims = self.default_dims(items)
+        input_names = {i.name for i in (dense, embed) if i is not None}
+        choices = self.choices(items, input_names, default_dims)
+        outputs = self.outputs(items, input_names, choices)
+        ordered = self.order(choices, input_names)
+        baseline_name, baseline = self.baseline(items, {c.name: c for c in choices})
+        if self.diags:
+            raise RksError(self.diags, self.filename, self.source)
+        return SpaceSpec(space_name, dense, embed, ordered, outputs, keep, bottleneck, baseline_name, baseline, self.filename)
+
+    def singleton(self, items, kind, what):
+        found = [i for i in items if isinstance(i, kind)]
+        for extra in found[1:]:
+            span = extra.name.span if hasattr(extra, "name") else extra.span
+            self.error(f"duplicate {what}", span, "write it once")
+        return found[0] if found else None
+
+    def space_name(self, items) -> str:
+        decl = self.singleton(items, S.SpaceDecl, "`space` declaration")
+        if decl is None:
+            self.error("missing `space NAME` declaration", Span(1, 1), "start the file with `space my_space`")
+            return "space"
+        self.ident(decl.name, "space name")
+        return decl.name.text
+
+    def inputs(self, items):
+        found = {"dense": [], "embed": []}
+        names = {}
+        for decl in (i for i in items if isinstance(i, S.InputDecl)):
+            if not self.ident(decl.name, "input name"):
+                self.invalid_names.add(decl.name.text)
+                continue
+            if decl.name.text in names:
+                self.error(f"duplicate name `{decl.name.text}`", decl.name.span)
+                continue
+            names[decl.name.text] = decl
+            sizes = [self.positive_int(n, "an input size") for n in decl.sizes]
+            if any(s is None for s in sizes):
+                continue
+            if decl.kind == "dense":
+                found["dense"].append(InputSpec(decl.name.text, "dense", width=sizes[0]))
+            else:
+                found["embed"].append(InputSpec(decl.name.text, "embed", count=sizes[0], dim=sizes[1]))
+            if len(found[decl.kind]) == 2:
+                self.error(f"a second {decl.kind} input `{decl.name.text}`", decl.name.span,
+                           "a space has one dense[S] input and one embed[N, D] input")
+        for kind, example in (("dense", "input dense : dense[13]"), ("embed", "input sparse : embed[26, 16]")):
+            if not found[kind] and not any(isinstance(i, S.InputDecl) and i.kind == kind for i in items):
+                self.error(f"missing the {kind} input", Span(1, 1), f"declare it, e.g. `{example}`")
+        dense = found["dense"][0] if found["dense"] else None
+        embed = found["embed"][0] if found["embed"] else None
+        return dense, embed
+
+    def keep(self, items) -> float:
+        stmt = self.singleton(items, S.KeepStmt, "`keep` setting")
+        if stmt is None:
+            return DEFAULT_KEEP
+        if not 0 < stmt.value.value <= 1:
+            self.error(f"the keep-probability must be in (0, 1], got `{stmt.value.text}`", stmt.span)
+        return stmt.value.value
+
+    def bottleneck(self, items) -> int:
+        stmt = self.singleton(items, S.BottleneckStmt, "`bottleneck` setting")
+        if stmt is None:
+            return DEFAULT_BOTTLENECK
+        return self.positive_int(stmt.value, "the pairwise bottleneck") or DEFAULT_BOTTLENECK
+
+    def default_dims(self, items) -> dict:
+        dims = {}
+        for stmt in (i for i in items if isinstance(i, (S.DimList, S.DimScale))):
+            if self.block_name(stmt.block) and self.dim_block(stmt.block):
+                if stmt.block.text in dims:
+                    self.error(f"duplicate default dims for `{stmt.block.text}`", stmt.block.span)
+                values = self.dims(stmt)
+                if values is not None:
+                    dims[stmt.block.text] = values
+        return dims
+
+    def dim_block(self, name: S.Name) -> bool:
+        if not has_dim(name.text):
+            self.error(f"block `{name.text}` has no searched dim", name.span,
+                       "its output width is the width of its right input")
+            return False
+        return True
+
+    def expand_range(self, decl: S.ChoiceDecl) -> list[S.Name]:
+        if decl.last is None:
+            return [decl.first]
+        a, b = _RANGE_NAME.match(decl.first.text), _RANGE_NAME.match(decl.last.text)
+        if not a or not b or a.group(1) != b.group(1):
+            self.error(f"a choice range needs two names with one prefix and a number, got `{decl.first.text} .. {decl.last.text}`",
+                       decl.last.span, "e.g. `choice c2 .. c9`")
+            return [decl.first]
+        lo, hi = int(a.group(2)), int(b.group(2))
+        if hi < lo:
+            self.error(f"the choice range `{decl.first.text} .. {decl.last.text}` is empty", decl.last.span)
+            return [decl.first]
+        return [S.Name(f"{a.group(1)}{k}", decl.first.span) for k in range(lo, hi + 1)]
+
+    def choices(self, items, input_names, default_dims) -> list[ChoiceSpec]:
+        decls = [i for i in items if isinstance(i, S.ChoiceDecl)]
+        names: list[tuple[S.Name, S.ChoiceDecl]] = []
+        seen = set(input_names)
+        for decl in decls:
+            for name in self.expand_range(decl):
+                if not self.ident(name, "choice name"):
+                    self.invalid_names.add(name.text)
+                    continue
+                if name.text in seen:
+                    self.error(f"duplicate name `{name.text}`", name.span, "every input and choice needs its own name")
+                    continue
+                seen.add(name.text)
+                names.append((name, decl))
+        if not decls:
+            self.error("the space has no choice", Span(1, 1), "add `choice c1 { … }`")
+        order = [n.text for n, _ in names]
+        known = set(order) | input_names
+        return [c for c in (self.choice(i, n, d, order, known, input_names, default_dims) for i, (n, d) in enumerate(names)) if c]
+
+    def choice(self, index, name, decl, order, known, input_names, default_dims) -> Optional[ChoiceSpec]:
+        blocks, candidates, distances, dims = None, [], {}, {}
+        fixed_inputs, pair, dropped, bad_refs = False, None, [], False
+        body = decl.body
+        for stmt in body:
+            if isinstance(stmt, S.BlocksStmt):
+                if blocks is not None:
+                    self.error("duplicate `blocks` statement", stmt.span)
+                if stmt.names is None:
+                    blocks = list(BLOCK_NAMES)
+                else:
+                    blocks = []
+                    for b in stmt.names:
+                        if self.block_name(b):
+                            if b.text in blocks:
+                                self.error(f"block `{b.text}` is listed twice", b.span)
+                            else:
+                                blocks.append(b.text)
+            elif isinstance(stmt, S.FromDistance):
+                for num in stmt.distances:
+                    d = self.positive_int(num, "a connection distance")
+                    if d is None:
+                        bad_refs = True
+                        continue
+                    if index - d < 0:
+                        dropped.append(d)
+                        continue
+                    target = order[index - d]
+                    if target not in distances:
+                        candidates.append(target)
+                        distances[target] = d
+            elif isinstance(stmt, S.FromNames):
+                for ref in stmt.names:
+                    if ref.text in self.invalid_names:
+                        bad_refs = True
+                    elif ref.text not in known:
+                        bad_refs = True
+                        self.error(f"unknown name `{ref.text}`", ref.span,
+                                   did_you_mean(ref.text, known) or "name an input or a choice")
+                    elif ref.text == name.text:
+                        self.error(f"choice `{name.text}` reads itself", ref.span, "that is a cycle")
+                    elif ref.text not in distances:
+                        candidates.append(ref.text)
+                        distances[ref.text] = None if ref.text in input_names else index - order.index(ref.text)
+            elif isinstance(stmt, (S.DimList, S.DimScale)):
+                if self.block_name(stmt.block) and self.dim_block(stmt.block):
+                    values = self.dims(stmt)
+                    dims[stmt.block.text] = values
+            elif isinstance(stmt, S.FixedInputs):
+                fixed_inputs = True
+            elif isinstance(stmt, S.PairStmt):
+                pair = (stmt.left, stmt.right)
+        if blocks is None:
+            self.error(f"choice `{name.text}` has no `blocks` statement", decl.span, "add `blocks all` or `blocks linear, gating`")
+            return None
+        if not blocks:
+            return None
+        if not candidates and bad_refs:
+            return None
+        if not candidates:
+            why = f": distance {', '.join(map(str, dropped))} reaches before the first choice" if dropped else ""
+            self.error(f"choice `{name.text}` has no candidate input{why}", name.span,
+                       "add `from` with an input name, or a distance that reaches an earlier choice")
+            return None
+        for block in dims:
+            if block not in blocks:
+                stmt = next(s for s in body if isinstance(s, (S.DimList, S.DimScale)) and s.block.text == block)
+                self.error(f"dims for `{block}`, which choice `{name.text}` does not use", stmt.block.span)
+        block_dims = {}
+        for b in blocks:
+            if has_dim(b):
+                options = dims[b] if b in dims else default_dims.get(b)
+                if options is None and b in dims:
+                    continue
+                if options is None:
+                    self.error(f"choice `{name.text}` has no dim options for `{b}`", name.span,
+                               f"add `dim {b} 16, 32` to the choice or at the top level")
+                else:
+                    block_dims[b] = options
+        fixed_pair = None
+        if pair is not None:
+            ok = True
+            for ref in pair:
+                if ref.text not in candidates:
+                    self.error(f"pair input `{ref.text}` is not a candidate input of `{name.text}`", ref.span,
+                               did_you_mean(ref.text, candidates) or f"candidates: {', '.join(candidates)}")
+                    ok = False
+            if not any(not is_multi_hot(b) for b in blocks):
+                self.error(f"`pair` in choice `{name.text}`, which has no gating or sum block", pair[0].span)
+                ok = False
+            fixed_pair = (pair[0].text, pair[1].text) if ok else None
+        elif fixed_inputs and any(not is_multi_hot(b) for b in blocks):
+            self.error(f"choice `{name.text}` fixes its inputs but not the pair of its gating/sum block", name.span,
+                       "add `pair LEFT, RIGHT`")
+        return ChoiceSpec(name.text, index, tuple(blocks), tuple(candidates), distances, block_dims, fixed_inputs, fixed_pair)
+
+    def outputs(self, items, input_names, choices) -> tuple[str, ...]:
+        decl = self.singleton(items, S.OutputDecl, "`output` declaration")
+        if decl is None:
+            lines = self.source.splitlines() or [""]
+            self.error("missing `output from NAME`", Span(len(lines), 1), "name the choice(s) the final classifier reads")
+            return ()
+        known = {c.name for c in choices} | input_names
+        names = []
+        for ref in decl.sources:
+            if ref.text in self.invalid_names:
+                continue
+            if ref.text not in known:
+                self.error(f"output names nothing: unknown name `{ref.text}`", ref.span,
+                           did_you_mean(ref.text, known) or "name a choice")
+            elif ref.text not in names:
+                names.append(ref.text)
+        return tuple(names)
+
+    def order(self, choices, input_names) -> list[ChoiceSpec]:
+        """Topological order, declaration order among equals. A reference to a choice that was lost to an
+        earlier error is skipped here: that error is already reported, and nothing reaches lowering."""
+        by_name = {c.name: c for c in choices}
+        reads = {c.name: [src for src in c.candidates if src in by_name] for c in choices}
+        cycle = _find_cycle(reads)
+        if cycle is None:
+            ready = {name for name, srcs in reads.items() if not srcs}
+            users = {name: [c for c, srcs in reads.items() if name in srcs] for name in reads}
+            waiting = {name: len(srcs) for name, srcs in reads.items()}
+            ordered = []
+            while ready:
+                name = min(ready, key=lambda n: by_name[n].index)
+                ready.remove(name)
+                ordered.append(by_name[name])
+                for user in users[name]:
+                    waiting[user] -= 1
+                    if not waiting[user]:
+                        ready.add(user)
+            return ordered
+        path = " -> ".join(cycle + [cycle[0]])
+        span = self.reference_span(cycle[1 % len(cycle)], cycle[0])
+        self.error(f"connections form a cycle: {path}", span, "a choice may only read choices that do not read it")
+        return choices
+
+    def reference_span(self, choice: str, ref: str) -> Optional[Span]:
+        for decl in (i for i in self.module.items if isinstance(i, S.ChoiceDecl)):
+            for stmt in decl.body:
+                if isinstance(stmt, S.FromNames) and decl.first.text == choice:
+                    for name in stmt.names:
+                        if name.text == ref:
+                            return name.span
+        return None
+
+    def baseline(self, items, choices: dict):
+        decl = self.singleton(items, S.BaselineDecl, "`baseline`")
+        if decl is None:
+            return None, None
+        self.ident(decl.name, "baseline name")
+        arch = {}
+        for a in decl.assignments:
+            entry = self.assignment(a, choices)
+            if entry is None:
+                continue
+            if a.choice.text in arch:
+                self.error(f"choice `{a.choice.text}` is assigned twice in the baseline", a.choice.span)
+            arch[a.choice.text] = entry
+        missing = [c for c in choices if c not in arch]
+        if missing and not self.diags:
+            self.error(f"baseline `{decl.name.text}` leaves out choice(s) {', '.join(missing)}", decl.name.span,
+                       "a baseline arch assigns a block to every choice")
+        return decl.name.text, arch
+
+    def assignment(self, a: S.Assignment, choices: dict) -> Optional[dict]:
+        choice = choices.get(a.choice.text)
+        if choice is None:
+            self.error(f"baseline is not in the space: unknown choice `{a.choice.text}`", a.choice.span,
+                       did_you_mean(a.choice.text, choices))
+            return None
+        block = a.block.text
+        if block not in choice.blocks:
+            self.error(f"baseline is not in the space: choice `{choice.name}` offers no block `{block}`", a.block.span,
+                       f"it offers {', '.join(choice.blocks)}")
+            return None
+        for ref in a.inputs:
+            if ref.text not in choice.candidates:
+                self.error(f"baseline is not in the space: `{ref.text}` is not a candidate input of `{choice.name}`", ref.span,
+                           did_you_mean(ref.text, choice.candidates) or f"candidates: {', '.join(choice.candidates)}")
+                return None
+        names = [r.text for r in a.inputs]
+        entry = {"blocks": [block]}
+        if not is_multi_hot(block):
+            if len(names) != 2:
+                self.error(f"baseline: a `{block}` block takes a (left, right) pair, got {len(names)} input(s)", a.block.span)
+                return None
+            if choice.fixed_pair and tuple(names) != choice.fixed_pair:
+                self.error(f"baseline is not in the space: `{choice.name}` fixes its pair to {', '.join(choice.fixed_pair)}", a.inputs[0].span)
+                return None
+            entry["pair"] = names
+        else:
+            if not names or len(set(names)) != len(names):
+                self.error(f"baseline: `{block}` needs one or more distinct inputs", a.block.span)
+                return None
+            if choice.fixed_inputs and set(names) != set(choice.candidates):
+                self.error(f"baseline is not in the space: `{choice.name}` fixes its inputs to {', '.join(choice.candidates)}", a.block.span)
+                return None
+            entry["inputs"] = [c for c in choice.candidates if c in names]
+        if has_dim(block):
+            if a.dim is None:
+                self.error(f"baseline: `{choice.name}` needs `dim N` for its `{block}` block", a.block.span,
+                           f"options: {', '.join(map(str, choice.dims.get(block, ())))}")
+                return None
+            value = a.dim.value
+            if value not in choice.dims.get(block, ()):
+                self.error(f"baseline is not in the space: dim {a.dim.text} is not offered for `{block}` in `{choice.name}`",
+                           a.dim.span, f"options: {', '.join(map(str, choice.dims.get(block, ())))}")
+                return None
+            entry["dims"] = {block: int(value)}
+        elif a.dim is not None:
+            self.error(f"baseline: a `{block}` block has no dim", a.dim.span)
+            return None
+        return entry
+
+
+def _find_cycle(reads: dict) -> Optional[list[str]]:
+    """A cycle `[a, b, …]` where b reads a, c reads b, …, and a reads the last; None when there is none."""
+    users = {name: [c for c, srcs in reads.items() if name in srcs] for name in reads}
+    state: dict = {}
+    for root in reads:
+        if root in state:
+            continue
+        stack, path = [(root, iter(users[root]))], [root]
+        state[root] = "open"
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = "done"
+                stack.pop()
+                path.pop()
+            elif state.get(nxt) == "open":
+                return path[path.index(nxt):]
+            elif nxt not in state:
+                state[nxt] = "open"
+                stack.append((nxt, iter(users[nxt])))
+                path.append(nxt)
+    return None
+
+
+def check(module: S.Module, filename: str, source: str) -> SpaceSpec:
+    """Resolve a parsed file, raising RksError with every diagnostic found."""
+    return _Checker(module, filename, source).run()

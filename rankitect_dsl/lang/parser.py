@@ -1,0 +1,150 @@
+"""Parse `.rks` text into the AST (`syntax.py`); syntax errors become positioned diagnostics."""
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import syntax as S
+from ..core.errors import Diagnostic, RksError, Span
+
+
+_TOKEN_WORDS = {
+    "NAME": "a name", "BADNAME": "a name", "NUMBER": "a number", "LBRACE": "`{`", "RBRACE": "`}`",
+    "LSQB": "`[`", "RSQB": "`]`", "LPAR": "`(`", "RPAR": "`)`", "COMMA": "`,`", "COLON": "`:`",
+    "EQUAL": "`=`", "RANGE": "`..`", "$END": "end of file",
+}
+
+
+def _grammar_text() -> str:
+    return resources.files("rankitect_dsl.grammars").joinpath("rks.lark").read_text()
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(_grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def _span(tok: Token) -> Span:
+    return Span(tok.line, tok.column, max(1, len(str(tok))))
+
+
+def _meta_span(meta) -> Span:
+    return Span(meta.line, meta.column, 1)
+
+
+@v_args(inline=True)
+class _ToAst(Transformer):
+    def name(self, tok):
+        return S.Name(str(tok), _span(tok))
+
+    def number(self, tok):
+        return S.Number(str(tok), _span(tok))
+
+    def name_list(self, *names):
+        return list(names)
+
+    def number_list(self, *nums):
+        return list(nums)
+
+    def start(self, *items):
+        return S.Module(list(items))
+
+    def space_decl(self, name):
+        return S.SpaceDecl(name)
+
+    def input_decl(self, name, typ):
+        kind, sizes = typ
+        return S.InputDecl(name, kind, sizes)
+
+    def dense_type(self, n):
+        return ("dense", [n])
+
+    def embed_type(self, n, d):
+        return ("embed", [n, d])
+
+    def keep_stmt(self, value):
+        return S.KeepStmt(value, value.span)
+
+    def bottleneck_stmt(self, value):
+        return S.BottleneckStmt(value, value.span)
+
+    @v_args(meta=True, inline=False)
+    def choice_decl(self, meta, children):
+        first, _range, last, *body = children
+        return S.ChoiceDecl(first, last, list(body), _meta_span(meta))
+
+    @v_args(meta=True, inline=False)
+    def blocks_stmt(self, meta, children):
+        (arg,) = children
+        names = None if isinstance(arg, Token) else arg
+        return S.BlocksStmt(names, _meta_span(meta))
+
+    def from_distance(self, _kw, numbers):
+        return S.FromDistance(numbers)
+
+    def from_names(self, names):
+        return S.FromNames(names)
+
+    @v_args(meta=True, inline=False)
+    def fixed_stmt(self, meta, children):
+        return S.FixedInputs(_meta_span(meta))
+
+    def pair_stmt(self, left, right):
+        return S.PairStmt(left, right)
+
+    def dim_list(self, block, options):
+        return S.DimList(block, options)
+
+    def dim_scale(self, block, base, low, _range, high, steps):
+        return S.DimScale(block, base, low, high, steps)
+
+    @v_args(meta=True, inline=False)
+    def output_decl(self, meta, children):
+        return S.OutputDecl(children[0], _meta_span(meta))
+
+    def baseline_decl(self, name, *assignments):
+        return S.BaselineDecl(name, list(assignments))
+
+    def assignment(self, choice, block, inputs, dim):
+        return S.Assignment(choice, block, inputs or [], dim)
+
+
+def _describe_expected(expected) -> str:
+    words = sorted({_TOKEN_WORDS.get(e, f"`{e.lower()}`") for e in expected})
+    if len(words) > 6:
+        words = words[:6] + ["…"]
+    return ", ".join(words)
+
+
+def _syntax_diagnostic(err: UnexpectedInput) -> Diagnostic:
+    if isinstance(err, UnexpectedCharacters):
+        char = err.char
+        return Diagnostic(f"unexpected character `{char}`", Span(err.line, err.column, 1))
+    if isinstance(err, UnexpectedToken):
+        tok = err.token
+        if tok.type == "$END":
+            return Diagnostic(f"unexpected end of file; expected {_describe_expected(err.expected)}",
+                              Span(max(1, err.line), max(1, err.column), 1))
+        return Diagnostic(f"unexpected `{tok}`; expected {_describe_expected(err.expected)}", _span(tok))
+    if isinstance(err, UnexpectedEOF):
+        return Diagnostic("unexpected end of file", None)
+    return Diagnostic(str(err), Span(getattr(err, "line", 1), getattr(err, "column", 1), 1))
+
+
+def parse(source: str, filename: str = "<input>") -> S.Module:
+    """Parse source text; raise RksError with one positioned diagnostic on a syntax error."""
+    try:
+        tree = _parser().parse(source)
+    except UnexpectedInput as err:
+        diag = _syntax_diagnostic(err)
+        if diag.span is not None and diag.span.line < 1:
+            lines = source.splitlines() or [""]
+            diag = Diagnostic(diag.message, Span(len(lines), len(lines[-1]) + 1, 1))
+        raise RksError([diag], filename, source) from None
+    try:
+        return _ToAst().transform(tree)
+    except VisitError as err:  # a bug in the transformer, not bad input
+        raise err.orig_exc from None

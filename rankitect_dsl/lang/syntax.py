@@ -1,0 +1,129 @@
+"""The AST of a `.rks` file: plain dataclasses that keep the source span of every name and number."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from ..core.errors import Span
+
+
+@dataclass(frozen=True)
+class Name:
+    text: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Number:
+    text: str
+    span: Span
+
+    @property
+    def value(self) -> float:
+        return float(self.text)
+
+    @property
+    def is_int(self) -> bool:
+        return self.value == int(self.value) and not any(c in self.text for c in ".eE")
+
+
+@dataclass
+class SpaceDecl:
+    name: Name
+
+
+@dataclass
+class InputDecl:
+    name: Name
+    kind: str  # "dense" | "embed"
+    sizes: list[Number]
+
+
+@dataclass
+class KeepStmt:
+    value: Number
+    span: Span
+
+
+@dataclass
+class BottleneckStmt:
+    value: Number
+    span: Span
+
+
+@dataclass
+class DimList:
+    block: Name
+    options: list[Number]
+
+
+@dataclass
+class DimScale:
+    block: Name
+    base: Number
+    low: Number
+    high: Number
+    steps: Number
+
+
+DimStmt = Union[DimList, DimScale]
+
+
+@dataclass
+class BlocksStmt:
+    names: Optional[list[Name]]  # None means `all`
+    span: Span
+
+
+@dataclass
+class FromDistance:
+    distances: list[Number]
+
+
+@dataclass
+class FromNames:
+    names: list[Name]
+
+
+@dataclass
+class FixedInputs:
+    span: Span
+
+
+@dataclass
+class PairStmt:
+    left: Name
+    right: Name
+
+
+@dataclass
+class ChoiceDecl:
+    first: Name
+    last: Optional[Name]
+    body: list
+    span: Span
+
+
+@dataclass
+class OutputDecl:
+    sources: list[Name]
+    span: Span
+
+
+@dataclass
+class Assignment:
+    choice: Name
+    block: Name
+    inputs: list[Name]
+    dim: Optional[Number]
+
+
+@dataclass
+class BaselineDecl:
+    name: Name
+    assignments: list[Assignment]
+
+
+@dataclass
+class Module:
+    items: list = field(default_factory=list)

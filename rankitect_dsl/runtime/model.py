@@ -1,0 +1,37 @@
+"""The trained model: embedding tables outside the searched part in front of a subnet or the supernet."""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class CTRModel(nn.Module):
+    """Per-feature embedding tables (one table, offset per feature) in front of a subnet or supernet.
+
+    With `seed`, the tables are drawn from their own generator, so every arch built with that seed starts
+    from the same tables (common random numbers): on short proxy budgets the tables' draw moves NE more
+    than the architecture does, and sharing it keeps that out of the comparison between archs."""
+
+    def __init__(self, body: nn.Module, vocab_sizes, dim: int, seed: Optional[int] = None):
+        super().__init__()
+        self.embedding = nn.Embedding(int(sum(vocab_sizes)), dim)
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        with torch.no_grad():
+            self.embedding.weight.normal_(0.0, 1.0 / math.sqrt(dim), generator=generator)
+        self.register_buffer("offsets", torch.tensor(np.cumsum([0] + list(vocab_sizes[:-1])), dtype=torch.int64))
+        self.body = body
+
+    def embed(self, cats: torch.Tensor) -> torch.Tensor:
+        return self.embedding(cats + self.offsets)
+
+    def forward(self, dense: torch.Tensor, cats: torch.Tensor, **kwargs) -> torch.Tensor:
+        return self.body(dense, self.embed(cats), **kwargs)
+
+
+def build_model(space, arch, data: Dataset, seed: int = 0) -> CTRModel:
+    torch.manual_seed(seed)
+    return CTRModel(space.subnet(arch), data.vocab_sizes, space.spec.embed.dim, seed=seed)

@@ -1,0 +1,113 @@
+"""Train and score an architecture on CTR data: embeddings outside the searched part, Adam, BCE with
+logits, one ordered pass over the stream, NE / window NE / eval NE / AUC."""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.dataset import Dataset
+from .model import CTRModel
+from .metrics import auc, normalized_entropy, window_ne
+
+
+@dataclass
+class TrainConfig:
+    examples: int
+    batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+    progress: bool = True
+    description: str = "train"
+    start: int = 0  # first training row of the pass (rows wrap around the training part)
+
+
+@dataclass
+class TrainResult:
+    window_ne: float
+    train_ne: float
+    eval_ne: float
+    auc: float
+    examples: int
+    eval_examples: int
+    passes: float
+    seconds: float
+    extra: dict = field(default_factory=dict)
+    seen: Optional[tuple] = field(default=None, repr=False)  # (logits, labels) before each update, in order
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("seen")
+        out.update(out.pop("extra"))
+        return out
+
+
+def batches(data: Dataset, start: int, stop: int, batch_size: int):
+    """Contiguous (dense, cats, labels) tensors over rows [start, stop) of the training part, wrapping."""
+    pos = start
+    while pos < stop:
+        a = pos % data.n_train
+        b = min(a + batch_size, data.n_train, a + (stop - pos))
+        yield (torch.from_numpy(np.array(data.dense[a:b])), torch.from_numpy(np.array(data.cats[a:b])),
+               torch.from_numpy(np.array(data.labels[a:b])))
+        pos += b - a
+
+
+def train(model: CTRModel, data: Dataset, cfg: TrainConfig, forward: Optional[Callable] = None,
+          evaluate: bool = True, eval_forward: Optional[Callable] = None) -> TrainResult:
+    """One ordered pass over `cfg.examples` training rows (wrapping if the data has fewer).
+
+    `forward(model, dense, cats, step)` returns logits (default: `model(dense, cats)`); searchers use it
+    to sample a subnet per batch. Window NE is computed from the predictions made before each update.
+    """
+    from tqdm import tqdm
+
+    if cfg.examples < 1:
+        raise ValueError("examples must be at least 1")
+    forward = forward or (lambda m, d, c, step: m(d, c))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    seen_logits = torch.empty(cfg.examples)
+    seen_labels = torch.empty(cfg.examples)
+    model.train()
+    t0 = time.perf_counter()
+    done = 0
+    with tqdm(total=cfg.examples, desc=cfg.description, unit="ex", disable=None if cfg.progress else True,
+              leave=False, mininterval=0.5) as bar:
+        for step, (dense, cats, labels) in enumerate(batches(data, cfg.start, cfg.start + cfg.examples, cfg.batch_size)):
+            logits = forward(model, dense, cats, step)
+            loss = F.binary_cross_entropy_with_logits(logits, labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            n = len(labels)
+            seen_logits[done:done + n] = logits.detach()
+            seen_labels[done:done + n] = labels
+            done += n
+            bar.update(n)
+    seconds = time.perf_counter() - t0
+    result = TrainResult(window_ne(seen_logits, seen_labels), normalized_entropy(seen_logits, seen_labels),
+                         float("nan"), float("nan"), cfg.examples, 0, cfg.examples / data.n_train, seconds,
+                         seen=(seen_logits, seen_labels))
+    if evaluate:
+        result.eval_ne, result.auc, result.eval_examples = evaluate_tail(model, data, eval_forward)
+    return result
+
+
+@torch.no_grad()
+def evaluate_tail(model: CTRModel, data: Dataset, forward: Optional[Callable] = None, batch_size: int = 4096):
+    """NE and AUC on the held-out evaluation tail."""
+    forward = forward or (lambda m, d, c: m(d, c))
+    model.eval()
+    logits, labels = [], []
+    for a in range(data.n_train, data.n, batch_size):
+        b = min(a + batch_size, data.n)
+        logits.append(forward(model, torch.from_numpy(np.array(data.dense[a:b])),
+                              torch.from_numpy(np.array(data.cats[a:b]))))
+        labels.append(torch.from_numpy(np.array(data.labels[a:b])))
+    model.train()
+    logits, labels = torch.cat(logits), torch.cat(labels)
+    return normalized_entropy(logits, labels), auc(logits.numpy(), labels.numpy()), len(labels)

@@ -1,0 +1,112 @@
+"""The FLOPs constraint of a search: a hard cap and/or a penalty around a target (paper eq. 7), read
+from flags as absolute FLOPs or multiples of the baseline, and checked against what the space can reach."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..core.blocks import is_multi_hot
+from ..core.errors import RksError
+
+
+def valid_mask(space, vectors: np.ndarray) -> np.ndarray:
+    """Rows whose multi-hot connections leave at least one input on wherever a multi-hot block is chosen."""
+    vectors = np.asarray(vectors).reshape(-1, len(space.decisions))
+    ok = np.ones(len(vectors), dtype=bool)
+    groups: dict = {}
+    block_col = {}
+    for i, d in enumerate(space.decisions):
+        if d.kind == "input":
+            groups.setdefault(d.choice, []).append(i)
+        elif d.kind == "block":
+            block_col[d.choice] = i
+    for choice, cols in groups.items():
+        c = space.spec.choice_by_name[choice]
+        any_on = vectors[:, cols].sum(1) > 0
+        if choice in block_col:
+            multi = np.isin(vectors[:, block_col[choice]], [k for k, b in enumerate(c.blocks) if is_multi_hot(b)])
+        else:
+            multi = np.ones(len(vectors), dtype=bool)
+        ok &= any_on | ~multi
+    return ok
+
+
+@dataclass
+class FlopsRule:
+    """The FLOPs constraint: a hard cap and/or an L1 penalty around a target (paper eq. 7)."""
+
+    cap: Optional[float] = None
+    target: Optional[float] = None
+    weight: float = 0.05
+
+    def penalty(self, flops: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(flops))
+        if self.target:
+            out += self.weight * np.abs(flops / self.target - 1.0)
+        return out
+
+    def allowed(self, flops: np.ndarray) -> np.ndarray:
+        return flops <= self.cap if self.cap else np.ones(len(flops), dtype=bool)
+
+
+def parse_flops(text: Optional[str], space, flag: str) -> Optional[float]:
+    """`2.5x` is relative to the space's baseline arch; a plain number is absolute FLOPs per example."""
+    if text is None:
+        return None
+    try:
+        if text.endswith("x"):
+            if space.baseline is None:
+                raise RksError(f"{flag} {text}: a relative FLOPs value needs a baseline arch in space `{space.name}`")
+            value = float(text[:-1]) * space.flops(space.baseline)
+        else:
+            value = float(text)
+    except ValueError:
+        raise RksError(f"{flag} `{text}` is not a number of FLOPs or a multiple like 2.5x") from None
+    if value <= 0:
+        raise RksError(f"{flag} must be positive, got {text}")
+    return value
+
+
+def flops_range(space, seed: int = 0, samples: int = 3000) -> tuple[int, int]:
+    """The cheapest and costliest archs found: best of a sample, then coordinate descent (ascent)."""
+    vectors = np.array([space.encode(a) for a in space.sample_many(samples, seed)]).reshape(samples, -1)
+    if space.baseline is not None:
+        vectors = np.vstack([vectors, space.encode(space.baseline)])
+    flops = space.flops_many(vectors)
+    out = []
+    for sign in (1, -1):
+        best = vectors[int(np.argmin(sign * flops))].copy()
+        best_value = int(space.flops_many([best])[0])
+        improved = True
+        while improved:
+            improved = False
+            neighbours = []
+            for i, d in enumerate(space.decisions):
+                for k in range(d.size):
+                    if k != best[i]:
+                        v = best.copy()
+                        v[i] = k
+                        neighbours.append(v)
+            if not neighbours:
+                break
+            neighbours = np.array(neighbours)
+            neighbours = neighbours[valid_mask(space, neighbours)]
+            values = space.flops_many(neighbours)
+            j = int(np.argmin(sign * values))
+            if sign * values[j] < sign * best_value:
+                best, best_value, improved = neighbours[j], int(values[j]), True
+        out.append(best_value)
+    return out[0], out[1]
+
+
+def check_flops_rule(space, cfg: SearchConfig) -> None:
+    if cfg.flops_cap is None and cfg.flops_target is None:
+        return
+    low, high = flops_range(space, cfg.seed)
+    if cfg.flops_cap is not None and cfg.flops_cap < low:
+        raise RksError(f"no arch in space `{space.name}` meets --flops-max {cfg.flops_cap:,.0f}: the cheapest found has {low:,} FLOPs")
+    if cfg.flops_target is not None and not low <= cfg.flops_target <= high:
+        raise RksError(f"no arch in space `{space.name}` meets --flops-target {cfg.flops_target:,.0f}: "
+                       f"archs range from {low:,} to {high:,} FLOPs")

@@ -1,0 +1,221 @@
+"""Sampling-based search (paper 3.2.1): rounds of candidates proposed at random or by the neural
+predictor with its RL sampler, scored by a proxy, kept in a resumable Optuna study; then successive
+halving over the finalists, the Pareto front of window NE against FLOPs, and the winner exported."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..core.arch import Arch
+from ..core.errors import RksError
+from .constraints import FlopsRule
+from .pareto import pareto
+from .predictor import Predictor
+from .sampler import rl_propose
+from .study_store import BASELINE, CANDIDATE, HALVING, StudyStore
+
+@dataclass
+class SearchConfig:
+    method: str
+    budget: int
+    proxy: str = "early-stop"
+    proxy_examples: int = 20000
+    round_size: Optional[int] = None
+    halving: int = 0  # number of finalists (0: no successive halving)
+    flops_cap: Optional[float] = None
+    flops_target: Optional[float] = None
+    seed: int = 0
+    progress: bool = True
+
+    @property
+    def rounds(self) -> int:
+        return self.round_size or max(2, math.ceil(self.budget / 5))
+
+
+def centre_shares(n: int, evaluated: int, centres: int = 3) -> list[int]:
+    """How many of a round's n proposals the RL sampler centres on the best, second, third … arch so far:
+    half on the best, the rest spread over the runners-up. One centre's neighbourhood alone soon
+    returns the same model with new initial weights; several keep the round's proposals diverse."""
+    k = max(1, min(centres, n, evaluated))
+    if k == 1:
+        return [n]
+    first = n - n // 2
+    rest = [(n // 2) // (k - 1) + (i < (n // 2) % (k - 1)) for i in range(k - 1)]
+    return [first] + [share for share in rest if share]
+
+
+def space_fingerprint(space) -> str:
+    return hashlib.sha256(space.source.encode()).hexdigest()[:16]
+
+
+def score(value: float, flops: float, rule: FlopsRule) -> float:
+    return value + float(rule.penalty(np.array([flops]))[0])
+
+
+class Search:
+    def __init__(self, space, proxy, store: StudyStore, cfg: SearchConfig):
+        self.space, self.proxy, self.store, self.cfg = space, proxy, store, cfg
+        self.rule = FlopsRule(cfg.flops_cap, cfg.flops_target)
+        self._subnet_keys: dict = {}
+
+    # -- the worker loop --------------------------------------------------------------------
+    def run(self) -> dict:
+        from tqdm import tqdm
+        self.store.recover_interrupted()
+        if self.space.baseline is not None and not self.store.trials(BASELINE):
+            self._evaluate({"arch": self.space.baseline.to_json(), "role": BASELINE, "round": -1,
+                            "examples": self.cfg.proxy_examples})
+        while True:
+            done = self.store.completed()
+            pending = self.store.pending()
+            left = self.cfg.budget - len(done) - len(pending)
+            if left <= 0:
+                break
+            round_index = len(done) // self.cfg.rounds
+            proposals = self.propose(min(left, self.cfg.rounds), round_index)
+            if not proposals:
+                break
+            desc = f"round {round_index + 1} ({'random' if self._is_random_round(done) else self.cfg.method})"
+            for arch in tqdm(proposals, desc=desc, unit="arch", disable=None if self.cfg.progress else True, leave=False):
+                if self.cfg.budget - len(self.store.completed()) - len(self.store.pending()) <= 0:
+                    break
+                if self._subnet_key(arch.to_json()) in self._evaluated_keys():
+                    continue  # another worker took this subnet meanwhile
+                self._evaluate({"arch": arch.to_json(), "vector": self._vector(arch), "role": CANDIDATE,
+                                "round": round_index, "examples": self.cfg.proxy_examples})
+        self._wait_for_others()
+        if self.cfg.halving:
+            self.successive_halving()
+        return self.summary()
+
+    def _vector(self, arch: Arch) -> list:
+        return self.space.encode(arch)
+
+    def _is_random_round(self, done) -> bool:
+        return self.cfg.method == "random" or len(done) < self.cfg.rounds
+
+    def _evaluated_keys(self) -> set:
+        """Subnet keys of candidates finished or under way: an arch that differs from one of them only in
+        choices that do not reach the output is the same model, and is not evaluated twice."""
+        return {self._subnet_key(t.user_attrs["arch"]) for t in self.store.trials(CANDIDATE) if "arch" in t.user_attrs
+                and t.state.name in ("COMPLETE", "RUNNING", "WAITING")}
+
+    def _subnet_key(self, arch_json: str) -> str:
+        if arch_json not in self._subnet_keys:
+            self._subnet_keys[arch_json] = self.space.subnet_key(Arch.from_json(arch_json))
+        return self._subnet_keys[arch_json]
+
+    def propose(self, n: int, round_index: int) -> list:
+        rng = np.random.default_rng([self.cfg.seed, len(self.store.trials())])
+        exclude = self._evaluated_keys()
+        done = self.store.completed()
+        if self._is_random_round(done):
+            return self._random(n, exclude, rng)
+        vectors = np.array([t.user_attrs["vector"] for t in done])
+        values = np.array([t.value for t in done])
+        predictor = Predictor(self.space, seed=int(rng.integers(1 << 30))).fit(vectors, values)
+        out = []
+        for incumbent, share in zip(vectors[np.argsort(values, kind="stable")], centre_shares(n, len(values))):
+            out += rl_propose(self.space, predictor, self.rule, exclude, share, rng, incumbent=incumbent)
+        return out + self._random(n - len(out), exclude, rng) if len(out) < n else out
+
+    def _random(self, n: int, exclude: set, rng) -> list:
+        out, tries = [], 0
+        while len(out) < n and tries < 200 * max(1, n):
+            tries += 1
+            arch = self.space.sample(int(rng.integers(1 << 62)))
+            key = self.space.subnet_key(arch)
+            if key in exclude or not self.rule.allowed(np.array([self.space.flops(arch)]))[0]:
+                continue
+            exclude.add(key)
+            out.append(arch)
+        return out
+
+    def _evaluate(self, attrs: dict) -> None:
+        trial, attrs = self.store.start(attrs)
+        if "arch" not in attrs:  # the retry we meant to take went to another worker
+            self.store.fail(trial, "nothing to evaluate")
+            return
+        if attrs["role"] == CANDIDATE and any(t.number != trial.number and "arch" in t.user_attrs
+                                              and self._subnet_key(t.user_attrs["arch"]) == self._subnet_key(attrs["arch"])
+                                              for t in self.store.completed() + self.store.pending()):
+            self.store.fail(trial, "duplicate: another worker evaluates this subnet")
+            return
+        try:
+            arch = Arch.from_json(attrs["arch"])
+            result = self.proxy(arch, int(attrs["examples"]))
+        except BaseException as err:
+            if not isinstance(err, (KeyboardInterrupt, SystemExit)):
+                self.store.fail(trial, f"{type(err).__name__}: {err}")
+            raise
+        flops = result.extra["flops"]
+        self.store.finish(trial, score(result.window_ne, flops, self.rule),
+                          {"window_ne": result.window_ne, "flops": flops, "params": result.extra["params"],
+                           "seconds": result.seconds})
+
+    def _wait_for_others(self, poll: float = 1.0) -> None:
+        """Until no trial of any role is running elsewhere; retries enqueued meanwhile are taken here."""
+        while True:
+            self.store.recover_interrupted()
+            if self.store.waiting():
+                self._evaluate({"role": "retry"})
+            elif self.store.pending(role=None):
+                time.sleep(poll)
+            else:
+                return
+
+    # -- successive halving -----------------------------------------------------------------
+    def successive_halving(self) -> list:
+        finalists = [t.user_attrs["arch"] for t in sorted(self.store.completed(), key=lambda t: t.value)[: self.cfg.halving]]
+        rung, examples = 1, self.cfg.proxy_examples
+        while len(finalists) > 1:
+            examples *= 2
+            results = {}
+            for key in finalists:
+                done = [t for t in self.store.completed(HALVING) if t.user_attrs.get("arch") == key and t.user_attrs.get("rung") == rung]
+                if not done:
+                    self._evaluate({"arch": key, "role": HALVING, "rung": rung, "examples": examples})
+                    done = [t for t in self.store.completed(HALVING) if t.user_attrs.get("arch") == key and t.user_attrs.get("rung") == rung]
+                results[key] = done[0].value
+            finalists = sorted(finalists, key=results.get)[: max(1, len(finalists) // 2)]
+            rung += 1
+        return finalists
+
+    def ranking(self) -> list:
+        """Finalists ranked: by the last halving rung reached, then by score there; then every other candidate."""
+        best = {}
+        for t in self.store.completed(HALVING):
+            key, rung = t.user_attrs["arch"], t.user_attrs["rung"]
+            if key not in best or rung > best[key][0] or (rung == best[key][0] and t.value < best[key][1]):
+                best[key] = (rung, t.value, t)
+        cands = {t.user_attrs["arch"]: t for t in self.store.completed()}
+        ranked = sorted(best, key=lambda k: (-best[k][0], best[k][1]))
+        rest = sorted((k for k in cands if k not in best), key=lambda k: cands[k].value)
+        return [(k, best[k][0] if k in best else 0, best[k][1] if k in best else cands[k].value, cands.get(k)) for k in ranked + rest]
+
+    # -- report -----------------------------------------------------------------------------
+    def summary(self) -> dict:
+        done = self.store.completed()
+        if not done:
+            raise RksError("the search finished no candidate")
+        ranked = self.ranking()
+        best_key = ranked[0][0]
+        base = self.store.completed(BASELINE)
+        return {"study": self.store.name, "storage": self.store.url, "evaluated": len(done),
+                "best": {"arch": json.loads(best_key), "score": ranked[0][2], "rung": ranked[0][1],
+                         "window_ne": cands_attr(done, best_key, "window_ne"), "flops": cands_attr(done, best_key, "flops")},
+                "baseline": {"window_ne": base[0].user_attrs["window_ne"], "flops": base[0].user_attrs["flops"]} if base else None,
+                "pareto": pareto(done), "finalists": [{"rung": r, "score": s, "arch": json.loads(k)} for k, r, s, _ in ranked[: self.cfg.halving]]}
+
+
+def cands_attr(done, key, attr):
+    for t in done:
+        if t.user_attrs["arch"] == key:
+            return t.user_attrs[attr]
+    return None

@@ -1,0 +1,85 @@
+"""Low-cost NE proxies (paper 3.2.1): early-stop (train the subnet from scratch on little data) and
+weight-sharing (pretrain the supernet once, fine-tune each subnet from transferred weights). Both score
+an arch by its window NE over the last 25% of its data."""
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from ..data.dataset import Dataset
+from ..core.files import atomic_write
+from ..runtime.model import CTRModel, build_model
+from ..runtime.trainer import TrainConfig, TrainResult, train
+from ..runtime.transfer import transfer_weights
+
+
+class EarlyStopProxy:
+    name = "early-stop"
+
+    def __init__(self, space, data: Dataset, seed: int = 0, batch_size: int = 256, lr: float = 1e-3):
+        self.space, self.data, self.seed, self.batch_size, self.lr = space, data, seed, batch_size, lr
+
+    def __call__(self, arch, examples: int) -> TrainResult:
+        return early_stop_proxy(self.space, arch, self.data, examples, self.seed, self.batch_size, self.lr)
+
+
+class WeightSharingProxy:
+    """Pretrain: the first 10% of the pretraining data with every mask on, then each batch a uniformly
+    sampled subnet with probability 0.75, else the whole supernet. Fine-tune each candidate on the data
+    after the pretraining part, from the supernet's weights; nothing is written back."""
+
+    name = "weight-sharing"
+
+    def __init__(self, space, data: Dataset, pretrain_examples: int, seed: int = 0, batch_size: int = 256,
+                 lr: float = 1e-3, checkpoint: Optional[Path] = None, progress: bool = False):
+        self.space, self.data, self.seed, self.batch_size, self.lr = space, data, seed, batch_size, lr
+        self.pretrain_examples = pretrain_examples
+        torch.manual_seed(seed)
+        self.model = CTRModel(space.supernet(), data.vocab_sizes, space.spec.embed.dim)
+        if checkpoint is not None and Path(checkpoint).exists():
+            self.model.load_state_dict(torch.load(checkpoint))
+        else:
+            self.pretrain(progress)
+            if checkpoint is not None:
+                buffer = io.BytesIO()
+                torch.save(self.model.state_dict(), buffer)
+                atomic_write(checkpoint, buffer.getvalue())
+
+    def pretrain(self, progress: bool) -> TrainResult:
+        rng = random.Random(self.seed)
+        warmup = max(1, int(0.1 * self.pretrain_examples) // self.batch_size)
+
+        def forward(model, dense, cats, step):
+            if step >= warmup and rng.random() < 0.75:
+                return model(dense, cats, arch=self.space.sample(rng.randrange(1 << 30)))
+            return model(dense, cats)
+
+        cfg = TrainConfig(self.pretrain_examples, self.batch_size, self.lr, self.seed, progress, "supernet pretraining")
+        return train(self.model, self.data, cfg, forward=forward, evaluate=False)
+
+    def __call__(self, arch, examples: int) -> TrainResult:
+        torch.manual_seed(self.seed)
+        subnet = self.space.subnet(arch)
+        transfer_weights(self.model.body, subnet, arch)
+        model = CTRModel(subnet, self.data.vocab_sizes, self.space.spec.embed.dim)
+        with torch.no_grad():
+            model.embedding.weight.copy_(self.model.embedding.weight)
+        cfg = TrainConfig(examples, self.batch_size, self.lr, self.seed, False, "fine-tune", start=self.pretrain_examples)
+        result = train(model, self.data, cfg, evaluate=False)
+        result.extra.update(flops=self.space.flops(arch), params=self.space.params(arch))
+        return result
+
+
+def early_stop_proxy(space, arch, data: Dataset, examples: int, seed: int = 0, batch_size: int = 256,
+                     lr: float = 1e-3, progress: bool = False, evaluate: bool = False) -> TrainResult:
+    """The paper's early-stop proxy (3.2.1): train the exported subnet from scratch on a small budget;
+    its window NE over the last 25% of the data is the score."""
+    model = build_model(space, arch, data, seed)
+    cfg = TrainConfig(examples, batch_size, lr, seed, progress, "early-stop")
+    result = train(model, data, cfg, evaluate=evaluate)
+    result.extra.update(flops=space.flops(arch), params=space.params(arch))
+    return result

@@ -1,0 +1,124 @@
+"""Candidates live in an Optuna study (ask/tell), SQLite by default or any Optuna RDB URL, so a killed
+search resumes and several worker processes share one study.
+
+Each trial carries the arch (JSON), its flat vector, its role (candidate, baseline, halving), and the
+pid and host of the worker evaluating it. A RUNNING trial whose worker is gone (same host, dead pid) was
+interrupted: it is marked FAIL and its arch is enqueued again, so it is retried and nothing finished is re-run.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Optional
+
+from ..core.errors import RksError
+
+CANDIDATE, BASELINE, HALVING = "candidate", "baseline", "halving"
+
+
+def _optuna():
+    import optuna
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def open_storage(url: str):
+    optuna = _optuna()
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        folder = os.path.dirname(path)
+        if folder:
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as err:
+                raise RksError(f"cannot open storage `{url}`: {err.strerror}") from None
+    try:
+        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as err:  # SQLAlchemy and driver errors: all mean an unusable URL
+        raise RksError(f"cannot open storage `{url}`: {str(err).splitlines()[0]}") from None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class StudyStore:
+    def __init__(self, url: str, name: str, meta: Optional[dict] = None):
+        optuna = _optuna()
+        self.optuna = optuna
+        self.storage = open_storage(url)
+        self.url = url
+        self.study = optuna.create_study(study_name=name, storage=self.storage, direction="minimize", load_if_exists=True)
+        self.name = name
+        if meta:
+            existing = self.study.user_attrs
+            for key, value in meta.items():
+                if key in existing and existing[key] != value:
+                    raise RksError(f"study `{name}` in {url} was started with {key} = {existing[key]!r}, not {value!r}; "
+                                   f"use another --study name")
+            for key, value in meta.items():
+                if key not in existing:
+                    self.study.set_user_attr(key, value)
+
+    @property
+    def meta(self) -> dict:
+        return dict(self.study.user_attrs)
+
+    def trials(self, role: Optional[str] = None, states=None) -> list:
+        out = self.study.get_trials(deepcopy=False, states=states)
+        return [t for t in out if role is None or t.user_attrs.get("role") == role]
+
+    def completed(self, role: str = CANDIDATE) -> list:
+        return self.trials(role, (self.optuna.trial.TrialState.COMPLETE,))
+
+    def pending(self, role: Optional[str] = CANDIDATE) -> list:
+        S = self.optuna.trial.TrialState
+        return self.trials(role, (S.RUNNING, S.WAITING))
+
+    def waiting(self) -> list:
+        return self.trials(states=(self.optuna.trial.TrialState.WAITING,))
+
+    def recover_interrupted(self) -> int:
+        """Fail the RUNNING trials of dead workers on this host and enqueue their archs again."""
+        S = self.optuna.trial.TrialState
+        host, n = socket.gethostname(), 0
+        for t in self.trials(states=(S.RUNNING,)):
+            attrs = t.user_attrs
+            if attrs.get("host") == host and "pid" in attrs and not _alive(attrs["pid"]):
+                self.storage.set_trial_state_values(t._trial_id, state=S.FAIL)
+                if "arch" in attrs:
+                    retry = {k: v for k, v in attrs.items() if k not in ("pid", "host")}
+                    retry["retry_of"] = t.number
+                    self.study.enqueue_trial({}, user_attrs=retry)
+                n += 1
+        return n
+
+    def start(self, attrs: dict):
+        """Ask for a trial: an enqueued retry if one waits (its own attrs win), else a new one with `attrs`."""
+        trial = self.study.ask()
+        given = dict(trial.user_attrs)
+        chosen = given if "arch" in given else attrs
+        for key, value in {**chosen, "pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}.items():
+            trial.set_user_attr(key, value)
+        return trial, chosen
+
+    def finish(self, trial, value: float, extra: dict) -> None:
+        for key, value_ in extra.items():
+            trial.set_user_attr(key, value_)
+        self.study.tell(trial, value)
+
+    def fail(self, trial, reason: str) -> None:
+        trial.set_user_attr("failure", reason)
+        self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
+
+
+def list_studies(url: str) -> list[str]:
+    return _optuna().get_all_study_names(open_storage(url))
