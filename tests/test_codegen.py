@@ -1,5 +1,6 @@
 """Supernet and exported subnets: numerical equivalence, readability contracts, safety, determinism."""
 import ast
+import re
 import py_compile
 import sys
 
@@ -250,22 +251,75 @@ def test_cli_export_rejects_an_arch_that_does_not_fit(tmp_path):
 
 
 HOSTILE = [
-    'choice "x\\nimport os" { blocks linear from dense dim linear 4 }',
-    "choice __import__ { blocks linear from dense dim linear 4 }",
-    "choice __class__ { blocks linear from dense dim linear 4 }",
-    "choice import { blocks linear from dense dim linear 4 }",
-    "choice exec { blocks linear from dense dim linear 4 }",
-    "choice a__b { blocks linear from dense dim linear 4 }",
-    "choice self { blocks linear from dense dim linear 4 }",
-    "choice x'y { blocks linear from dense dim linear 4 }",
+    ('choice "x\\nimport os" { blocks linear from dense dim linear 4 }', "unexpected"),
+    ("choice __import__ { blocks linear from dense dim linear 4 }", "may not start with `_`"),
+    ("choice __class__ { blocks linear from dense dim linear 4 }", "may not start with `_`"),
+    ("choice import { blocks linear from dense dim linear 4 }", "keyword"),
+    ("choice exec { blocks linear from dense dim linear 4 }", "builtin"),
+    ("choice a__b { blocks linear from dense dim linear 4 }", "may not contain `__`"),
+    ("choice self { blocks linear from dense dim linear 4 }", "reserved by the generated code"),
+    ("choice pad_sum { blocks linear from dense dim linear 4 }", "reserved by the generated code"),
+    ("choice flatten_ports { blocks linear from dense dim linear 4 }", "reserved by the generated code"),
+    ("choice LinearBlock { blocks linear from dense dim linear 4 }", "reserved by the generated code"),
+    ("choice Bottleneck { blocks linear from dense dim linear 4 }", "reserved by the generated code"),
+    ("choice x'y { blocks linear from dense dim linear 4 }", "not a valid identifier"),
 ]
 
 
-@pytest.mark.parametrize("decl", HOSTILE)
-def test_hostile_names_are_rejected_before_codegen(decl):
-    source = f"space h\ninput dense : dense[2]\ninput sparse : embed[2, 2]\n{decl}\noutput from c1\n"
-    with pytest.raises(RksError):
+@pytest.mark.parametrize("decl, why", HOSTILE)
+def test_hostile_names_are_rejected_before_codegen(decl, why):
+    """The file is valid but for the hostile name on line 5 (c1 is a real choice the output reads)."""
+    source = ("space h\ninput dense : dense[2]\ninput sparse : embed[2, 2]\n"
+              f"choice c1 {{ blocks linear from dense dim linear 4 }}\n{decl}\noutput from c1\n")
+    load_source(source.replace(decl + "\n", ""))  # the file without the hostile line is fine
+    with pytest.raises(RksError) as err:
         load_source(source)
+    assert [d.span.line for d in err.value.diagnostics] == [5] and why in err.value.render().lower()
+
+
+def test_reserved_names_cover_every_name_the_templates_define(spaces):
+    """The naming authority's table holds every module-level name a generated subnet or supernet can define
+    or import (rendered with every helper on), so no choice can shadow one."""
+    from rankitect_dsl.core.names import GENERATED_NAMES
+    space = spaces["rankitect"]
+    merged = dict(space.baseline.choices)
+    r1 = space.spec.choice_by_name["r1"]
+    merged["r1"] = ChoiceArch(("linear", "gating", "embed_fc"), ("dense", "sparse"), ("sparse", "dense"),
+                              {"linear": r1.dims["linear"][0], "embed_fc": r1.dims["embed_fc"][0]})
+    tiny = spaces["tiny"]
+    both = dict(tiny.baseline.choices)
+    both["c3"] = ChoiceArch(("embed_fc", "dot_compressed"), ("c2", "c1"), None, {"embed_fc": 2, "dot_compressed": 2})
+    sources = [space.subnet_source(Arch(space.name, merged)), space.supernet_source(), tiny.subnet_source(Arch("tiny", both))]
+    sources += [spaces[n].subnet_source(a) for n in ("tiny", "dlrm") for a in spaces[n].sample_many(20, seed=3)]
+    defined = set()
+    for source in sources:
+        for node in ast.parse(source).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.endswith(("Subnet", "Supernet")):
+                defined.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            elif isinstance(node, ast.Assign):
+                defined |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    assert {"pad_sum", "flatten_ports", "LinearBlock", "Gating"} <= defined
+    assert defined <= GENERATED_NAMES, defined - GENERATED_NAMES
+
+
+def test_a_merged_arch_exports_and_runs_whatever_its_choices_are_called(tmp_path):
+    """Was: a choice named `pad_sum` passed the checker, and its merged arch exported `pad_sum = pad_sum([...])`,
+    which raised UnboundLocalError. Every choice name the checker accepts must export and run."""
+    text = open(space_path("tiny")).read()
+    for name in ["pad_sum", "flatten_ports", "sum_rows", "logit", "c1_linear", "fc_dense_sparse", "head"]:
+        source = re.sub(r"\bc1\b", name, text)
+        try:
+            space = load_source(source, f"{name}.rks")
+        except RksError as err:
+            assert "reserved by the generated code" in err.render()
+            continue
+        d = space.sample(3).to_dict()
+        d["choices"][name] = {"blocks": ["linear", "gating"], "inputs": ["dense", "sparse"], "pair": ["dense", "sparse"],
+                              "dims": {"linear": 8}}
+        model = space.subnet(Arch.from_dict(d))
+        assert model(*space.example_inputs(4)).shape == (4,)
 
 
 def test_module_attribute_names_never_shadow_nn_module(tmp_path):

@@ -130,3 +130,26 @@ def test_a_dead_worker_with_an_impossible_pid_is_recovered_without_hanging(space
     worker.join(timeout=120)
     assert not worker.is_alive(), "the search hung on the dead worker's trial"
     assert arch.to_json() in {t.user_attrs["arch"] for t in store.completed()}
+
+
+def test_the_readme_main_job_runs_end_to_end(tmp_path):
+    """The README's first command, after its install steps, run as written (in a scratch folder that sees
+    the shipped spaces): it compiles, searches, prints the winner and writes the winner's source."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import ROOT
+    readme = (ROOT / "README.md").read_text()
+    first = re.search(r"```\n(.*?)\n```", readme, re.S).group(1)
+    job = first.split("pip install -e . && ", 1)[1]
+    (tmp_path / "spaces").symlink_to(ROOT / "spaces")
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    proc = subprocess.run(["bash", "-c", job], cwd=tmp_path, capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stderr[-600:]
+    assert "winner" in proc.stdout
+    winner = list((tmp_path / "build" / "winner").glob("*_best.py"))
+    assert len(winner) == 1 and "class RankitectSubnet" in winner[0].read_text()
+    assert (tmp_path / "build" / "rankitect_supernet.py").exists()

@@ -1,0 +1,148 @@
+"""The package's shape: imports point down the pipeline, checking a space needs neither torch nor sympy,
+block names live in the registry, and no malformed file reaches a traceback."""
+import ast
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, space_path
+from rankitect_dsl import RksError, load_source
+
+PACKAGE = ROOT / "rankitect_dsl"
+# What each stage may import from the package (besides itself); the top-level modules may import anything.
+ALLOWED = {
+    "core": set(),
+    "lang": {"core"},
+    "compiler": {"core"},
+    "data": {"core"},
+    "runtime": {"core", "compiler", "data"},
+    "search": {"core", "compiler", "data", "runtime"},
+}
+NO_HEAVY = {"core", "lang"}  # nor torch nor sympy, not even inside functions
+
+
+def package_imports(path: Path):
+    """(stage, stage imported, third-party top module) of every import in a module, nested ones included."""
+    rel = path.relative_to(PACKAGE)
+    stage, folder = rel.parts[0], list(rel.parts[:-1])
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            full = folder[: len(folder) - (node.level - 1)] + (node.module.split(".") if node.module else [])
+            yield stage, full[0] if full else node.names[0].name, None
+        elif isinstance(node, ast.ImportFrom):
+            yield stage, None, node.module.split(".")[0]
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                yield stage, None, a.name.split(".")[0]
+
+
+def test_imports_only_point_down_the_pipeline():
+    bad = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        if len(rel.parts) == 1:
+            continue
+        stage = rel.parts[0]
+        for _, target, external in package_imports(path):
+            if target is not None and target != stage and target not in ALLOWED[stage]:
+                bad.append(f"{rel} imports {target}")
+            if stage in NO_HEAVY and external in ("torch", "sympy", "numpy"):
+                bad.append(f"{rel} imports {external}")
+    assert not bad, bad
+
+
+def test_the_rule_catches_an_upward_import(tmp_path, monkeypatch):
+    """The checker of the rule is itself checked: an upward import in a copy of core is reported."""
+    copy = tmp_path / "rankitect_dsl" / "core"
+    copy.mkdir(parents=True)
+    (copy / "bad.py").write_text("from ..runtime.supernet import SupernetBase\nimport torch\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path / "rankitect_dsl")
+    found = list(package_imports(copy / "bad.py"))
+    assert ("core", "runtime", None) in found and ("core", None, "torch") in found
+
+
+def test_load_space_and_check_import_neither_torch_nor_sympy():
+    code = ("import sys\nfrom rankitect_dsl import load_space\nload_space(sys.argv[1])\n"
+            "print(sorted(m for m in ('torch', 'sympy', 'numpy', 'networkx') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, space_path("rankitect")], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+    cli = subprocess.run([sys.executable, "-X", "importtime", "-m", "rankitect_dsl.cli", "check", space_path("rankitect")],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert cli.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in cli.stderr.splitlines() if "|" in line}
+    assert not {"torch", "sympy"} & imported
+
+
+def test_block_names_are_spelled_only_in_the_registry_checker_and_templates():
+    spelled = {}
+    for path in PACKAGE.rglob("*.py"):
+        n = len(re.findall(r"""["'](gating|dot_compressed|embed_fc)["']""", path.read_text()))
+        if n:
+            spelled[str(path.relative_to(PACKAGE))] = n
+    assert set(spelled) <= {"core/blocks.py"}, spelled
+
+
+# -- mutation fuzz of the shipped spaces ----------------------------------------------------------------
+TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?|\.\.|[{}\[\](),:=]|#[^\n]*|\s+|.")
+VOCABULARY = ["space", "input", "choice", "blocks", "from", "distance", "dim", "scale", "by", "steps", "fixed", "inputs",
+              "pair", "keep", "bottleneck", "output", "baseline", "all", "linear", "embed_fc", "dot_compressed",
+              "gating", "sum", "dense", "embed", "c1", "{", "}", "[", "]", ",", ":", "=", "..", "0", "1", "16",
+              "0.5", "-3", "__x", "self", "pad_sum", "\n"]
+
+
+def mutants(text: str, n: int, seed: int):
+    rng = random.Random(seed)
+    tokens = [t for t in TOKEN.findall(text)]
+    solid = [i for i, t in enumerate(tokens) if not t.isspace() and not t.startswith("#")]
+    for _ in range(n):
+        out = list(tokens)
+        for i in sorted(rng.sample(solid, rng.randint(1, 4)), reverse=True):
+            op = rng.random()
+            if op < 0.4:
+                out[i] = rng.choice(VOCABULARY)
+            elif op < 0.7:
+                out[i] = ""
+            else:
+                out[i] = out[i] + " " + rng.choice(VOCABULARY)
+        yield "".join(out)
+
+
+@pytest.mark.parametrize("name", ["tiny", "dlrm", "rankitect", "dhen_dims", "avazu_dlrm", "ml100k_dlrm"])
+def test_every_mutant_loads_or_gets_a_positioned_diagnostic(name):
+    text = open(space_path(name)).read()
+    count = 600 if name != "rankitect" else 300
+    failures = []
+    for k, source in enumerate(mutants(text, count, seed=hash(name) % 1000)):
+        try:
+            space = load_source(source, f"{name}-{k}.rks")
+        except RksError as err:
+            rendered = err.render()
+            if not all(d.span is not None for d in err.diagnostics) or not re.search(r"\.rks:\d+:\d+: error: ", rendered):
+                failures.append((k, rendered[:200]))
+            continue
+        except Exception as err:  # a traceback a user would see
+            failures.append((k, f"{type(err).__name__}: {err}", source))
+            continue
+        assert space.size >= 1
+    assert not failures, failures[:3]
+
+
+REPRODUCERS = [
+    ("avazu_dlrm", "choice top2 { blocks linear from by fixed inputs dim linear 128 }"),
+    ("dhen_dims", "choice gate { blocks gating from mlp1, mlp2 blocks mlp1, mlp2 }"),
+]
+
+
+@pytest.mark.parametrize("name, decl", REPRODUCERS)
+def test_a_choice_lost_to_an_error_does_not_reach_lowering(name, decl):
+    """Both crashed with KeyError in the topological sort: a later choice still read the lost one."""
+    choice = decl.split()[1]
+    source, replaced = re.subn(rf"choice {choice}\s*\{{[^}}]*\}}", decl, open(space_path(name)).read())
+    assert replaced == 1
+    with pytest.raises(RksError) as err:
+        load_source(source, f"{name}.rks")
+    assert all(d.span is not None for d in err.value.diagnostics)
