@@ -3,6 +3,7 @@ tensors, side by side in one run (alternating, median of several rounds). Target
 
     python benchmarks/bench_trainer.py [--space spaces/dlrm.rks] [--examples 30000] [--rounds 3]
 """
+
 import argparse
 import statistics
 import time
@@ -20,8 +21,8 @@ def bare_loop(model, dense, cats, labels, batch_size, lr):
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     t0 = time.perf_counter()
     for a in range(0, len(labels), batch_size):
-        logits = model(dense[a:a + batch_size], cats[a:a + batch_size])
-        loss = F.binary_cross_entropy_with_logits(logits, labels[a:a + batch_size])
+        logits = model(dense[a : a + batch_size], cats[a : a + batch_size])
+        loss = F.binary_cross_entropy_with_logits(logits, labels[a : a + batch_size])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -40,8 +41,11 @@ def main():
     arch = space.baseline or space.sample(0)
     data = load_data("synthetic:0", space, args.examples)
     n = args.examples
-    dense, cats, labels = (torch.from_numpy(data.dense[:n].copy()), torch.from_numpy(data.cats[:n].copy()),
-                           torch.from_numpy(data.labels[:n].copy()))
+    dense, cats, labels = (
+        torch.from_numpy(data.dense[:n].copy()),
+        torch.from_numpy(data.cats[:n].copy()),
+        torch.from_numpy(data.labels[:n].copy()),
+    )
     ours, bare = [], []
     for r in range(args.rounds):
         model = build_model(space, arch, data, r)
@@ -50,8 +54,10 @@ def main():
         model = build_model(space, arch, data, r)
         bare.append(n / bare_loop(model, dense, cats, labels, args.batch_size, 1e-3))
         print(f"round {r}: trainer {ours[-1]:,.0f} ex/s, bare loop {bare[-1]:,.0f} ex/s")
-    print(f"median trainer {statistics.median(ours):,.0f} ex/s, bare {statistics.median(bare):,.0f} ex/s, "
-          f"ratio {statistics.median(ours) / statistics.median(bare):.3f}")
+    print(
+        f"median trainer {statistics.median(ours):,.0f} ex/s, bare {statistics.median(bare):,.0f} ex/s, "
+        f"ratio {statistics.median(ours) / statistics.median(bare):.3f}"
+    )
 
 
 if __name__ == "__main__":

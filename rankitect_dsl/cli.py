@@ -1,4 +1,5 @@
 """The `rks` command line. Bad input ends in one clear message and exit status 1, never a traceback."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,9 +9,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from .core.blocks import BLOCK_NAMES
 from .core.errors import RksError
 from .core.files import atomic_write
-from .core.blocks import BLOCK_NAMES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,11 +22,13 @@ class _Parser(argparse.ArgumentParser):
 
 def _space(path):
     from .space import load_space
+
     return load_space(path)
 
 
 def _read_arch(space, path, baseline=False):
     from .core.arch import Arch
+
     if baseline:
         if space.baseline is None:
             raise RksError(f"space `{space.name}` names no baseline arch", space.path)
@@ -50,19 +53,29 @@ def cmd_check(args):
             print(err.render(), file=sys.stderr)
             status = 1
             continue
-        print(f"{path}: ok: space `{space.name}`, {len(space.spec.choices)} choices, "
-              f"{len(space.decisions)} decisions, size {space.size:.3e}" if space.size > 10**6 else
-              f"{path}: ok: space `{space.name}`, {len(space.spec.choices)} choices, {len(space.decisions)} decisions, size {space.size}")
+        print(
+            f"{path}: ok: space `{space.name}`, {len(space.spec.choices)} choices, "
+            f"{len(space.decisions)} decisions, size {space.size:.3e}"
+            if space.size > 10**6
+            else f"{path}: ok: space `{space.name}`, {len(space.spec.choices)} choices, "
+            f"{len(space.decisions)} decisions, size {space.size}"
+        )
     return status
 
 
 def stats_dict(space) -> dict:
     blocks = Counter(b for c in space.spec.choices for b in c.blocks)
     edges = sum(1 for _, v in space.graph.in_edges() if space.graph.nodes[v]["kind"] == "choice")
-    return {"space": space.name, "choices": len(space.spec.choices), "decisions": len(space.decisions),
-            "blocks": {b: blocks.get(b, 0) for b in BLOCK_NAMES}, "connections": edges,
-            "size": str(space.size), "log10_size": space.log10_size,
-            "baseline": space.spec.baseline_name}
+    return {
+        "space": space.name,
+        "choices": len(space.spec.choices),
+        "decisions": len(space.decisions),
+        "blocks": {b: blocks.get(b, 0) for b in BLOCK_NAMES},
+        "connections": edges,
+        "size": str(space.size),
+        "log10_size": space.log10_size,
+        "baseline": space.spec.baseline_name,
+    }
 
 
 def cmd_stats(args):
@@ -72,6 +85,7 @@ def cmd_stats(args):
         raise RksError("--plot needs --sample N")
     if args.sample:
         from .compiler.sample_stats import sample_stats
+
         info["sample"] = sample_stats(space, args.sample, args.seed, args.plot)
     if args.json:
         print(json.dumps(info))
@@ -102,6 +116,7 @@ def cmd_sample(args):
 
 def cmd_graph(args):
     from .compiler.dot import to_dot
+
     space = _space(args.file)
     atomic_write(args.output, to_dot(space.spec, space.graph))
     print(f"wrote {args.output}")
@@ -148,6 +163,7 @@ def _positive(kind):
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be positive, got {text}")
         return value
+
     return parse
 
 
@@ -159,7 +175,9 @@ def _arch_args(s, verb):
 
 
 def _data_args(s):
-    s.add_argument("--data", default="synthetic", help="synthetic[:SEED] | criteo:PATH | table:PATH (default: synthetic)")
+    s.add_argument(
+        "--data", default="synthetic", help="synthetic[:SEED] | criteo:PATH | table:PATH (default: synthetic)"
+    )
     s.add_argument("--schema", help="schema JSON for a table: source")
     s.add_argument("--min-count", type=_positive(int), default=2, help="vocabulary frequency threshold (default 2)")
     s.add_argument("--eval-fraction", type=float, default=0.2, help="held-out tail of the data (default 0.2)")
@@ -170,20 +188,29 @@ def _data_args(s):
 
 def cmd_train(args):
     import torch
+
     from .data.loading import load_data
     from .runtime.model import build_model
     from .runtime.trainer import TrainConfig, train
+
     space = _space(args.file)
     arch = _read_arch(space, args.arch, args.baseline)
     data = load_data(args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction)
     model = build_model(space, arch, data, args.seed)
     result = train(model, data, TrainConfig(args.examples, args.batch_size, args.lr, args.seed, not args.json))
-    out = {"space": space.name, "data": data.name, **result.to_dict(), "flops": space.flops(arch), "params": space.params(arch)}
+    out = {
+        "space": space.name,
+        "data": data.name,
+        **result.to_dict(),
+        "flops": space.flops(arch),
+        "params": space.params(arch),
+    }
     if args.save:
         folder = Path(args.save)
         atomic_write(folder / "model.py", space.subnet_source(arch))
         atomic_write(folder / "arch.json", arch.to_json(indent=1) + "\n")
         import io
+
         buffer = io.BytesIO()
         torch.save(model.state_dict(), buffer)
         atomic_write(folder / "weights.pt", buffer.getvalue())
@@ -191,9 +218,14 @@ def cmd_train(args):
     if args.json:
         print(json.dumps(out))
         return 0
-    print(f"trained {space.name} on {data.name}: {result.examples:,} examples ({result.passes:.2f} passes) in {result.seconds:.1f} s")
-    print(f"window NE {result.window_ne:.4f}   eval NE {result.eval_ne:.4f}   AUC {result.auc:.4f}   "
-          f"(eval on {result.eval_examples:,} held-out examples)")
+    print(
+        f"trained {space.name} on {data.name}: {result.examples:,} examples ({result.passes:.2f} passes) "
+        f"in {result.seconds:.1f} s"
+    )
+    print(
+        f"window NE {result.window_ne:.4f}   eval NE {result.eval_ne:.4f}   AUC {result.auc:.4f}   "
+        f"(eval on {result.eval_examples:,} held-out examples)"
+    )
     print(f"FLOPs {out['flops']:,}   params {out['params']:,}")
     if args.save:
         print(f"saved model.py, arch.json, weights.pt, metrics.json in {args.save}")
@@ -206,8 +238,9 @@ def _default_storage(study: str) -> str:
 
 def _beside_storage(url: str, name: str) -> Path:
     from .data.preprocess import cache_root
+
     if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///"):]).with_name(name)
+        return Path(url[len("sqlite:///") :]).with_name(name)
     return cache_root() / name
 
 
@@ -218,32 +251,68 @@ def cmd_search(args):
     from .search.pareto import plot_pareto
     from .search.proxies import EarlyStopProxy, WeightSharingProxy
     from .search.study_store import StudyStore
+
     space = _space(args.file)
-    cfg = SearchConfig(args.method, args.budget, args.proxy, args.proxy_examples, args.round_size, args.halving,
-                       parse_flops(args.flops_max, space, "--flops-max"), parse_flops(args.flops_target, space, "--flops-target"),
-                       args.seed, not args.json)
-    check_flops_rule(space, cfg)
+    cfg = SearchConfig(
+        args.method,
+        args.budget,
+        args.proxy,
+        args.proxy_examples,
+        args.round_size,
+        args.halving,
+        parse_flops(args.flops_max, space, "--flops-max"),
+        parse_flops(args.flops_target, space, "--flops-target"),
+        args.seed,
+        not args.json,
+    )
+    check_flops_rule(space, cfg.flops_cap, cfg.flops_target, cfg.seed)
     study = args.study or f"{space.name}-{args.method}-{args.proxy}"
     url = args.storage or _default_storage(study)
     rungs = math.ceil(math.log2(args.halving)) if args.halving > 1 else 0
     pretrain = args.pretrain_examples or 5 * args.proxy_examples
-    needed = args.proxy_examples * 2 ** rungs + (pretrain if args.proxy == "weight-sharing" else 0)
+    needed = args.proxy_examples * 2**rungs + (pretrain if args.proxy == "weight-sharing" else 0)
     data = load_data(args.data, space, needed, args.schema, args.min_count, args.eval_fraction)
-    meta = {"space": space.name, "space_sha": space_fingerprint(space), "method": args.method, "proxy": args.proxy,
-            "data": args.data, "proxy_examples": args.proxy_examples, "seed": args.seed}
+    meta = {
+        "space": space.name,
+        "space_sha": space_fingerprint(space),
+        "method": args.method,
+        "proxy": args.proxy,
+        "data": args.data,
+        "proxy_examples": args.proxy_examples,
+        "seed": args.seed,
+    }
     store = StudyStore(url, study, meta)
     if args.proxy == "weight-sharing":
-        proxy = WeightSharingProxy(space, data, pretrain, args.seed, args.batch_size, args.lr,
-                                   _beside_storage(url, f"{study}.supernet.pt"), not args.json)
+        proxy = WeightSharingProxy(
+            space,
+            data,
+            pretrain,
+            args.seed,
+            args.batch_size,
+            args.lr,
+            _beside_storage(url, f"{study}.supernet.pt"),
+            not args.json,
+        )
     else:
         proxy = EarlyStopProxy(space, data, args.seed, args.batch_size, args.lr)
     search = Search(space, proxy, store, cfg)
     summary = search.run()
-    plot_path = Path(args.plot) if args.plot else (Path(args.export) / "pareto.png" if args.export else _beside_storage(url, f"{study}-pareto.png"))
-    plot_pareto(store.completed(), summary["pareto"], summary["baseline"], plot_path, f"{space.name}: {args.method} search, {args.proxy} proxy")
+    plot_path = (
+        Path(args.plot)
+        if args.plot
+        else (Path(args.export) / "pareto.png" if args.export else _beside_storage(url, f"{study}-pareto.png"))
+    )
+    plot_pareto(
+        store.completed(),
+        summary["pareto"],
+        summary["baseline"],
+        plot_path,
+        f"{space.name}: {args.method} search, {args.proxy} proxy",
+    )
     summary["plot"] = str(plot_path)
     if args.export:
         from .core.arch import Arch
+
         best = Arch.from_dict(summary["best"]["arch"])
         folder = Path(args.export)
         atomic_write(folder / f"{space.name}_best.py", space.subnet_source(best))
@@ -259,7 +328,9 @@ def cmd_search(args):
 def _print_search(summary):
     print(f"study {summary['study']} ({summary['storage']}): {summary['evaluated']} candidates evaluated")
     if summary["baseline"]:
-        print(f"baseline       window NE {summary['baseline']['window_ne']:.4f}   FLOPs {summary['baseline']['flops']:,}")
+        print(
+            f"baseline       window NE {summary['baseline']['window_ne']:.4f}   FLOPs {summary['baseline']['flops']:,}"
+        )
     print("Pareto front (window NE against FLOPs):")
     print(f"  {'trial':>5} {'FLOPs':>12} {'window NE':>10}")
     for p in summary["pareto"]:
@@ -277,6 +348,7 @@ def _print_search(summary):
 
 def cmd_study_show(args):
     from .search.study_store import BASELINE, CANDIDATE, HALVING, StudyStore, list_studies
+
     names = list_studies(args.storage)
     if not names:
         raise RksError(f"no study in {args.storage}")
@@ -295,7 +367,10 @@ def cmd_study_show(args):
     done = sorted(store.completed(CANDIDATE), key=lambda t: t.value)
     print(f"{'rank':>4} {'trial':>5} {'round':>5} {'score':>8} {'window NE':>10} {'FLOPs':>12}")
     for i, t in enumerate(done[: args.top], 1):
-        print(f"{i:>4} {t.number:>5} {t.user_attrs.get('round', 0) + 1:>5} {t.value:>8.4f} {t.user_attrs['window_ne']:>10.4f} {t.user_attrs['flops']:>12,}")
+        print(
+            f"{i:>4} {t.number:>5} {t.user_attrs.get('round', 0) + 1:>5} {t.value:>8.4f} "
+            f"{t.user_attrs['window_ne']:>10.4f} {t.user_attrs['flops']:>12,}"
+        )
     for t in store.pending(CANDIDATE):
         print(f"running/waiting: trial {t.number}")
     halving = store.completed(HALVING)
@@ -307,21 +382,32 @@ def cmd_study_show(args):
 def cmd_proxy_study(args):
     from .data.loading import load_data
     from .search.proxy_study import plot_proxy_study, run_proxy_study
+
     space = _space(args.file)
-    budgets = sorted({int(b) for b in args.budgets.split(",")}) if args.budgets else \
-        sorted({max(args.batch_size, args.long // 2 ** k) for k in (5, 4, 3, 2, 1)})
+    budgets = (
+        sorted({int(b) for b in args.budgets.split(",")})
+        if args.budgets
+        else sorted({max(args.batch_size, args.long // 2**k) for k in (5, 4, 3, 2, 1)})
+    )
     if any(b <= 0 or b > args.long for b in budgets):
         raise RksError(f"--budgets must lie in 1..{args.long} (the long run)")
     pretrain = args.pretrain_examples or args.long
-    data = load_data(args.data, space, pretrain + max(args.long, max(budgets)), args.schema, args.min_count, args.eval_fraction)
-    study = run_proxy_study(space, data, args.models, args.long, budgets, pretrain, args.seed, args.batch_size, args.lr, not args.json)
+    data = load_data(
+        args.data, space, pretrain + max(args.long, max(budgets)), args.schema, args.min_count, args.eval_fraction
+    )
+    study = run_proxy_study(
+        space, data, args.models, args.long, budgets, pretrain, args.seed, args.batch_size, args.lr, not args.json
+    )
     plot = args.plot or f"{space.name}-proxy-study.png"
     plot_proxy_study(study, plot)
     study["plot"] = plot
     if args.json:
         print(json.dumps(study))
         return 0
-    print(f"{study['models']} models of {space.name}; long run {args.long:,} examples; supernet pretrained on {pretrain:,}")
+    print(
+        f"{study['models']} models of {space.name}; long run {args.long:,} examples; "
+        f"supernet pretrained on {pretrain:,}"
+    )
     print(f"{'budget':>8} {'early-stop tau':>15} {'weight-sharing tau':>19}")
     for r in study["rows"]:
         print(f"{r['budget']:>8,} {r['early_stop_tau']:>15.3f} {r['weight_sharing_tau']:>19.3f}")
@@ -384,8 +470,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--method", choices=["random", "predictor"], required=True)
     s.add_argument("--budget", type=_positive(int), required=True, help="candidates to evaluate")
     s.add_argument("--proxy", choices=["early-stop", "weight-sharing"], default="early-stop")
-    s.add_argument("--proxy-examples", type=_positive(int), default=20000, help="training examples per proxy evaluation")
-    s.add_argument("--pretrain-examples", type=_positive(int), help="weight-sharing supernet pretraining (default 5x proxy)")
+    s.add_argument(
+        "--proxy-examples", type=_positive(int), default=20000, help="training examples per proxy evaluation"
+    )
+    s.add_argument(
+        "--pretrain-examples", type=_positive(int), help="weight-sharing supernet pretraining (default 5x proxy)"
+    )
     s.add_argument("--round-size", type=_positive(int), help="candidates per round (default budget/5, at least 2)")
     s.add_argument("--halving", type=int, default=0, metavar="K", help="successive halving over the best K candidates")
     s.add_argument("--flops-target", help="FLOPs target (L1 penalty), absolute or relative to the baseline like 2.5x")
@@ -398,12 +488,16 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(s)
     s.set_defaults(func=cmd_search)
 
-    s = sub.add_parser("proxy-study", help="Kendall tau of the early-stop and weight-sharing proxies against long-run NE")
+    s = sub.add_parser(
+        "proxy-study", help="Kendall tau of the early-stop and weight-sharing proxies against long-run NE"
+    )
     s.add_argument("file")
     s.add_argument("--models", type=_positive(int), required=True, help="sampled models (K)")
     s.add_argument("--long", type=_positive(int), required=True, help="examples of the long (ground-truth) run")
     s.add_argument("--budgets", help="comma-separated proxy budgets (default: long/32 … long/2)")
-    s.add_argument("--pretrain-examples", type=_positive(int), help="weight-sharing supernet pretraining (default: --long)")
+    s.add_argument(
+        "--pretrain-examples", type=_positive(int), help="weight-sharing supernet pretraining (default: --long)"
+    )
     s.add_argument("--plot", help="PNG to write (default SPACE-proxy-study.png)")
     s.add_argument("--json", action="store_true")
     _data_args(s)

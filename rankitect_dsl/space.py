@@ -1,4 +1,5 @@
 """`Space`: the compiled search space every tool and searcher imports."""
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,9 @@ class Space:
     def baseline(self) -> Arch | None:
         if self.spec.baseline is None:
             return None
-        return Arch.from_dict({"space": self.name, "choices": {c.name: self.spec.baseline[c.name] for c in self.spec.choices}})
+        return Arch.from_dict(
+            {"space": self.name, "choices": {c.name: self.spec.baseline[c.name] for c in self.spec.choices}}
+        )
 
     # -- archs ------------------------------------------------------------------------------
     def validate(self, arch: Arch) -> None:
@@ -84,6 +87,7 @@ class Space:
     @cached_property
     def cost(self):
         from .compiler.cost import CostModel
+
         return CostModel(self.spec, self.decisions)
 
     @property
@@ -146,9 +150,14 @@ class Space:
         """The sampler's distribution as per-decision probability vectors (float64 tensors): uniform
         blocks, pairs and dims; connection bits on with the keep-probability (before the at-least-one rule)."""
         import torch
+
         keep = self.spec.keep
-        return [torch.tensor([1 - keep, keep], dtype=torch.float64) if d.kind == "input"
-                else torch.full((d.size,), 1.0 / d.size, dtype=torch.float64) for d in self.decisions]
+        return [
+            torch.tensor([1 - keep, keep], dtype=torch.float64)
+            if d.kind == "input"
+            else torch.full((d.size,), 1.0 / d.size, dtype=torch.float64)
+            for d in self.decisions
+        ]
 
     def expected_flops(self, probs):
         """E[FLOPs] under independent decisions with these per-decision probability vectors; differentiable."""
@@ -161,6 +170,7 @@ class Space:
     @cached_property
     def layout(self):
         from .compiler.layout import SupernetLayout
+
         return SupernetLayout(self.spec)
 
     def supernet_source(self) -> str:
@@ -191,12 +201,14 @@ class Space:
     def subnet(self, arch: Arch):
         """A fresh standalone subnet for the arch, built from its exported source."""
         from .compiler.codegen import class_name, load_module
+
         module = load_module(self.subnet_source(arch), f"{self.name}_subnet")
         return getattr(module, class_name(self.name, "Subnet"))()
 
     def example_inputs(self, batch: int, seed: int = 0):
         """A (dense, sparse) pair of the shapes the space takes: B×S and B×N×D."""
         import torch
+
         g = torch.Generator().manual_seed(seed)
         dense = torch.randn(batch, self.spec.dense.width, generator=g)
         sparse = torch.randn(batch, self.spec.embed.count, self.spec.embed.dim, generator=g)

@@ -21,6 +21,7 @@ def run_rks(*args, timeout=600):
 @pytest.fixture(scope="session")
 def spaces():
     from rankitect_dsl import load_space
+
     return {n: load_space(space_path(n)) for n in SPACES}
 
 

@@ -1,7 +1,8 @@
 """Supernet and exported subnets: numerical equivalence, readability contracts, safety, determinism."""
+
 import ast
-import re
 import py_compile
+import re
 import sys
 
 import pytest
@@ -10,8 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from conftest import SPACES, run_rks, space_path
-from rankitect_dsl import ChoiceArch, RksError, load_source, transfer_back, transfer_weights
-from rankitect_dsl import Arch
+from rankitect_dsl import Arch, ChoiceArch, RksError, load_source, transfer_back, transfer_weights
 from rankitect_dsl.runtime.supernet import arch_masks
 
 N_ARCHS = {"tiny": 50, "dlrm": 1, "rankitect": 50, "dhen_dims": 50}
@@ -92,7 +92,9 @@ def test_all_masks_on_runs_whole_supernet_and_masks_are_differentiable(spaces, s
     out.sum().backward()
     assert all(v.grad is not None and v.grad.abs().sum() > 0 for v in logits.values())
     # per-example (B × options) masks broadcast too
-    batched = {name: {"block": torch.softmax(torch.randn(4, len(v), dtype=torch.double), 1)} for name, v in logits.items()}
+    batched = {
+        name: {"block": torch.softmax(torch.randn(4, len(v), dtype=torch.double), 1)} for name, v in logits.items()
+    }
     assert net(dense, sparse, masks=batched).shape == (4,)
 
 
@@ -116,7 +118,10 @@ class HandDLRM(nn.Module):
 
     def __init__(self):
         super().__init__()
-        lin = lambda i, o: nn.ModuleDict({"fc": nn.Linear(i, o), "ln": nn.LayerNorm(o)})
+
+        def lin(i, o):
+            return nn.ModuleDict({"fc": nn.Linear(i, o), "ln": nn.LayerNorm(o)})
+
         self.bottom1, self.bottom2 = lin(13, 128), lin(128, 128)
         self.compress_w, self.compress_ln = nn.Linear(26, 8), nn.LayerNorm(16)
         self.proj_comp, self.dot_comp_w, self.dot_comp_ln = nn.Linear(128, 16), nn.Linear(9, 8), nn.LayerNorm(72)
@@ -140,7 +145,11 @@ class HandDLRM(nn.Module):
     def forward(self, dense, sparse):
         b1 = self.mlp(self.bottom1, dense)
         b2 = self.mlp(self.bottom2, b1)
-        comp = torch.relu(self.compress_ln(torch.einsum("bnd,mn->bmd", sparse, self.compress_w.weight) + self.compress_w.bias[:, None]))
+        comp = torch.relu(
+            self.compress_ln(
+                torch.einsum("bnd,mn->bmd", sparse, self.compress_w.weight) + self.compress_w.bias[:, None]
+            )
+        )
         x = torch.cat([self.proj_comp(b2)[:, None, :], comp], 1)
         e = torch.einsum("bnd,mn->bmd", x, self.dot_comp_w.weight) + self.dot_comp_w.bias[:, None]
         dot_comp = torch.relu(self.dot_comp_ln(torch.einsum("bnd,bmd->bnm", x, e).reshape(len(x), -1)))
@@ -164,16 +173,70 @@ def test_exported_dlrm_matches_a_hand_written_module(spaces):
     sub_params = list(sub.parameters())
     hand_params = list(hand.parameters())
     assert sum(p.numel() for p in sub_params) == sum(p.numel() for p in hand_params)
-    order = ["bottom1.linear", "bottom1.norm", "bottom2.linear", "bottom2.norm", "compress.linear", "compress.norm",
-             "dot_comp_stack", "dot_comp.compress", "dot_comp.norm", "dot_raw_stack", "dot_raw.compress", "dot_raw.norm",
-             "top1.linear", "top1.norm", "fc_bottom2_top1.down", "fc_bottom2_top1.up", "gate1.norm", "top2.linear", "top2.norm",
-             "fc_top1_top2.down", "fc_top1_top2.up", "skip1.norm", "top3.linear", "top3.norm", "fc_top3_top3.down",
-             "fc_top3_top3.up", "gate2.norm", "top4.linear", "top4.norm", "head"]
-    hand_mods = [hand.bottom1["fc"], hand.bottom1["ln"], hand.bottom2["fc"], hand.bottom2["ln"], hand.compress_w, hand.compress_ln,
-                 hand.proj_comp, hand.dot_comp_w, hand.dot_comp_ln, hand.proj_raw, hand.dot_raw_w, hand.dot_raw_ln,
-                 hand.top1["fc"], hand.top1["ln"], hand.fc_g1[0], hand.fc_g1[1], hand.gate1_ln, hand.top2["fc"], hand.top2["ln"],
-                 hand.fc_s1[0], hand.fc_s1[1], hand.skip1_ln, hand.top3["fc"], hand.top3["ln"], hand.fc_g2[0], hand.fc_g2[1],
-                 hand.gate2_ln, hand.top4["fc"], hand.top4["ln"], hand.head]
+    order = [
+        "bottom1.linear",
+        "bottom1.norm",
+        "bottom2.linear",
+        "bottom2.norm",
+        "compress.linear",
+        "compress.norm",
+        "dot_comp_stack",
+        "dot_comp.compress",
+        "dot_comp.norm",
+        "dot_raw_stack",
+        "dot_raw.compress",
+        "dot_raw.norm",
+        "top1.linear",
+        "top1.norm",
+        "fc_bottom2_top1.down",
+        "fc_bottom2_top1.up",
+        "gate1.norm",
+        "top2.linear",
+        "top2.norm",
+        "fc_top1_top2.down",
+        "fc_top1_top2.up",
+        "skip1.norm",
+        "top3.linear",
+        "top3.norm",
+        "fc_top3_top3.down",
+        "fc_top3_top3.up",
+        "gate2.norm",
+        "top4.linear",
+        "top4.norm",
+        "head",
+    ]
+    hand_mods = [
+        hand.bottom1["fc"],
+        hand.bottom1["ln"],
+        hand.bottom2["fc"],
+        hand.bottom2["ln"],
+        hand.compress_w,
+        hand.compress_ln,
+        hand.proj_comp,
+        hand.dot_comp_w,
+        hand.dot_comp_ln,
+        hand.proj_raw,
+        hand.dot_raw_w,
+        hand.dot_raw_ln,
+        hand.top1["fc"],
+        hand.top1["ln"],
+        hand.fc_g1[0],
+        hand.fc_g1[1],
+        hand.gate1_ln,
+        hand.top2["fc"],
+        hand.top2["ln"],
+        hand.fc_s1[0],
+        hand.fc_s1[1],
+        hand.skip1_ln,
+        hand.top3["fc"],
+        hand.top3["ln"],
+        hand.fc_g2[0],
+        hand.fc_g2[1],
+        hand.gate2_ln,
+        hand.top4["fc"],
+        hand.top4["ln"],
+        hand.head,
+    ]
     with torch.no_grad():
         for path, mod in zip(order, hand_mods):
             src = sub.get_submodule(path)
@@ -269,8 +332,10 @@ HOSTILE = [
 @pytest.mark.parametrize("decl, why", HOSTILE)
 def test_hostile_names_are_rejected_before_codegen(decl, why):
     """The file is valid but for the hostile name on line 5 (c1 is a real choice the output reads)."""
-    source = ("space h\ninput dense : dense[2]\ninput sparse : embed[2, 2]\n"
-              f"choice c1 {{ blocks linear from dense dim linear 4 }}\n{decl}\noutput from c1\n")
+    source = (
+        "space h\ninput dense : dense[2]\ninput sparse : embed[2, 2]\n"
+        f"choice c1 {{ blocks linear from dense dim linear 4 }}\n{decl}\noutput from c1\n"
+    )
     load_source(source.replace(decl + "\n", ""))  # the file without the hostile line is fine
     with pytest.raises(RksError) as err:
         load_source(source)
@@ -281,15 +346,24 @@ def test_reserved_names_cover_every_name_the_templates_define(spaces):
     """The naming authority's table holds every module-level name a generated subnet or supernet can define
     or import (rendered with every helper on), so no choice can shadow one."""
     from rankitect_dsl.core.names import GENERATED_NAMES
+
     space = spaces["rankitect"]
     merged = dict(space.baseline.choices)
     r1 = space.spec.choice_by_name["r1"]
-    merged["r1"] = ChoiceArch(("linear", "gating", "embed_fc"), ("dense", "sparse"), ("sparse", "dense"),
-                              {"linear": r1.dims["linear"][0], "embed_fc": r1.dims["embed_fc"][0]})
+    merged["r1"] = ChoiceArch(
+        ("linear", "gating", "embed_fc"),
+        ("dense", "sparse"),
+        ("sparse", "dense"),
+        {"linear": r1.dims["linear"][0], "embed_fc": r1.dims["embed_fc"][0]},
+    )
     tiny = spaces["tiny"]
     both = dict(tiny.baseline.choices)
     both["c3"] = ChoiceArch(("embed_fc", "dot_compressed"), ("c2", "c1"), None, {"embed_fc": 2, "dot_compressed": 2})
-    sources = [space.subnet_source(Arch(space.name, merged)), space.supernet_source(), tiny.subnet_source(Arch("tiny", both))]
+    sources = [
+        space.subnet_source(Arch(space.name, merged)),
+        space.supernet_source(),
+        tiny.subnet_source(Arch("tiny", both)),
+    ]
     sources += [spaces[n].subnet_source(a) for n in ("tiny", "dlrm") for a in spaces[n].sample_many(20, seed=3)]
     defined = set()
     for source in sources:
@@ -316,17 +390,23 @@ def test_a_merged_arch_exports_and_runs_whatever_its_choices_are_called(tmp_path
             assert "reserved by the generated code" in err.render()
             continue
         d = space.sample(3).to_dict()
-        d["choices"][name] = {"blocks": ["linear", "gating"], "inputs": ["dense", "sparse"], "pair": ["dense", "sparse"],
-                              "dims": {"linear": 8}}
+        d["choices"][name] = {
+            "blocks": ["linear", "gating"],
+            "inputs": ["dense", "sparse"],
+            "pair": ["dense", "sparse"],
+            "dims": {"linear": 8},
+        }
         model = space.subnet(Arch.from_dict(d))
         assert model(*space.example_inputs(4)).shape == (4,)
 
 
 def test_module_attribute_names_never_shadow_nn_module(tmp_path):
-    source = ("space h\ninput dense : dense[2]\ninput sparse : embed[2, 2]\n"
-              "choice train { blocks linear from dense dim linear 4 }\n"
-              "choice forward { blocks linear from train dim linear 3 }\n"
-              "choice head { blocks linear from forward dim linear 2 }\noutput from head\n")
+    source = (
+        "space h\ninput dense : dense[2]\ninput sparse : embed[2, 2]\n"
+        "choice train { blocks linear from dense dim linear 4 }\n"
+        "choice forward { blocks linear from train dim linear 3 }\n"
+        "choice head { blocks linear from forward dim linear 2 }\noutput from head\n"
+    )
     space = load_source(source)
     arch = space.sample(0)
     model = space.subnet(arch)

@@ -1,12 +1,12 @@
 """The cost model against independent references: FlopCounterMode, parameter counts, Monte Carlo, finite differences."""
+
 import numpy as np
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from conftest import SPACES, run_rks, space_path
-from rankitect_dsl import ChoiceArch, load_source
-from rankitect_dsl import Arch
+from rankitect_dsl import Arch, ChoiceArch, load_source
 
 
 def measured_flops(model, inputs):
@@ -83,13 +83,16 @@ def test_breakdown_sums_to_total_and_export_header_agrees(spaces):
 
 
 def fixed_connection_rankitect():
-    """rankitect.rks with frozen connections (paper 4.2.4): every candidate read, pairs fixed; blocks and dims searched."""
+    """rankitect.rks with frozen connections (paper 4.2.4): every candidate read, pairs fixed; blocks and dims
+    searched."""
     text = open(space_path("rankitect")).read()
     head = text[: text.index("choice r1 .. r24")]
     body = []
     for k in range(1, 25):
         pair = "dense, sparse" if k == 1 else f"r{k - 1}, r{k - 1}"
-        body.append(f"choice r{k} {{ blocks all  from distance 1, 2, 3, 6, 9  from dense, sparse  fixed inputs  pair {pair} }}")
+        body.append(
+            f"choice r{k} {{ blocks all  from distance 1, 2, 3, 6, 9  from dense, sparse  fixed inputs  pair {pair} }}"
+        )
     return load_source(head + "\n".join(body) + "\noutput from r24\n", "fixed.rks")
 
 
@@ -112,11 +115,14 @@ def test_expected_flops_is_exact_on_a_small_fixed_space():
 space small_fixed
 input dense : dense[3]
 input sparse : embed[2, 2]
-choice a1 { blocks linear, embed_fc, gating  from dense, sparse  fixed inputs  pair sparse, dense  dim linear 2, 5  dim embed_fc 1, 3 }
-choice a2 { blocks dot_compressed, sum, linear  from a1, dense  fixed inputs  pair a1, a1  dim dot_compressed 1, 2  dim linear 4 }
+choice a1 { blocks linear, embed_fc, gating  from dense, sparse  fixed inputs  pair sparse, dense
+            dim linear 2, 5  dim embed_fc 1, 3 }
+choice a2 { blocks dot_compressed, sum, linear  from a1, dense  fixed inputs  pair a1, a1
+            dim dot_compressed 1, 2  dim linear 4 }
 output from a2
 """)
     import itertools
+
     probs = [torch.softmax(torch.randn(d.size, dtype=torch.float64), 0) for d in space.decisions]
     total = 0.0
     one = space.example_inputs(1)
@@ -166,7 +172,9 @@ def test_flops_expr_is_sympy_in_decision_indicators(spaces):
 
 def test_cli_flops_json():
     import json
+
     from rankitect_dsl import load_space
+
     proc = run_rks("flops", space_path("dlrm"), "--baseline", "--json")
     data = json.loads(proc.stdout)
     space = load_space(space_path("dlrm"))
@@ -184,10 +192,11 @@ def test_cli_stats_plot(tmp_path):
 
 def test_export_comments_carry_the_cost_model_per_line(spaces):
     import re
+
     space = spaces["rankitect"]
     for arch in space.sample_many(3, seed=8):
         source = space.subnet_source(arch)
-        body = source[source.index("    def forward(self, dense, sparse)"):]
+        body = source[source.index("    def forward(self, dense, sparse)") :]
         per_line = [int(m.replace(",", "")) for m in re.findall(r"# B[^,\n]*, ([\d,]+) FLOPs", body)]
         measured = measured_parts(space, arch)
         assert sorted(per_line) == sorted(v for v in measured.values() if v)

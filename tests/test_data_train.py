@@ -1,4 +1,5 @@
 """Data sources, preprocessing, NE metrics and the trainer."""
+
 import gzip
 import json
 import math
@@ -11,16 +12,16 @@ from sklearn.metrics import log_loss, roc_auc_score
 from conftest import DATA, ROOT, run_rks, space_path
 from rankitect_dsl import load_source
 from rankitect_dsl.data.dataset import DataError
+from rankitect_dsl.data.loading import load_data
+from rankitect_dsl.data.preprocess import cache_root, load_dataset
 from rankitect_dsl.data.sources import CriteoSource, TableSource, parse_data_spec
 from rankitect_dsl.runtime.metrics import auc, normalized_entropy, window_ne
-from rankitect_dsl.data.preprocess import cache_root, load_dataset
-from rankitect_dsl.data.loading import load_data
 from rankitect_dsl.runtime.model import build_model
 from rankitect_dsl.runtime.trainer import TrainConfig, train
 from rankitect_dsl.search.proxies import early_stop_proxy
 
-
 # -- metrics --------------------------------------------------------------------------------
+
 
 def test_ne_equals_sklearn_log_loss_over_label_entropy():
     rng = np.random.default_rng(0)
@@ -54,6 +55,7 @@ def test_auc_with_ties_equals_sklearn():
 
 
 # -- sources and preprocessing ---------------------------------------------------------------
+
 
 def criteo_line(label, ints, cats):
     return "\t".join([str(label)] + [str(i) for i in ints] + cats) + "\n"
@@ -113,11 +115,14 @@ def test_preprocessing_is_cached(tmp_path):
     assert again.n == 50 and list(cache_root().iterdir()) == entries
 
 
-@pytest.mark.parametrize("bad, message", [
-    ((17, "1\t2\t3\n"), "day.txt:18: expected 40 tab-separated fields, got 3"),
-    ((4, criteo_line(2, [1] * 13, ["a"] * 26)), "day.txt:5: label 2 is outside {0, 1}"),
-    ((9, criteo_line(0, ["x"] + [1] * 12, ["a"] * 26)), "day.txt:10: integer feature I1 is `x`"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ((17, "1\t2\t3\n"), "day.txt:18: expected 40 tab-separated fields, got 3"),
+        ((4, criteo_line(2, [1] * 13, ["a"] * 26)), "day.txt:5: label 2 is outside {0, 1}"),
+        ((9, criteo_line(0, ["x"] + [1] * 12, ["a"] * 26)), "day.txt:10: integer feature I1 is `x`"),
+    ],
+)
 def test_bad_rows_are_one_line_errors_and_nothing_is_cached(tmp_path, bad, message):
     path = tmp_path / "day.txt"
     write_criteo(path, bad=bad)
@@ -140,14 +145,25 @@ def test_missing_and_empty_files(tmp_path):
 
 
 def test_table_with_rule_join_and_count_features(tmp_path):
-    (tmp_path / "r.inter").write_text("user_id:token\titem_id:token\trating:float\tts:float\n"
-                                      + "".join(f"u{i % 3}\ti{i % 4}\t{1 + i % 5}\t{100 - i}\n" for i in range(40)))
+    (tmp_path / "r.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\tts:float\n"
+        + "".join(f"u{i % 3}\ti{i % 4}\t{1 + i % 5}\t{100 - i}\n" for i in range(40))
+    )
     (tmp_path / "r.user").write_text("user_id:token\tage:float\n" + "".join(f"u{i}\t{20 + i}\n" for i in range(3)))
     schema = tmp_path / "s.json"
-    schema.write_text(json.dumps({"files": ["r.inter"], "joins": [{"file": "r.user", "on": "user_id"}], "sort_by": "ts",
-                                  "label": {"column": "rating", "rule": ">= 4"},
-                                  "dense": [{"column": "age", "transform": "standardize"}],
-                                  "categorical": ["user_id", "item_id"], "count_features": ["item_id"]}))
+    schema.write_text(
+        json.dumps(
+            {
+                "files": ["r.inter"],
+                "joins": [{"file": "r.user", "on": "user_id"}],
+                "sort_by": "ts",
+                "label": {"column": "rating", "rule": ">= 4"},
+                "dense": [{"column": "age", "transform": "standardize"}],
+                "categorical": ["user_id", "item_id"],
+                "count_features": ["item_id"],
+            }
+        )
+    )
     data = load_dataset(TableSource(str(tmp_path), str(schema)), min_count=1)
     # sorted by ts, so rows run i = 39, 38, 37, …; ratings 1 + i % 5 = 5, 4, 3, 2, 1: clicks where >= 4
     assert data.labels[:5].tolist() == [1.0, 1.0, 0.0, 0.0, 0.0]
@@ -159,6 +175,7 @@ def test_table_with_rule_join_and_count_features(tmp_path):
 def test_parquet_table(tmp_path):
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
+
     table = pa.table({"click": [0, 1] * 10, "x": [float(i) for i in range(20)], "c": ["a", "b"] * 10})
     pq.write_table(table, tmp_path / "t.parquet")
     schema = tmp_path / "s.json"
@@ -177,6 +194,7 @@ def test_data_that_does_not_fit_the_space(tmp_path):
 
 # -- training --------------------------------------------------------------------------------
 
+
 def test_rankitect_baseline_learns_synthetic_data(spaces):
     space = spaces["rankitect"]
     data = load_data("synthetic:3", space, 20000)
@@ -187,14 +205,20 @@ def test_rankitect_baseline_learns_synthetic_data(spaces):
 def test_planted_interactions_need_the_embeddings():
     """A model that reads the embeddings (where the planted interactions live) beats one that cannot."""
     head = "space s\ninput dense : dense[13]\ninput sparse : embed[26, 16]\n"
-    with_cats = load_source(head + "choice dot { blocks dot_compressed from dense, sparse fixed inputs dim dot_compressed 8 }\n"
-                            "choice top { blocks linear from dense, dot fixed inputs dim linear 64 }\noutput from top\n")
-    dense_only = load_source(head + "choice mlp { blocks linear from dense fixed inputs dim linear 64 }\n"
-                             "choice top { blocks linear from mlp fixed inputs dim linear 64 }\noutput from top\n")
+    with_cats = load_source(
+        head + "choice dot { blocks dot_compressed from dense, sparse fixed inputs dim dot_compressed 8 }\n"
+        "choice top { blocks linear from dense, dot fixed inputs dim linear 64 }\noutput from top\n"
+    )
+    dense_only = load_source(
+        head + "choice mlp { blocks linear from dense fixed inputs dim linear 64 }\n"
+        "choice top { blocks linear from mlp fixed inputs dim linear 64 }\noutput from top\n"
+    )
     scores = {}
     for name, space in (("with", with_cats), ("without", dense_only)):
         data = load_data("synthetic:5", space, 20000)
-        scores[name] = train(build_model(space, space.sample(0), data, 0), data, TrainConfig(20000, progress=False)).eval_ne
+        scores[name] = train(
+            build_model(space, space.sample(0), data, 0), data, TrainConfig(20000, progress=False)
+        ).eval_ne
     assert scores["with"] < scores["without"] - 0.015, scores
 
 
@@ -225,14 +249,25 @@ def test_early_stop_proxy_reports_window_ne_and_cost(spaces):
     arch = space.sample(2)
     result = early_stop_proxy(space, arch, data, 4000)
     from torch.utils.flop_counter import FlopCounterMode
+
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         space.subnet(arch)(*space.example_inputs(1))
     assert 0 < result.window_ne < 1.5 and result.extra["flops"] == counter.get_total_flops()
 
 
 def test_cli_train_json_and_save(tmp_path):
-    proc = run_rks("train", space_path("tiny"), "--baseline", "--data", "synthetic:2", "--examples", "3000", "--json",
-                   "--save", tmp_path / "run")
+    proc = run_rks(
+        "train",
+        space_path("tiny"),
+        "--baseline",
+        "--data",
+        "synthetic:2",
+        "--examples",
+        "3000",
+        "--json",
+        "--save",
+        tmp_path / "run",
+    )
     out = json.loads(proc.stdout)
     for key in ["window_ne", "eval_ne", "auc", "flops", "params", "examples", "seconds"]:
         assert key in out
@@ -245,8 +280,16 @@ def test_cli_train_json_and_save(tmp_path):
 
 @pytest.mark.skipif(not (DATA / "criteo-8k" / "train.txt").exists(), reason="shared Criteo data absent")
 def test_dlrm_on_real_criteo_beats_the_mean_rate():
-    proc = run_rks("train", space_path("dlrm"), "--baseline", "--data", f"criteo:{DATA / 'criteo-8k' / 'train.txt'}",
-                   "--examples", "6400", "--json")
+    proc = run_rks(
+        "train",
+        space_path("dlrm"),
+        "--baseline",
+        "--data",
+        f"criteo:{DATA / 'criteo-8k' / 'train.txt'}",
+        "--examples",
+        "6400",
+        "--json",
+    )
     out = json.loads(proc.stdout)
     assert out["eval_ne"] < 1.0 and out["auc"] > 0.6
 
@@ -261,8 +304,20 @@ def test_shipped_table_spaces_fit_their_schemas_and_learn(space_name, folder, sc
     path = DATA / folder
     if not path.exists():
         pytest.skip(f"shared {folder} data absent")
-    proc = run_rks("train", space_path(space_name), "--baseline", "--data", f"table:{path}", "--schema",
-                   ROOT / "schemas" / f"{schema}.json", "--examples", examples, "--lr", "3e-3", "--json")
+    proc = run_rks(
+        "train",
+        space_path(space_name),
+        "--baseline",
+        "--data",
+        f"table:{path}",
+        "--schema",
+        ROOT / "schemas" / f"{schema}.json",
+        "--examples",
+        examples,
+        "--lr",
+        "3e-3",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr[-400:]
     out = json.loads(proc.stdout)
     assert out["eval_ne"] < 0.99 and out["auc"] > 0.6, out

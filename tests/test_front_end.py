@@ -1,4 +1,5 @@
 """The language, the checker, the DAG, the arch model and the exact space size."""
+
 import itertools
 import json
 import math
@@ -8,8 +9,8 @@ import networkx as nx
 import pytest
 
 from conftest import ROOT, SPACES, run_rks, space_path
-from rankitect_dsl.cli import main as cli_main
 from rankitect_dsl import Arch, ArchError, RksError, load_source, load_space
+from rankitect_dsl.cli import main as cli_main
 
 MALFORMED = sorted((ROOT / "tests" / "malformed").glob("*.rks"))
 
@@ -161,14 +162,20 @@ def test_baselines_validate(spaces):
     assert spaces["dlrm"].size == 1 and spaces["dlrm"].decode([]) == spaces["dlrm"].baseline
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d["choices"]["c2"].update(inputs=["c3"]), "choices.c2.inputs: `c3` is not among the candidates"),
-    (lambda d: d["choices"]["c1"]["dims"].update(linear=5), "choices.c1.dims.linear: dim 5 is not offered"),
-    (lambda d: d["choices"].pop("c3"), "missing choice `c3`"),
-    (lambda d: d["choices"].update(c1={"blocks": ["gating"], "inputs": ["dense", "sparse"]}), "not a multi-hot `inputs` list"),
-    (lambda d: d["choices"]["c1"].update(blocks=["sum"]), "choices.c1.blocks: block `sum` is not offered"),
-    (lambda d: d.update(space="other"), "not `tiny`"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d["choices"]["c2"].update(inputs=["c3"]), "choices.c2.inputs: `c3` is not among the candidates"),
+        (lambda d: d["choices"]["c1"]["dims"].update(linear=5), "choices.c1.dims.linear: dim 5 is not offered"),
+        (lambda d: d["choices"].pop("c3"), "missing choice `c3`"),
+        (
+            lambda d: d["choices"].update(c1={"blocks": ["gating"], "inputs": ["dense", "sparse"]}),
+            "not a multi-hot `inputs` list",
+        ),
+        (lambda d: d["choices"]["c1"].update(blocks=["sum"]), "choices.c1.blocks: block `sum` is not offered"),
+        (lambda d: d.update(space="other"), "not `tiny`"),
+    ],
+)
 def test_validate_names_the_failing_path(spaces, mutate, message):
     data = spaces["tiny"].baseline.to_dict()
     data = json.loads(json.dumps(data))

@@ -1,5 +1,6 @@
 """The package's shape: imports point down the pipeline, checking a space needs neither torch nor sympy,
 block names live in the registry, and no malformed file reaches a traceback."""
+
 import ast
 import random
 import re
@@ -66,12 +67,20 @@ def test_the_rule_catches_an_upward_import(tmp_path, monkeypatch):
 
 
 def test_load_space_and_check_import_neither_torch_nor_sympy():
-    code = ("import sys\nfrom rankitect_dsl import load_space\nload_space(sys.argv[1])\n"
-            "print(sorted(m for m in ('torch', 'sympy', 'numpy', 'networkx') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code, space_path("rankitect")], capture_output=True, text=True, cwd=ROOT)
+    code = (
+        "import sys\nfrom rankitect_dsl import load_space\nload_space(sys.argv[1])\n"
+        "print(sorted(m for m in ('torch', 'sympy', 'numpy', 'networkx') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, space_path("rankitect")], capture_output=True, text=True, cwd=ROOT
+    )
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
-    cli = subprocess.run([sys.executable, "-X", "importtime", "-m", "rankitect_dsl.cli", "check", space_path("rankitect")],
-                         capture_output=True, text=True, cwd=ROOT)
+    cli = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "rankitect_dsl.cli", "check", space_path("rankitect")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert cli.returncode == 0
     imported = {line.split("|")[-1].strip() for line in cli.stderr.splitlines() if "|" in line}
     assert not {"torch", "sympy"} & imported
@@ -88,10 +97,51 @@ def test_block_names_are_spelled_only_in_the_registry_checker_and_templates():
 
 # -- mutation fuzz of the shipped spaces ----------------------------------------------------------------
 TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?|\.\.|[{}\[\](),:=]|#[^\n]*|\s+|.")
-VOCABULARY = ["space", "input", "choice", "blocks", "from", "distance", "dim", "scale", "by", "steps", "fixed", "inputs",
-              "pair", "keep", "bottleneck", "output", "baseline", "all", "linear", "embed_fc", "dot_compressed",
-              "gating", "sum", "dense", "embed", "c1", "{", "}", "[", "]", ",", ":", "=", "..", "0", "1", "16",
-              "0.5", "-3", "__x", "self", "pad_sum", "\n"]
+VOCABULARY = [
+    "space",
+    "input",
+    "choice",
+    "blocks",
+    "from",
+    "distance",
+    "dim",
+    "scale",
+    "by",
+    "steps",
+    "fixed",
+    "inputs",
+    "pair",
+    "keep",
+    "bottleneck",
+    "output",
+    "baseline",
+    "all",
+    "linear",
+    "embed_fc",
+    "dot_compressed",
+    "gating",
+    "sum",
+    "dense",
+    "embed",
+    "c1",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    "=",
+    "..",
+    "0",
+    "1",
+    "16",
+    "0.5",
+    "-3",
+    "__x",
+    "self",
+    "pad_sum",
+    "\n",
+]
 
 
 def mutants(text: str, n: int, seed: int):
@@ -121,7 +171,9 @@ def test_every_mutant_loads_or_gets_a_positioned_diagnostic(name):
             space = load_source(source, f"{name}-{k}.rks")
         except RksError as err:
             rendered = err.render()
-            if not all(d.span is not None for d in err.diagnostics) or not re.search(r"\.rks:\d+:\d+: error: ", rendered):
+            if not all(d.span is not None for d in err.diagnostics) or not re.search(
+                r"\.rks:\d+:\d+: error: ", rendered
+            ):
                 failures.append((k, rendered[:200]))
             continue
         except Exception as err:  # a traceback a user would see

@@ -1,4 +1,5 @@
 """Sampling-based search: the study store's kill-and-resume and sharing, the predictor, proxies, bad input."""
+
 import json
 import os
 import signal
@@ -14,21 +15,37 @@ import pytest
 import torch
 
 from conftest import run_rks, space_path
-from rankitect_dsl.search.constraints import FlopsRule, valid_mask
-from rankitect_dsl.search.predictor import Predictor
-from rankitect_dsl.search.sampler import rl_propose
-from rankitect_dsl.search.proxies import WeightSharingProxy
-from rankitect_dsl.search.constraints import flops_range, parse_flops
+from rankitect_dsl.data.loading import load_data
+from rankitect_dsl.search.constraints import FlopsRule, flops_range, parse_flops, valid_mask
 from rankitect_dsl.search.loop import centre_shares
 from rankitect_dsl.search.pareto import pareto
-from rankitect_dsl.data.loading import load_data
+from rankitect_dsl.search.predictor import Predictor
+from rankitect_dsl.search.proxies import WeightSharingProxy
+from rankitect_dsl.search.sampler import rl_propose
 
 RKS = str(Path(sys.executable).parent / "rks")
 
 
 def search_cmd(db, budget, *extra, examples=3000):
-    return [RKS, "search", space_path("tiny"), "--method", "random", "--data", "synthetic:1", "--budget", str(budget),
-            "--proxy-examples", str(examples), "--storage", f"sqlite:///{db}", "--study", "s", "--json", *extra]
+    return [
+        RKS,
+        "search",
+        space_path("tiny"),
+        "--method",
+        "random",
+        "--data",
+        "synthetic:1",
+        "--budget",
+        str(budget),
+        "--proxy-examples",
+        str(examples),
+        "--storage",
+        f"sqlite:///{db}",
+        "--study",
+        "s",
+        "--json",
+        *extra,
+    ]
 
 
 def trials(db):
@@ -43,19 +60,23 @@ def candidates(db, state):
 def test_kill_and_resume_loses_nothing_and_reruns_nothing(tmp_path):
     db = tmp_path / "study.db"
     # slow evaluations (20k examples) leave a wide window in which a candidate is running
-    proc = subprocess.Popen(search_cmd(db, 5, examples=20000), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        search_cmd(db, 5, examples=20000), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300  # generous: a loaded machine trains slowly
     S = optuna.trial.TrialState
     try:
         while time.time() < deadline:
             time.sleep(0.1)
-            if db.exists():
-                try:
-                    running = [t for t in candidates(db, S.RUNNING) if "started" in t.user_attrs]
-                    if len(candidates(db, S.COMPLETE)) >= 2 and running and time.time() - running[0].user_attrs["started"] < 0.5:
-                        break
-                except Exception:
-                    continue
+            assert proc.poll() is None, "the search ended before it could be killed"
+            if not db.exists():
+                continue
+            try:
+                done, running = candidates(db, S.COMPLETE), candidates(db, S.RUNNING)
+            except KeyError:  # the study is not created yet
+                continue
+            if len(done) >= 2 and running:
+                break
         else:
             pytest.fail("the search never reached two finished candidates")
         os.kill(proc.pid, signal.SIGKILL)
@@ -88,8 +109,10 @@ def test_two_workers_share_one_study(tmp_path):
     # create the study first so both workers find it
     first = subprocess.run(search_cmd(db, 1), cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-500:]
-    workers = [subprocess.Popen(search_cmd(db, 8), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for _ in range(2)]
+    workers = [
+        subprocess.Popen(search_cmd(db, 8), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [w.communicate(timeout=300) for w in workers]
     assert all(w.returncode == 0 for w in workers), [o[1][-400:] for o in outs]
     done = candidates(db, optuna.trial.TrialState.COMPLETE)
@@ -101,6 +124,7 @@ def test_two_workers_share_one_study(tmp_path):
 
 def test_predictor_learns_and_rl_sampler_respects_cap_and_exclusions(spaces):
     from rankitect_dsl.search.predictor import one_hot
+
     space = spaces["tiny"]
     archs = space.sample_many(300, seed=0)
     vectors = np.array([space.encode(a) for a in archs])
@@ -169,8 +193,17 @@ def test_rl_sampler_centred_on_the_incumbent_stays_near_it(spaces):
     relevant = space.relevance([incumbent])[0]
     noise = np.random.default_rng(1)
     blind = SimpleNamespace(predict=lambda v, cost=None: noise.random(len(v)))
-    proposals = rl_propose(space, blind, FlopsRule(), {space.subnet_key(space.decode(incumbent))}, 40,
-                           np.random.default_rng(0), steps=0, incumbent=incumbent, mutations=2.0)
+    proposals = rl_propose(
+        space,
+        blind,
+        FlopsRule(),
+        {space.subnet_key(space.decode(incumbent))},
+        40,
+        np.random.default_rng(0),
+        steps=0,
+        incumbent=incumbent,
+        mutations=2.0,
+    )
     assert len(proposals) == 40
     changed = [int(((np.array(space.encode(a)) != incumbent) & relevant).sum()) for a in proposals]
     assert all(c >= 1 for c in changed) and 1.5 <= np.mean(changed) <= 3.5
@@ -178,7 +211,10 @@ def test_rl_sampler_centred_on_the_incumbent_stays_near_it(spaces):
     assert np.mean(far) > 10 * np.mean(changed)
 
 
-@pytest.mark.parametrize("n, evaluated, shares", [(8, 8, [4, 2, 2]), (7, 9, [4, 2, 1]), (3, 5, [2, 1]), (5, 1, [5]), (1, 4, [1]), (6, 2, [3, 3])])
+@pytest.mark.parametrize(
+    "n, evaluated, shares",
+    [(8, 8, [4, 2, 2]), (7, 9, [4, 2, 1]), (3, 5, [2, 1]), (5, 1, [5]), (1, 4, [1]), (6, 2, [3, 3])],
+)
 def test_round_proposals_are_split_over_the_best_archs(n, evaluated, shares):
     assert centre_shares(n, evaluated) == shares
 
@@ -204,18 +240,43 @@ def test_weight_sharing_proxy_does_not_write_back(spaces):
 
 
 def test_weight_sharing_search_runs(tmp_path):
-    proc = run_rks("search", space_path("tiny"), "--method", "predictor", "--proxy", "weight-sharing", "--data", "synthetic:2",
-                   "--budget", "4", "--proxy-examples", "1000", "--pretrain-examples", "3000",
-                   "--storage", f"sqlite:///{tmp_path}/ws.db", "--json", "--export", tmp_path / "out")
+    proc = run_rks(
+        "search",
+        space_path("tiny"),
+        "--method",
+        "predictor",
+        "--proxy",
+        "weight-sharing",
+        "--data",
+        "synthetic:2",
+        "--budget",
+        "4",
+        "--proxy-examples",
+        "1000",
+        "--pretrain-examples",
+        "3000",
+        "--storage",
+        f"sqlite:///{tmp_path}/ws.db",
+        "--json",
+        "--export",
+        tmp_path / "out",
+    )
     assert proc.returncode == 0, proc.stderr[-500:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["evaluated"] == 4 and (tmp_path / "out" / "tiny_best.py").exists() and (tmp_path / "out" / "pareto.png").exists()
+    assert (
+        out["evaluated"] == 4
+        and (tmp_path / "out" / "tiny_best.py").exists()
+        and (tmp_path / "out" / "pareto.png").exists()
+    )
     assert (tmp_path / "ws.supernet.pt").exists() is False  # the checkpoint is named after the study
     assert list(tmp_path.glob("*.supernet.pt"))
 
 
 def test_pareto_front():
-    t = lambda n, f, ne: SimpleNamespace(number=n, user_attrs={"flops": f, "window_ne": ne})
+
+    def t(n, f, ne):
+        return SimpleNamespace(number=n, user_attrs={"flops": f, "window_ne": ne})
+
     front = pareto([t(0, 100, 0.9), t(1, 50, 0.95), t(2, 200, 0.85), t(3, 150, 0.92), t(4, 60, 0.99)])
     assert [p["trial"] for p in front] == [1, 0, 2]
 
@@ -228,16 +289,27 @@ def test_relative_flops_and_range(spaces):
     assert low <= all_flops.min() and high >= all_flops.max()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--method", "evolution"], "invalid choice"),
-    (["--method", "random", "--flops-max", "3"], "no arch in space `tiny` meets --flops-max"),
-    (["--method", "random", "--flops-target", "10x"], "meets --flops-target"),
-    (["--method", "random", "--storage", "bogus://nowhere"], "cannot open storage"),
-    (["--method", "random", "--data", "criteo:/no/such/file"], "no such file"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "evolution"], "invalid choice"),
+        (["--method", "random", "--flops-max", "3"], "no arch in space `tiny` meets --flops-max"),
+        (["--method", "random", "--flops-target", "10x"], "meets --flops-target"),
+        (["--method", "random", "--storage", "bogus://nowhere"], "cannot open storage"),
+        (["--method", "random", "--data", "criteo:/no/such/file"], "no such file"),
+    ],
+)
 def test_bad_search_input_is_one_clean_line(args, message, tmp_path):
-    proc = run_rks("search", space_path("tiny"), "--budget", "2", "--data", "synthetic:1", *args,
-                   *([] if "--storage" in args else ["--storage", f"sqlite:///{tmp_path}/b.db"]))
+    proc = run_rks(
+        "search",
+        space_path("tiny"),
+        "--budget",
+        "2",
+        "--data",
+        "synthetic:1",
+        *args,
+        *([] if "--storage" in args else ["--storage", f"sqlite:///{tmp_path}/b.db"]),
+    )
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert message in proc.stderr
 
@@ -245,8 +317,18 @@ def test_bad_search_input_is_one_clean_line(args, message, tmp_path):
 def test_data_that_does_not_fit_is_refused(tmp_path):
     crit = tmp_path / "c.txt"
     crit.write_text("".join("\t".join(["0"] + ["1"] * 13 + ["a"] * 26) + "\n" for _ in range(20)))
-    proc = run_rks("search", space_path("tiny"), "--method", "random", "--budget", "2", "--data", f"criteo:{crit}",
-                   "--storage", f"sqlite:///{tmp_path}/d.db")
+    proc = run_rks(
+        "search",
+        space_path("tiny"),
+        "--method",
+        "random",
+        "--budget",
+        "2",
+        "--data",
+        f"criteo:{crit}",
+        "--storage",
+        f"sqlite:///{tmp_path}/d.db",
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "dense[4]" in proc.stderr, proc.stderr
 
 
@@ -260,7 +342,9 @@ def test_study_show(tmp_path):
 
 def test_kendall_tau_equals_scipy():
     from scipy.stats import kendalltau
+
     from rankitect_dsl.search.proxy_study import kendall_tau
+
     rng = np.random.default_rng(3)
     x, y = rng.integers(0, 6, 40).astype(float), rng.integers(0, 6, 40).astype(float)
     assert abs(kendall_tau(x, y) - kendalltau(x, y).statistic) < 1e-12
@@ -268,10 +352,11 @@ def test_kendall_tau_equals_scipy():
 
 def test_early_stop_budget_is_a_prefix_of_the_long_run(spaces):
     """The proxy study reads early-stop proxies off one long run; that equals training from scratch."""
-    from rankitect_dsl.search.proxy_study import prefix_window_ne
     from rankitect_dsl.runtime.model import build_model
     from rankitect_dsl.runtime.trainer import TrainConfig, train
     from rankitect_dsl.search.proxies import early_stop_proxy
+    from rankitect_dsl.search.proxy_study import prefix_window_ne
+
     space = spaces["tiny"]
     data = load_data("synthetic:4", space, 3000)
     arch = space.sample(1)
@@ -281,8 +366,21 @@ def test_early_stop_budget_is_a_prefix_of_the_long_run(spaces):
 
 
 def test_cli_proxy_study(tmp_path):
-    proc = run_rks("proxy-study", space_path("tiny"), "--data", "synthetic:1", "--models", "4", "--long", "1500",
-                   "--budgets", "500,1000", "--plot", tmp_path / "ps.png", "--json")
+    proc = run_rks(
+        "proxy-study",
+        space_path("tiny"),
+        "--data",
+        "synthetic:1",
+        "--models",
+        "4",
+        "--long",
+        "1500",
+        "--budgets",
+        "500,1000",
+        "--plot",
+        tmp_path / "ps.png",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr[-400:]
     out = json.loads(proc.stdout)
     assert [r["budget"] for r in out["rows"]] == [500, 1000] and len(out["long_run_window_ne"]) == 4
@@ -291,21 +389,29 @@ def test_cli_proxy_study(tmp_path):
 
 
 def test_a_dead_workers_last_trial_is_retried_by_the_finishing_worker(tmp_path, spaces):
-    from rankitect_dsl.search.proxies import EarlyStopProxy
     from rankitect_dsl.search.loop import Search, SearchConfig
+    from rankitect_dsl.search.proxies import EarlyStopProxy
     from rankitect_dsl.search.study_store import CANDIDATE, StudyStore
+
     space = spaces["tiny"]
     data = load_data("synthetic:1", space, 600)
     store = StudyStore(f"sqlite:///{tmp_path}/r.db", "r")
     cfg = SearchConfig("random", 2, proxy_examples=600, progress=False)
     Search(space, EarlyStopProxy(space, data), store, cfg).run()
-    # a worker that died while evaluating the third candidate
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    arch = next(a for a in space.sample_many(50, seed=99) if a.to_json() not in {t.user_attrs["arch"] for t in store.completed()})
-    trial, _ = store.start({"arch": arch.to_json(), "vector": space.encode(arch), "role": CANDIDATE, "round": 1, "examples": 600})
-    trial.set_user_attr("pid", dead.pid)
-    Search(space, EarlyStopProxy(space, data), store, SearchConfig("random", 3, proxy_examples=600, progress=False)).run()
+    # a worker that died while evaluating the third candidate: a pid no process can have
+    dead_pid = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+    arch = next(
+        a
+        for a in space.sample_many(50, seed=99)
+        if a.to_json() not in {t.user_attrs["arch"] for t in store.completed()}
+    )
+    trial, _ = store.start(
+        {"arch": arch.to_json(), "vector": space.encode(arch), "role": CANDIDATE, "round": 1, "examples": 600}
+    )
+    trial.set_user_attr("pid", dead_pid)
+    Search(
+        space, EarlyStopProxy(space, data), store, SearchConfig("random", 3, proxy_examples=600, progress=False)
+    ).run()
     done = store.completed()
     assert len(done) == 3 and arch.to_json() in {t.user_attrs["arch"] for t in done}
     assert not store.pending(role=None)

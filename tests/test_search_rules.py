@@ -1,5 +1,6 @@
 """The search's decision rules, checked with a proxy whose scores are known in advance: successive halving,
 the FLOPs cap and target, the study's identity, what `--export` writes, and the weight-sharing schedule."""
+
 import json
 import threading
 from types import SimpleNamespace
@@ -24,8 +25,11 @@ class ScriptedProxy:
 
     def __call__(self, arch, examples):
         self.calls.append((arch.to_json(), examples))
-        return SimpleNamespace(window_ne=self.value(arch, examples), seconds=0.0,
-                               extra={"flops": self.space.flops(arch), "params": self.space.params(arch)})
+        return SimpleNamespace(
+            window_ne=self.value(arch, examples),
+            seconds=0.0,
+            extra={"flops": self.space.flops(arch), "params": self.space.params(arch)},
+        )
 
 
 def run_search(space, tmp_path, proxy, **cfg):
@@ -40,10 +44,13 @@ def test_successive_halving_keeps_the_best_half_per_rung_at_double_the_examples(
     done = sorted(store.completed(), key=lambda t: t.value)
     finalists = [t.user_attrs["arch"] for t in done[:4]]
     from rankitect_dsl import Arch
+
     rung1 = sorted(finalists, key=lambda k: proxy.value(Arch.from_json(k), 1000))[:2]
     winner = min(rung1, key=lambda k: proxy.value(Arch.from_json(k), 2000))
     halving = store.completed(HALVING)
-    assert sorted((t.user_attrs["rung"], t.user_attrs["examples"]) for t in halving) == [(1, 1000)] * 4 + [(2, 2000)] * 2
+    assert (
+        sorted((t.user_attrs["rung"], t.user_attrs["examples"]) for t in halving) == [(1, 1000)] * 4 + [(2, 2000)] * 2
+    )
     assert {t.user_attrs["arch"] for t in halving if t.user_attrs["rung"] == 2} == set(rung1)
     assert json.dumps(summary["best"]["arch"]) == json.dumps(json.loads(winner))
     # the reversed ranking at larger budgets makes the last finalist win: halving, not round 1, decided it
@@ -53,8 +60,9 @@ def test_successive_halving_keeps_the_best_half_per_rung_at_double_the_examples(
 def test_flops_cap_and_target_shape_the_candidates_and_their_scores(spaces, tmp_path):
     space = spaces["tiny"]
     base = space.flops(space.baseline)
-    summary, store = run_search(space, tmp_path, ScriptedProxy(space), budget=10, flops_cap=base * 1.5,
-                                flops_target=base)
+    summary, store = run_search(
+        space, tmp_path, ScriptedProxy(space), budget=10, flops_cap=base * 1.5, flops_target=base
+    )
     for t in store.completed():
         flops = t.user_attrs["flops"]
         assert flops <= base * 1.5
@@ -66,8 +74,10 @@ def test_a_study_refuses_another_space_method_or_data(tmp_path):
     common = ["--budget", "1", "--proxy-examples", "500", "--storage", db, "--study", "s"]
     first = run_rks("search", space_path("tiny"), "--method", "random", "--data", "synthetic:1", *common)
     assert first.returncode == 0, first.stderr[-400:]
-    for args, key in [(["--method", "predictor", "--data", "synthetic:1"], "method"),
-                      (["--method", "random", "--data", "synthetic:2"], "data")]:
+    for args, key in [
+        (["--method", "predictor", "--data", "synthetic:1"], "method"),
+        (["--method", "random", "--data", "synthetic:2"], "data"),
+    ]:
         proc = run_rks("search", space_path("tiny"), *args, *common)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr and f"started with {key}" in proc.stderr
     other = run_rks("search", space_path("dlrm"), "--method", "random", "--data", "synthetic:1", *common)
@@ -76,9 +86,25 @@ def test_a_study_refuses_another_space_method_or_data(tmp_path):
 
 def test_export_writes_the_best_trial(tmp_path):
     db = tmp_path / "e.db"
-    proc = run_rks("search", space_path("tiny"), "--method", "random", "--data", "synthetic:1", "--budget", "4",
-                   "--proxy-examples", "600", "--storage", f"sqlite:///{db}", "--study", "s", "--json",
-                   "--export", tmp_path / "out")
+    proc = run_rks(
+        "search",
+        space_path("tiny"),
+        "--method",
+        "random",
+        "--data",
+        "synthetic:1",
+        "--budget",
+        "4",
+        "--proxy-examples",
+        "600",
+        "--storage",
+        f"sqlite:///{db}",
+        "--study",
+        "s",
+        "--json",
+        "--export",
+        tmp_path / "out",
+    )
     assert proc.returncode == 0, proc.stderr[-400:]
     store = StudyStore(f"sqlite:///{db}", "s")
     best = min(store.completed(), key=lambda t: t.value)
@@ -91,6 +117,7 @@ def test_weight_sharing_pretraining_follows_its_schedule(spaces, monkeypatch):
     """All masks on for the first 10% of pretraining batches; then a sampled subnet with probability 0.75."""
     from rankitect_dsl.data.loading import load_data
     from rankitect_dsl.search import proxies
+
     space = spaces["tiny"]
     data = load_data("synthetic:1", space, 100 * 64)
     seen = []
@@ -101,6 +128,7 @@ def test_weight_sharing_pretraining_follows_its_schedule(spaces, monkeypatch):
             out = forward(m, dense, cats, step)
             seen.append(step)
             return out
+
         return real_train(model, data_, cfg, forward=wrapped if forward else None, evaluate=evaluate)
 
     calls = []
@@ -117,11 +145,13 @@ def test_weight_sharing_pretraining_follows_its_schedule(spaces, monkeypatch):
 
 def test_a_dead_worker_with_an_impossible_pid_is_recovered_without_hanging(spaces, tmp_path):
     from rankitect_dsl.search.study_store import CANDIDATE
+
     space = spaces["tiny"]
     store = StudyStore(f"sqlite:///{tmp_path}/r.db", "r")
     arch = space.sample(5)
-    trial, _ = store.start({"arch": arch.to_json(), "vector": space.encode(arch), "role": CANDIDATE, "round": 0,
-                            "examples": 500})
+    trial, _ = store.start(
+        {"arch": arch.to_json(), "vector": space.encode(arch), "role": CANDIDATE, "round": 0, "examples": 500}
+    )
     pid_max = int(open("/proc/sys/kernel/pid_max").read())
     trial.set_user_attr("pid", pid_max + 1)  # never a live process
     search = Search(space, ScriptedProxy(space), store, SearchConfig("random", 2, proxy_examples=500, progress=False))
@@ -142,6 +172,7 @@ def test_the_readme_main_job_runs_end_to_end(tmp_path):
     from pathlib import Path
 
     from conftest import ROOT
+
     readme = (ROOT / "README.md").read_text()
     first = re.search(r"```\n(.*?)\n```", readme, re.S).group(1)
     job = first.split("pip install -e . && ", 1)[1]

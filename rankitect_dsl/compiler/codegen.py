@@ -1,4 +1,5 @@
 """Render the supernet module and standalone subnet source from jinja2 templates; load them back."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,14 @@ class _PackageLoader(jinja2.BaseLoader):
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=_PackageLoader(), trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined, autoescape=False)
+    env = jinja2.Environment(
+        loader=_PackageLoader(),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
     return env
 
 
@@ -67,7 +74,9 @@ def _statement(code: str, comment: str, indent: int) -> list[str]:
 def _forward_lines(program) -> list[str]:
     out = []
     for line in program.lines:
-        comment = line.shape + (f", {line.flops:,} FLOPs" if line.flops else "") + (f" ({line.note})" if line.note else "")
+        comment = (
+            line.shape + (f", {line.flops:,} FLOPs" if line.flops else "") + (f" ({line.note})" if line.note else "")
+        )
         out += _statement(f"{line.target} = {line.expr}", comment, 8)
     return out
 
@@ -86,19 +95,41 @@ def subnet_source(spec: SpaceSpec, plan: SubnetPlan, part_costs: dict) -> str:
     program = build_program(plan)
     flops = {part: v["flops"] for part, v in part_costs.items()}
     program.show_part_flops(flops)
-    return _env().get_template("subnet.py.j2").render(
-        space=spec.name, class_name=class_name(spec.name, "Subnet"), module_lines=_module_lines(program),
-        forward_lines=_forward_lines(program), result=program.result, inputs=program.inputs, helpers=program.helpers, flops=sum(flops.values()),
-        params=sum(v["params"] for v in part_costs.values()), dense_width=spec.dense.width,
-        embed_count=spec.embed.count, embed_dim=spec.embed.dim)
+    return (
+        _env()
+        .get_template("subnet.py.j2")
+        .render(
+            space=spec.name,
+            class_name=class_name(spec.name, "Subnet"),
+            module_lines=_module_lines(program),
+            forward_lines=_forward_lines(program),
+            result=program.result,
+            inputs=program.inputs,
+            helpers=program.helpers,
+            flops=sum(flops.values()),
+            params=sum(v["params"] for v in part_costs.values()),
+            dense_width=spec.dense.width,
+            embed_count=spec.embed.count,
+            embed_dim=spec.embed.dim,
+        )
+    )
 
 
 def supernet_source(spec: SpaceSpec, layout: SupernetLayout, n_decisions: int, size: int) -> str:
-    return _env().get_template("supernet.py.j2").render(
-        name=spec.name, class_name=class_name(spec.name, "Supernet"),
-        spec=pprint.pformat(spec_to_dict(spec), sort_dicts=False, width=WRAP),
-        params=list(layout.params.items()), n_params=sum(_numel(s) for s in layout.params.values()),
-        n_choices=len(spec.choices), n_decisions=n_decisions, size=f"{size:.4e}" if size > 10**9 else size)
+    return (
+        _env()
+        .get_template("supernet.py.j2")
+        .render(
+            name=spec.name,
+            class_name=class_name(spec.name, "Supernet"),
+            spec=pprint.pformat(spec_to_dict(spec), sort_dicts=False, width=WRAP),
+            params=list(layout.params.items()),
+            n_params=sum(_numel(s) for s in layout.params.values()),
+            n_choices=len(spec.choices),
+            n_decisions=n_decisions,
+            size=f"{size:.4e}" if size > 10**9 else size,
+        )
+    )
 
 
 def _numel(shape) -> int:
@@ -121,5 +152,7 @@ def load_module(source: str, name: str) -> types.ModuleType:
 def compile_space(spec: SpaceSpec, supernet_text: str, out_dir: str | Path) -> list[Path]:
     """Write `<space>_supernet.py` and `<space>_space.json` (the description searchers load)."""
     out_dir = Path(out_dir)
-    return [atomic_write(out_dir / f"{spec.name}_supernet.py", supernet_text),
-            atomic_write(out_dir / f"{spec.name}_space.json", json.dumps(spec_to_dict(spec), indent=1) + "\n")]
+    return [
+        atomic_write(out_dir / f"{spec.name}_supernet.py", supernet_text),
+        atomic_write(out_dir / f"{spec.name}_space.json", json.dumps(spec_to_dict(spec), indent=1) + "\n"),
+    ]

@@ -16,6 +16,7 @@ are searched, a choice is reached through several consumers whose reachabilities
 decisions; the formula then treats those events as independent (1 − Π(1 − P(reached via k))), an
 approximation whose error `benchmarks/bench_cost.py` measures.
 """
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -25,7 +26,16 @@ import numpy as np
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-from ..core.blocks import REGISTRY, Sizes, head_flops, head_params, pair_fc_flops, pair_fc_params, stack_flops, stack_params
+from ..core.blocks import (
+    REGISTRY,
+    Sizes,
+    head_flops,
+    head_params,
+    pair_fc_flops,
+    pair_fc_params,
+    stack_flops,
+    stack_params,
+)
 from ..core.names import pair_part
 from ..core.spec import SpaceSpec
 
@@ -89,7 +99,9 @@ class CostModel:
         flat = {x: w2d[x] + rows[x] * d for x in w2d}
         own_flops, own_params = {}, {}
         for c in spec.choices:
-            stack_rows = self.let(f"stack_rows({c.name})", sp.Add(*[self.on(c, x) * (has2d[x] + rows[x]) for x in c.candidates]))
+            stack_rows = self.let(
+                f"stack_rows({c.name})", sp.Add(*[self.on(c, x) * (has2d[x] + rows[x]) for x in c.candidates])
+            )
             lin_in = self.let(f"linear_in({c.name})", sp.Add(*[self.on(c, x) * flat[x] for x in c.candidates]))
             proj_flops = sp.Add(*[self.on(c, x) * stack_flops(w2d[x], d) for x in c.candidates])
             proj_params = sp.Add(*[self.on(c, x) * stack_params(w2d[x], d, has2d[x]) for x in c.candidates])
@@ -154,8 +166,13 @@ class CostModel:
             any_pair = sp.Add(*[self.blk(c, b) for b in c.pair_blocks])
             pairs = [c.fixed_pair] if c.fixed_pair else [(i, j) for i in c.candidates for j in c.candidates]
             for i, j in pairs:
-                users.setdefault((i, j), []).append(reached[c.name] * any_pair * self.side(c, i, "left") * self.side(c, j, "right"))
-        return {pair: self.let(f"used({pair_part(*pair)})", ONE - sp.Mul(*[ONE - u for u in us])) for pair, us in users.items()}
+                users.setdefault((i, j), []).append(
+                    reached[c.name] * any_pair * self.side(c, i, "left") * self.side(c, j, "right")
+                )
+        return {
+            pair: self.let(f"used({pair_part(*pair)})", ONE - sp.Mul(*[ONE - u for u in us]))
+            for pair, us in users.items()
+        }
 
     # -- totals -----------------------------------------------------------------------------
     @cached_property
@@ -205,8 +222,14 @@ class CostModel:
     @cached_property
     def _breakdown(self):
         keys = list(self.choice_flops) + list(self.pair_flops) + ["head"]
-        exprs = [*self.choice_flops.values(), *self.pair_flops.values(), self.head_flops,
-                 *self.choice_params.values(), *self.pair_params.values(), self.head_params]
+        exprs = [
+            *self.choice_flops.values(),
+            *self.pair_flops.values(),
+            self.head_flops,
+            *self.choice_params.values(),
+            *self.pair_params.values(),
+            self.head_params,
+        ]
         return keys, self._compile(exprs)
 
     def one_hot(self, vector: Sequence[int]) -> list[int]:
@@ -225,10 +248,14 @@ class CostModel:
     def evaluate_many(self, vectors) -> tuple[np.ndarray, np.ndarray]:
         vectors = list(vectors)
         vectors = np.asarray(vectors, dtype=np.int64).reshape(len(vectors), len(self.decisions))
-        columns = [(vectors[:, i] == k).astype(np.int64) for i, group in enumerate(self.symbols) for k in range(len(group))]
+        columns = [
+            (vectors[:, i] == k).astype(np.int64) for i, group in enumerate(self.symbols) for k in range(len(group))
+        ]
         flops, params = self._functions(*columns)
         n = len(vectors)
-        return np.broadcast_to(np.asarray(flops, dtype=np.int64), (n,)).copy(), np.broadcast_to(np.asarray(params, dtype=np.int64), (n,)).copy()
+        return np.broadcast_to(np.asarray(flops, dtype=np.int64), (n,)).copy(), np.broadcast_to(
+            np.asarray(params, dtype=np.int64), (n,)
+        ).copy()
 
     def expected(self, probs) -> tuple:
         """Expected (flops, params) for per-decision probability vectors (torch tensors keep gradients)."""
@@ -266,6 +293,9 @@ def plan_cost(plan) -> dict:
             params += REGISTRY[bp.block].params(bp.sizes)
         parts[cp.name] = {"flops": flops, "params": params}
     for (i, j), pp in plan.pairs.items():
-        parts[pair_part(i, j)] = {"flops": pair_fc_flops(pp.left, pp.right, bn), "params": pair_fc_params(pp.left, pp.right, bn)}
+        parts[pair_part(i, j)] = {
+            "flops": pair_fc_flops(pp.left, pp.right, bn),
+            "params": pair_fc_params(pp.left, pp.right, bn),
+        }
     parts["head"] = {"flops": head_flops(plan.head_in), "params": head_params(plan.head_in)}
     return parts

@@ -1,4 +1,5 @@
 """The space's DAG as Graphviz DOT."""
+
 from __future__ import annotations
 
 import networkx as nx
@@ -11,7 +12,9 @@ def to_dot(space: SpaceSpec, g: nx.DiGraph) -> str:
     for n, attrs in g.nodes(data=True):
         if attrs["kind"] == "input":
             shape = "×".join(map(str, attrs["shape"]))
-            lines.append(f'  "{n}" [shape=box, style=filled, fillcolor="#e8f0fe", label="{n}\\n{attrs["input_kind"]}[{shape}]"];')
+            lines.append(
+                f'  "{n}" [shape=box, style=filled, fillcolor="#e8f0fe", label="{n}\\n{attrs["input_kind"]}[{shape}]"];'
+            )
         elif attrs["kind"] == "choice":
             blocks = "\\n".join(attrs["blocks"])
             lines.append(f'  "{n}" [shape=box, style=rounded, label="{n}\\n{blocks}"];')

@@ -3,6 +3,7 @@
 One layout serves the supernet's allocation, its hard-mask execution, the exported subnet and the
 partial weight transfer between them, so the three can never disagree about an offset.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,15 +47,27 @@ class SupernetLayout:
         self.ports: dict[str, Port] = input_ports(spec)
         for c in spec.choices:
             self.ports[c.name] = self.shapes[c.name].port
-        self.pairs = sorted({(i, j) for c in spec.choices if c.pair_blocks
-                             for i, j in ([c.fixed_pair] if c.fixed_pair else [(a, b) for a in c.candidates for b in c.candidates])},
-                            key=lambda p: (self.order(p[0]), self.order(p[1])))
+        self.pairs = sorted(
+            {
+                (i, j)
+                for c in spec.choices
+                if c.pair_blocks
+                for i, j in ([c.fixed_pair] if c.fixed_pair else [(a, b) for a in c.candidates for b in c.candidates])
+            },
+            key=lambda p: (self.order(p[0]), self.order(p[1])),
+        )
         self.params: dict[str, tuple] = {}
         self.init: dict[str, Init] = {}
         self._allocate()
 
     def order(self, name: str) -> int:
-        return -2 if name == self.spec.dense.name else -1 if name == self.spec.embed.name else self.spec.choice_by_name[name].index
+        return (
+            -2
+            if name == self.spec.dense.name
+            else -1
+            if name == self.spec.embed.name
+            else self.spec.choice_by_name[name].index
+        )
 
     def flat(self, name: str) -> int:
         return self.ports[name].flat(self.d)
@@ -93,18 +106,33 @@ class SupernetLayout:
             s = self.shapes[c.name]
             for b in c.blocks:
                 block = REGISTRY[b]
-                sizes = Sizes(top[c.name].dims.get(b, 0), s.linear_in, s.stack_rows, s.block_out[b] if not block.multi_hot else 0, d)
-                self._add(lambda role, c=c, b=b: block_param(c.name, b, role), block.roles,
-                          {role.name: block.shape(role, sizes) for role in block.roles})
+                sizes = Sizes(
+                    top[c.name].dims.get(b, 0),
+                    s.linear_in,
+                    s.stack_rows,
+                    s.block_out[b] if not block.multi_hot else 0,
+                    d,
+                )
+                self._add(
+                    lambda role, c=c, b=b: block_param(c.name, b, role),
+                    block.roles,
+                    {role.name: block.shape(role, sizes) for role in block.roles},
+                )
             if any(REGISTRY[b].adaptor == "stack" for b in c.blocks):
                 for cand in c.candidates:
                     width = self.ports[cand].width2d
                     if width:
-                        self._add(lambda role, c=c, cand=cand: stack_param(c.name, cand, role), STACK.roles,
-                                  {"w": (d, width), "b": (d,)})
+                        self._add(
+                            lambda role, c=c, cand=cand: stack_param(c.name, cand, role),
+                            STACK.roles,
+                            {"w": (d, width), "b": (d,)},
+                        )
         for i, j in self.pairs:
-            self._add(lambda role, i=i, j=j: pair_param(i, j, role), PAIR_FC.roles,
-                      {"w1": (bn, self.flat(i)), "b1": (bn,), "w2": (self.flat(j), bn), "b2": (self.flat(j),)})
+            self._add(
+                lambda role, i=i, j=j: pair_param(i, j, role),
+                PAIR_FC.roles,
+                {"w1": (bn, self.flat(i)), "b1": (bn,), "w2": (self.flat(j), bn), "b2": (self.flat(j),)},
+            )
         head_in = sum(self.flat(n) for n in self.spec.outputs)
         self._add(head_param, HEAD.roles, {"w": (1, head_in), "b": (1,)})
 
@@ -212,8 +240,14 @@ def build_plan(spec: SpaceSpec, arch: Arch, layout: Optional[SupernetLayout] = N
         axis_ranges = {"in": tuple(linear_cols), "rows": tuple(stack_idx), "embed": None}
         stack, stack_attr = {}, None
         if any(REGISTRY[b].adaptor == "stack" for b in ca.blocks):
-            stack = {x: {"w": Slice(stack_param(name, x, "w"), (None, _range(ports[x].width2d))),
-                         "b": Slice(stack_param(name, x, "b"), (None,))} for x in inputs if ports[x].width2d}
+            stack = {
+                x: {
+                    "w": Slice(stack_param(name, x, "w"), (None, _range(ports[x].width2d))),
+                    "b": Slice(stack_param(name, x, "b"), (None,)),
+                }
+                for x in inputs
+                if ports[x].width2d
+            }
             stack_attr = attrs.create(f"{name}_stack") if stack else None
         blocks = []
         merged = len(ca.blocks) > 1
@@ -224,15 +258,25 @@ def build_plan(spec: SpaceSpec, arch: Arch, layout: Optional[SupernetLayout] = N
             sizes = Sizes(ca.dims.get(b, 0), linear_in, stack_rows, wj, d)
             out = block.out_size(sizes)
             ranges = dict(axis_ranges, dim=_range(sizes.dim), out=_range(out))
-            params = {role.name: Slice(block_param(name, b, role.name), tuple(ranges[a] for a in role.axes))
-                      for role in block.roles}
+            params = {
+                role.name: Slice(block_param(name, b, role.name), tuple(ranges[a] for a in role.axes))
+                for role in block.roles
+            }
             blocks.append(BlockPlan(b, attrs.create(f"{name}_{b}" if merged else name), out, sizes, params))
             if pair and not block.multi_hot and pair not in pairs:
                 i, j = pair
                 wi = ports[i].flat(d)
-                pairs[pair] = PairPlan(attrs.create(pair_part(i, j)), wi, wj, {
-                    "w1": Slice(pair_param(i, j, "w1"), (None, _range(wi))), "b1": Slice(pair_param(i, j, "b1"), (None,)),
-                    "w2": Slice(pair_param(i, j, "w2"), (_range(wj), None)), "b2": Slice(pair_param(i, j, "b2"), (_range(wj),))})
+                pairs[pair] = PairPlan(
+                    attrs.create(pair_part(i, j)),
+                    wi,
+                    wj,
+                    {
+                        "w1": Slice(pair_param(i, j, "w1"), (None, _range(wi))),
+                        "b1": Slice(pair_param(i, j, "b1"), (None,)),
+                        "w2": Slice(pair_param(i, j, "w2"), (_range(wj), None)),
+                        "b2": Slice(pair_param(i, j, "b2"), (_range(wj),)),
+                    },
+                )
         width2d = max([bp.out for bp in blocks if REGISTRY[bp.block].output == "2d"], default=0)
         rows3d = next((bp.out for bp in blocks if REGISTRY[bp.block].output == "3d"), 0)
         port = Port(width2d, rows3d)

@@ -3,6 +3,7 @@
 Built from the subnet plan (which already names every module and holds every weight slice) and the block
 registry; codegen renders it as Python. FLOPs come from the cost model, attached per part afterwards.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -94,9 +95,19 @@ def build_program(plan: SubnetPlan) -> Program:
             twod = list(cp.stack)
             if twod:
                 widths = [f"nn.Linear({plan.ports[x].width2d}, {d})" for x in twod]
-                cls, args = ("nn.Linear", widths[0][len("nn.Linear("):-1]) if len(twod) == 1 else ("nn.ModuleList", f"[{', '.join(widths)}]")
-                modules.append(ModuleDecl(cp.stack_attr, cls, args,
-                                          f"stack adaptor of {cp.name}: " + ", ".join(twod) + f" to one {d}-wide row each"))
+                cls, args = (
+                    ("nn.Linear", widths[0][len("nn.Linear(") : -1])
+                    if len(twod) == 1
+                    else ("nn.ModuleList", f"[{', '.join(widths)}]")
+                )
+                modules.append(
+                    ModuleDecl(
+                        cp.stack_attr,
+                        cls,
+                        args,
+                        f"stack adaptor of {cp.name}: " + ", ".join(twod) + f" to one {d}-wide row each",
+                    )
+                )
             parts = []
             for x in cp.inputs:
                 if plan.ports[x].width2d:
@@ -126,14 +137,31 @@ def build_program(plan: SubnetPlan) -> Program:
                 pp = plan.pairs[(i, j)]
                 if (i, j) not in fc_vars:
                     fc_vars[(i, j)] = local_ns.create(pair_part(i, j))
-                    modules.append(ModuleDecl(pp.attr, PAIR_FC.template_class, f"{pp.left}, {bn}, {pp.right}",
-                                              f"FC_ij from {i} to {j}, shared by every choice using this pair"))
-                    lines.append(Line(fc_vars[(i, j)], f"self.{pp.attr}({flat_var(i, pair_part(i, j))})", f"B×{pp.right}",
-                                      f"FC_ij({i} → {j})", pair_part(i, j)))
+                    modules.append(
+                        ModuleDecl(
+                            pp.attr,
+                            PAIR_FC.template_class,
+                            f"{pp.left}, {bn}, {pp.right}",
+                            f"FC_ij from {i} to {j}, shared by every choice using this pair",
+                        )
+                    )
+                    lines.append(
+                        Line(
+                            fc_vars[(i, j)],
+                            f"self.{pp.attr}({flat_var(i, pair_part(i, j))})",
+                            f"B×{pp.right}",
+                            f"FC_ij({i} → {j})",
+                            pair_part(i, j),
+                        )
+                    )
                     helpers.add(PAIR_FC.template_class)
                 over = f"of ({i}, {j})"
                 arg = f"{fc_vars[(i, j)]}, {flat_var(j, cp.name)}"
-            modules.append(ModuleDecl(bp.attr, block.template_class, block.module_args(bp.sizes), f"{cp.name}: {block.summary} {over}"))
+            modules.append(
+                ModuleDecl(
+                    bp.attr, block.template_class, block.module_args(bp.sizes), f"{cp.name}: {block.summary} {over}"
+                )
+            )
             helpers.add(block.template_class)
             shape = f"B×{bp.out}×{d}" if block.output == "3d" else f"B×{bp.out}"
             lines.append(Line(target, f"self.{bp.attr}({arg})", shape, part=cp.name))
@@ -147,9 +175,19 @@ def build_program(plan: SubnetPlan) -> Program:
             else:
                 helpers.add("pad_sum")
                 width = max(w for _, w in outs2d)
-                lines.append(Line(cp.name, f"pad_sum([{', '.join(t for t, _ in outs2d)}])", f"B×{width}", "zero-padded sum", cp.name))
+                lines.append(
+                    Line(
+                        cp.name,
+                        f"pad_sum([{', '.join(t for t, _ in outs2d)}])",
+                        f"B×{width}",
+                        "zero-padded sum",
+                        cp.name,
+                    )
+                )
                 var2d[cp.name] = cp.name
-    modules.append(ModuleDecl(plan.head_attr, "nn.Linear", f"{plan.head_in}, 1", "final classifier: one logit per example"))
+    modules.append(
+        ModuleDecl(plan.head_attr, "nn.Linear", f"{plan.head_in}, 1", "final classifier: one logit per example")
+    )
     result = f"self.{plan.head_attr}({cat([flat_var(x, 'head') for x in spec.outputs])}).squeeze(-1)"
     logit = local_ns.create("logit")
     lines.append(Line(logit, result, "B", part="head"))

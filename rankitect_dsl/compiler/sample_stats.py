@@ -1,4 +1,5 @@
 """Distributions over sampled archs (the paper's Figure 3): FLOPs, dense params, active choices, connections."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,16 +7,24 @@ import numpy as np
 from ..core.files import figure, save_figure
 from ..core.graph import reads
 
-METRICS = (("flops", "FLOPs per example"), ("params", "dense params"),
-           ("active_choices", "# choices reaching the output"), ("connections", "# connections"))
+METRICS = (
+    ("flops", "FLOPs per example"),
+    ("params", "dense params"),
+    ("active_choices", "# choices reaching the output"),
+    ("connections", "# connections"),
+)
 
 
 def arch_metrics(space, archs) -> dict:
     vectors = [space.encode(a) for a in archs]
     flops, params = space.cost.evaluate_many(vectors)
     active = [space.active_choices(a) for a in archs]
-    return {"flops": flops, "params": params, "active_choices": np.array([len(a) for a in active]),
-            "connections": np.array([sum(len(reads(arch, c)) for c in act) for arch, act in zip(archs, active)])}
+    return {
+        "flops": flops,
+        "params": params,
+        "active_choices": np.array([len(a) for a in active]),
+        "connections": np.array([sum(len(reads(arch, c)) for c in act) for arch, act in zip(archs, active)]),
+    }
 
 
 def sample_stats(space, n: int, seed: int = 0, plot: str | None = None) -> dict:
@@ -24,8 +33,10 @@ def sample_stats(space, n: int, seed: int = 0, plot: str | None = None) -> dict:
     baseline = None
     if space.baseline is not None:
         baseline = {k: int(v[0]) for k, v in arch_metrics(space, [space.baseline]).items()}
-    summary = {k: {"min": float(v.min()), "median": float(np.median(v)), "mean": float(v.mean()), "max": float(v.max())}
-               for k, v in values.items()}
+    summary = {
+        k: {"min": float(v.min()), "median": float(np.median(v)), "mean": float(v.mean()), "max": float(v.max())}
+        for k, v in values.items()
+    }
     if plot:
         write_histograms(space.name, values, baseline, plot)
     return {"archs": n, "seed": seed, "summary": summary, "baseline": baseline}

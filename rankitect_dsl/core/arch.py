@@ -1,4 +1,5 @@
 """Architectures: the decisions of one subnet, as readable JSON keyed by choice name."""
+
 from __future__ import annotations
 
 import json

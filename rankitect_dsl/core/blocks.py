@@ -10,6 +10,7 @@ Sizes are plain arithmetic on whatever numbers the caller passes: Python ints fo
 expressions for the cost model. Operations take the tensor functions (`torch.nn.functional`) as `F`, so this
 module imports neither torch nor sympy.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -107,7 +108,9 @@ class Block:
 class Linear(Block):
     name, adaptor, output, searched_dim = "linear", "flatten", "2d", True
     template_class, summary = "LinearBlock", "linear"
-    roles = (Role("w", (DIM, IN), "weight", "linear.weight"), Role("b", (DIM,), "bias", "linear.bias")) + _norm_roles(DIM)
+    roles = (Role("w", (DIM, IN), "weight", "linear.weight"), Role("b", (DIM,), "bias", "linear.bias")) + _norm_roles(
+        DIM
+    )
 
     def out_size(self, s):
         return s.dim
@@ -126,7 +129,9 @@ class Linear(Block):
 class EmbedFCBlock(Block):
     name, adaptor, output, searched_dim = "embed_fc", "stack", "3d", True
     template_class, summary = "EmbedFC", "EmbedFC"
-    roles = (Role("w", (DIM, ROWS), "weight", "linear.weight"), Role("b", (DIM,), "bias", "linear.bias")) + _norm_roles(EMBED)
+    roles = (Role("w", (DIM, ROWS), "weight", "linear.weight"), Role("b", (DIM,), "bias", "linear.bias")) + _norm_roles(
+        EMBED
+    )
 
     def out_size(self, s):
         return s.dim
@@ -145,7 +150,10 @@ class EmbedFCBlock(Block):
 class DotCompressedBlock(Block):
     name, adaptor, output, searched_dim = "dot_compressed", "stack", "2d", True
     template_class, summary = "DotCompressed", "compressed dot product"
-    roles = (Role("w", (DIM, ROWS), "weight", "compress.weight"), Role("b", (DIM,), "bias", "compress.bias")) + _norm_roles(OUT)
+    roles = (
+        Role("w", (DIM, ROWS), "weight", "compress.weight"),
+        Role("b", (DIM,), "bias", "compress.bias"),
+    ) + _norm_roles(OUT)
 
     def out_size(self, s):
         return s.stack_rows * s.dim
@@ -213,10 +221,15 @@ class Adaptor:
 # The stack adaptor: each 2D input B×S → Linear(S → D) → one B×1×D row.
 STACK = Adaptor("nn.Linear", (Role("w", ("embed", "width"), "weight", "weight"), Role("b", ("embed",), "bias", "bias")))
 # FC_ij of the pair blocks: S_i → bottleneck → S_j, computed once per pair and shared by every choice using it.
-PAIR_FC = Adaptor("Bottleneck", (Role("w1", ("bottleneck", "left"), "weight", "down.weight"),
-                                 Role("b1", ("bottleneck",), "bias", "down.bias"),
-                                 Role("w2", ("right", "bottleneck"), "weight", "up.weight"),
-                                 Role("b2", ("right",), "bias", "up.bias")))
+PAIR_FC = Adaptor(
+    "Bottleneck",
+    (
+        Role("w1", ("bottleneck", "left"), "weight", "down.weight"),
+        Role("b1", ("bottleneck",), "bias", "down.bias"),
+        Role("w2", ("right", "bottleneck"), "weight", "up.weight"),
+        Role("b2", ("right",), "bias", "up.bias"),
+    ),
+)
 # The final classifier: Linear(·, 1).
 HEAD = Adaptor("nn.Linear", (Role("w", ("one", "width"), "weight", "weight"), Role("b", ("one",), "bias", "bias")))
 
@@ -245,7 +258,9 @@ def head_params(width):
     return width + 1
 
 
-REGISTRY: dict[str, Block] = {b.name: b for b in (Linear(), EmbedFCBlock(), DotCompressedBlock(), GatingBlock(), SumBlock())}
+REGISTRY: dict[str, Block] = {
+    b.name: b for b in (Linear(), EmbedFCBlock(), DotCompressedBlock(), GatingBlock(), SumBlock())
+}
 BLOCK_NAMES: tuple[str, ...] = tuple(REGISTRY)
 TEMPLATE_CLASSES: frozenset = frozenset({b.template_class for b in REGISTRY.values()} | {PAIR_FC.template_class})
 

@@ -1,4 +1,5 @@
 """The categorical decisions of a space, the flat encoding, validation, sampling and the exact size."""
+
 from __future__ import annotations
 
 import math
@@ -7,9 +8,9 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from .arch import Arch, ChoiceArch
+from .blocks import has_dim, is_multi_hot
 from .errors import ArchError, did_you_mean
 from .graph import reachable
-from .blocks import has_dim, is_multi_hot
 from .names import decision_name
 from .spec import ChoiceSpec, SpaceSpec
 
@@ -48,7 +49,7 @@ def choice_count(c: ChoiceSpec) -> int:
     total = 0
     for b in c.blocks:
         if is_multi_hot(b):
-            conn = 1 if c.fixed_inputs else 2 ** k - 1
+            conn = 1 if c.fixed_inputs else 2**k - 1
         else:
             conn = 1 if c.fixed_pair else k * k
         total += conn * (len(c.dims[b]) if has_dim(b) else 1)
@@ -124,11 +125,14 @@ def _validate_choice(c: ChoiceSpec, ca: ChoiceArch, path: str) -> None:
         if b not in ca.dims:
             raise ArchError(f"missing the dim of `{b}`", f"{path}.dims")
         if ca.dims[b] not in c.dims[b]:
-            raise ArchError(f"dim {ca.dims[b]} is not offered (options: {', '.join(map(str, c.dims[b]))})", f"{path}.dims.{b}")
+            raise ArchError(
+                f"dim {ca.dims[b]} is not offered (options: {', '.join(map(str, c.dims[b]))})", f"{path}.dims.{b}"
+            )
 
 
 def sample_choice(c: ChoiceSpec, keep: float, rng: random.Random) -> ChoiceArch:
-    """The paper's sampler: one block; each connection on with the keep-probability, at least one; uniform pair and dims."""
+    """The paper's sampler: one block; each connection on with the keep-probability, at least one;
+    uniform pair and dims."""
     block = rng.choice(c.blocks)
     inputs, pair, dims = (), None, {}
     if is_multi_hot(block):
@@ -186,10 +190,15 @@ def decode(space: SpaceSpec, decisions: Sequence[Decision], vector: Sequence[int
             else:
                 inputs = tuple(i for i in c.candidates if values[decision_name(c.name, "input", i)])
                 if not inputs:
-                    raise ArchError("every connection bit is off; at least one must be on", decision_name(c.name, "input"))
+                    raise ArchError(
+                        "every connection bit is off; at least one must be on", decision_name(c.name, "input")
+                    )
             dims = {block: c.dims[block][values.get(decision_name(c.name, "dim", block), 0)]}
         else:
-            pair = c.fixed_pair or (c.candidates[values.get(decision_name(c.name, "left"), 0)], c.candidates[values.get(decision_name(c.name, "right"), 0)])
+            pair = c.fixed_pair or (
+                c.candidates[values.get(decision_name(c.name, "left"), 0)],
+                c.candidates[values.get(decision_name(c.name, "right"), 0)],
+            )
         choices[c.name] = ChoiceArch((block,), inputs, pair, dims)
     return Arch(space.name, choices)
 
@@ -207,7 +216,9 @@ def relevance(space: SpaceSpec, decisions: Sequence[Decision], vectors) -> list[
             block = c.blocks[int(vector[block_col])] if block_col is not None else c.blocks[0]
             blocks[c.name] = block
             if is_multi_hot(block):
-                reads[c.name] = [i for i in c.candidates if (c.name, "input", i) not in col or vector[col[(c.name, "input", i)]]]
+                reads[c.name] = [
+                    i for i in c.candidates if (c.name, "input", i) not in col or vector[col[(c.name, "input", i)]]
+                ]
             elif c.fixed_pair or (c.name, "left", None) not in col:
                 reads[c.name] = list(c.fixed_pair or c.candidates)
             else:

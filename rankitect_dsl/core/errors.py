@@ -1,4 +1,5 @@
 """Diagnostics: every user-facing error carries a position and renders as `file:line:col: error: …`."""
+
 from __future__ import annotations
 
 import difflib
@@ -41,7 +42,9 @@ class Diagnostic:
 class RksError(Exception):
     """Bad user input. Carries one or more diagnostics; `str()` renders all of them."""
 
-    def __init__(self, diagnostics: Iterable[Diagnostic] | str, filename: str = "<input>", source: Optional[str] = None):
+    def __init__(
+        self, diagnostics: Iterable[Diagnostic] | str, filename: str = "<input>", source: Optional[str] = None
+    ):
         if isinstance(diagnostics, str):
             diagnostics = [Diagnostic(diagnostics)]
         self.diagnostics = list(diagnostics)

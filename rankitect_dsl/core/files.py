@@ -1,4 +1,5 @@
 """Atomic output: write to a temporary file beside the target, then rename, so nothing half-written is left."""
+
 from __future__ import annotations
 
 import os

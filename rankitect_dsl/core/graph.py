@@ -1,9 +1,10 @@
 """Lowering to a networkx DAG, and the reachability that decides which choices an arch really uses."""
+
 from __future__ import annotations
 
 from .arch import Arch
-from .spec import SpaceSpec
 from .shapes import infer
+from .spec import SpaceSpec
 
 OUTPUT = "output"
 
@@ -15,18 +16,47 @@ def lower(space: SpaceSpec):
 
     g = nx.DiGraph(name=space.name, keep=space.keep, bottleneck=space.bottleneck, baseline=space.baseline_name)
     d = space.embed_dim
-    g.add_node(space.dense.name, kind="input", input_kind="dense", shape=(space.dense.width,), width2d=space.dense.width, rows3d=0)
-    g.add_node(space.embed.name, kind="input", input_kind="embed", shape=(space.embed.count, d), width2d=0, rows3d=space.embed.count)
+    g.add_node(
+        space.dense.name,
+        kind="input",
+        input_kind="dense",
+        shape=(space.dense.width,),
+        width2d=space.dense.width,
+        rows3d=0,
+    )
+    g.add_node(
+        space.embed.name,
+        kind="input",
+        input_kind="embed",
+        shape=(space.embed.count, d),
+        width2d=0,
+        rows3d=space.embed.count,
+    )
     shapes = infer(space)
     for c in space.choices:
         s = shapes[c.name]
-        g.add_node(c.name, kind="choice", index=c.index, blocks=c.blocks, dims={b: list(v) for b, v in c.dims.items()},
-                   fixed_inputs=c.fixed_inputs, fixed_pair=c.fixed_pair, width2d=s.port.width2d, rows3d=s.port.rows3d,
-                   block_out=dict(s.block_out), linear_in=s.linear_in, stack_rows=s.stack_rows)
+        g.add_node(
+            c.name,
+            kind="choice",
+            index=c.index,
+            blocks=c.blocks,
+            dims={b: list(v) for b, v in c.dims.items()},
+            fixed_inputs=c.fixed_inputs,
+            fixed_pair=c.fixed_pair,
+            width2d=s.port.width2d,
+            rows3d=s.port.rows3d,
+            block_out=dict(s.block_out),
+            linear_in=s.linear_in,
+            stack_rows=s.stack_rows,
+        )
         for src in c.candidates:
             g.add_edge(src, c.name, distance=c.distances[src])
-    g.add_node(OUTPUT, kind="output", sources=space.outputs,
-               width=sum(max(g.nodes[n]["width2d"], g.nodes[n]["rows3d"] * d) for n in space.outputs))
+    g.add_node(
+        OUTPUT,
+        kind="output",
+        sources=space.outputs,
+        width=sum(max(g.nodes[n]["width2d"], g.nodes[n]["rows3d"] * d) for n in space.outputs),
+    )
     for src in space.outputs:
         g.add_edge(src, OUTPUT, distance=None)
     return g

@@ -1,6 +1,7 @@
 """The naming authority: which names may become Python identifiers in generated code, the identifiers
 codegen hands out, and the keys of parameters and decisions (after torch.fx's `_Namespace` and its one
 table of illegal names)."""
+
 from __future__ import annotations
 
 import builtins
@@ -17,8 +18,11 @@ HELPER_FUNCTIONS = frozenset({"flatten_ports", "pad_sum"})
 # Every module-level name the generated modules use for themselves: imports, helpers, template classes
 # and the supernet module's constants. A choice or input may not take one of them (a test renders the
 # templates and checks this table covers every name they define).
-GENERATED_NAMES = frozenset({"self", "torch", "nn", "F", "math", "SPEC", "PARAMETER_SHAPES", "SupernetBase"}
-                            | HELPER_FUNCTIONS | TEMPLATE_CLASSES)
+GENERATED_NAMES = frozenset(
+    {"self", "torch", "nn", "F", "math", "SPEC", "PARAMETER_SHAPES", "SupernetBase"}
+    | HELPER_FUNCTIONS
+    | TEMPLATE_CLASSES
+)
 SEPARATOR = "__"  # user names may not contain it, so generated keys split back unambiguously
 
 

@@ -1,4 +1,5 @@
 """Shape inference: the 2D width and 3D row count each node produces under a selection of decisions."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,8 +56,12 @@ def choice_shape(space: SpaceSpec, name: str, sel: ChoiceArch, ports: dict) -> C
 
 def full_selection(space: SpaceSpec) -> dict:
     """Every block, every input, every pair, maximal dims: the shapes the supernet allocates."""
-    return {c.name: ChoiceArch(c.blocks, c.candidates if c.multi_hot_blocks else (), None,
-                               {b: max(v) for b, v in c.dims.items()}) for c in space.choices}
+    return {
+        c.name: ChoiceArch(
+            c.blocks, c.candidates if c.multi_hot_blocks else (), None, {b: max(v) for b, v in c.dims.items()}
+        )
+        for c in space.choices
+    }
 
 
 def infer(space: SpaceSpec, selection: Optional[dict] = None, only: Optional[set] = None) -> dict:

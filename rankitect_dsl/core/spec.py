@@ -1,4 +1,5 @@
 """The checked, resolved form of a space: what every later stage (graph, shapes, codegen, cost) reads."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -76,18 +77,45 @@ def spec_to_dict(spec: SpaceSpec) -> dict:
         "outputs": list(spec.outputs),
         "baseline_name": spec.baseline_name,
         "baseline": spec.baseline,
-        "choices": [{"name": c.name, "index": c.index, "blocks": list(c.blocks), "candidates": list(c.candidates),
-                     "distances": [c.distances[x] for x in c.candidates],
-                     "dims": {b: list(v) for b, v in c.dims.items()}, "fixed_inputs": c.fixed_inputs,
-                     "fixed_pair": list(c.fixed_pair) if c.fixed_pair else None} for c in spec.choices],
+        "choices": [
+            {
+                "name": c.name,
+                "index": c.index,
+                "blocks": list(c.blocks),
+                "candidates": list(c.candidates),
+                "distances": [c.distances[x] for x in c.candidates],
+                "dims": {b: list(v) for b, v in c.dims.items()},
+                "fixed_inputs": c.fixed_inputs,
+                "fixed_pair": list(c.fixed_pair) if c.fixed_pair else None,
+            }
+            for c in spec.choices
+        ],
     }
 
 
 def spec_from_dict(data: dict) -> SpaceSpec:
-    choices = [ChoiceSpec(c["name"], c["index"], tuple(c["blocks"]), tuple(c["candidates"]),
-                          dict(zip(c["candidates"], c["distances"])), {b: tuple(v) for b, v in c["dims"].items()},
-                          c["fixed_inputs"], tuple(c["fixed_pair"]) if c["fixed_pair"] else None) for c in data["choices"]]
-    return SpaceSpec(data["name"], InputSpec(data["dense"]["name"], "dense", width=data["dense"]["width"]),
-                     InputSpec(data["embed"]["name"], "embed", count=data["embed"]["count"], dim=data["embed"]["dim"]),
-                     choices, tuple(data["outputs"]), data["keep"], data["bottleneck"], data["baseline_name"], data["baseline"],
-                     data["name"])
+    choices = [
+        ChoiceSpec(
+            c["name"],
+            c["index"],
+            tuple(c["blocks"]),
+            tuple(c["candidates"]),
+            dict(zip(c["candidates"], c["distances"])),
+            {b: tuple(v) for b, v in c["dims"].items()},
+            c["fixed_inputs"],
+            tuple(c["fixed_pair"]) if c["fixed_pair"] else None,
+        )
+        for c in data["choices"]
+    ]
+    return SpaceSpec(
+        data["name"],
+        InputSpec(data["dense"]["name"], "dense", width=data["dense"]["width"]),
+        InputSpec(data["embed"]["name"], "embed", count=data["embed"]["count"], dim=data["embed"]["dim"]),
+        choices,
+        tuple(data["outputs"]),
+        data["keep"],
+        data["bottleneck"],
+        data["baseline_name"],
+        data["baseline"],
+        data["name"],
+    )

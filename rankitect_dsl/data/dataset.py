@@ -1,4 +1,5 @@
 """Encoded CTR data: dense features, categorical indices and labels, with a held-out evaluation tail."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -40,5 +41,7 @@ class Dataset:
     def check_fits(self, space) -> None:
         want = (space.spec.dense.width, space.spec.embed.count)
         if (self.n_dense, self.n_cat) != want:
-            raise DataError(f"data `{self.name}` has {self.n_dense} dense and {self.n_cat} categorical features, "
-                            f"but space `{space.name}` takes dense[{want[0]}] and embed[{want[1]}, {space.spec.embed.dim}]")
+            raise DataError(
+                f"data `{self.name}` has {self.n_dense} dense and {self.n_cat} categorical features, "
+                f"but space `{space.name}` takes dense[{want[0]}] and embed[{want[1]}, {space.spec.embed.dim}]"
+            )

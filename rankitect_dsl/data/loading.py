@@ -1,4 +1,5 @@
 """Load the data a space trains on, from a `--data` spec."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -9,8 +10,9 @@ from .sources import parse_data_spec
 from .synthetic import SyntheticSource
 
 
-def load_data(spec: str, space, examples: int, schema: Optional[str] = None, min_count: int = 2,
-              eval_fraction: float = 0.2) -> Dataset:
+def load_data(
+    spec: str, space, examples: int, schema: Optional[str] = None, min_count: int = 2, eval_fraction: float = 0.2
+) -> Dataset:
     """The data a space trains on: synthetic data is made to the space's input shapes."""
     source = parse_data_spec(spec, schema)
     if isinstance(source, SyntheticSource):

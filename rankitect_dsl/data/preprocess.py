@@ -5,6 +5,7 @@ Three streamed passes (validate and count, fit on the training part, encode into
 so a file larger than memory works. The cache entry is written to a temporary folder and renamed only
 when complete: a failed read leaves nothing behind.
 """
+
 from __future__ import annotations
 
 import json
@@ -85,7 +86,7 @@ def _fit(source, n_train: int, min_count: int):
         frequent = sorted((kv for kv in c.items() if kv[1] >= min_count), key=lambda kv: (-kv[1], kv[0]))
         vocabs.append({token: i + 1 for i, (token, _) in enumerate(frequent)})
     mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
-    var = np.divide(squares, counts, out=np.zeros_like(sums), where=counts > 0) - mean ** 2
+    var = np.divide(squares, counts, out=np.zeros_like(sums), where=counts > 0) - mean**2
     stats = (mean, np.sqrt(np.maximum(var, 1e-12)))
     return vocabs, counters[n_cat:], stats
 
@@ -132,5 +133,8 @@ def _flush(dense, cats, labels, start, buf_d, buf_c, buf_l) -> int:
 def _read(folder: Path, name: str, in_memory: bool = False) -> Dataset:
     meta = json.loads((folder / "meta.json").read_text())
     mode = None if in_memory else "r"
-    load = lambda f: np.load(folder / f, mmap_mode=mode)
+
+    def load(f):
+        return np.load(folder / f, mmap_mode=mode)
+
     return Dataset(name, load("dense.npy"), load("cats.npy"), load("labels.npy"), meta["vocab_sizes"], meta["n_train"])

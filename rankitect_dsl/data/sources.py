@@ -3,16 +3,17 @@
 File sources yield raw rows `(line, label, dense values, categorical tokens)` in file order, streamed,
 so a file larger than memory works; `preprocess.py` turns them into cached arrays.
 """
+
 from __future__ import annotations
 
 import csv
-from itertools import chain as _chain
 import gzip
 import hashlib
 import io
 import json
 import os
 from dataclasses import dataclass, field
+from itertools import chain as _chain
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -20,8 +21,6 @@ from .dataset import DataError
 from .synthetic import SyntheticSource
 
 CRITEO_DENSE, CRITEO_CATS = 13, 26
-
-
 
 
 @dataclass
@@ -81,9 +80,11 @@ class CriteoSource:
                 parts = line.split("\t")
                 where = f"{self.path}:{n}"
                 if len(parts) != 1 + CRITEO_DENSE + CRITEO_CATS:
-                    raise DataError(f"{where}: expected {1 + CRITEO_DENSE + CRITEO_CATS} tab-separated fields, got {len(parts)}")
+                    raise DataError(
+                        f"{where}: expected {1 + CRITEO_DENSE + CRITEO_CATS} tab-separated fields, got {len(parts)}"
+                    )
                 dense = []
-                for k, v in enumerate(parts[1:1 + CRITEO_DENSE]):
+                for k, v in enumerate(parts[1 : 1 + CRITEO_DENSE]):
                     if v == "":
                         dense.append(None)
                         continue
@@ -91,7 +92,7 @@ class CriteoSource:
                         dense.append(float(int(v)))
                     except ValueError:
                         raise DataError(f"{where}: integer feature I{k + 1} is `{v}`, not an integer") from None
-                yield Row(n, _label(parts[0], where), dense, parts[1 + CRITEO_DENSE:])
+                yield Row(n, _label(parts[0], where), dense, parts[1 + CRITEO_DENSE :])
 
 
 @dataclass
@@ -119,25 +120,48 @@ class Schema:
             raise DataError(f"{path}:{err.lineno}:{err.colno}: schema is not JSON: {err.msg}") from None
         if not isinstance(data, dict):
             raise DataError(f"{path}: a schema is a JSON object")
-        unknown = set(data) - {"files", "label", "dense", "categorical", "count_features", "joins", "sort_by", "delimiter",
-                               "missing_values"}
+        unknown = set(data) - {
+            "files",
+            "label",
+            "dense",
+            "categorical",
+            "count_features",
+            "joins",
+            "sort_by",
+            "delimiter",
+            "missing_values",
+        }
         if unknown:
             raise DataError(f"{path}: unknown schema key(s) {', '.join(sorted(unknown))}")
         label = data.get("label")
         if isinstance(label, str):
             label = {"column": label}
         if not isinstance(label, dict) or "column" not in label:
-            raise DataError(f"{path}: `label` must name a column, e.g. {{\"column\": \"rating\", \"rule\": \">= 4\"}}")
-        dense = [(d, "log1p") if isinstance(d, str) else (d["column"], d.get("transform", "log1p")) for d in data.get("dense", [])]
+            raise DataError(f'{path}: `label` must name a column, e.g. {{"column": "rating", "rule": ">= 4"}}')
+        dense = [
+            (d, "log1p") if isinstance(d, str) else (d["column"], d.get("transform", "log1p"))
+            for d in data.get("dense", [])
+        ]
         for col, transform in dense:
             if transform not in ("log1p", "standardize"):
-                raise DataError(f"{path}: dense column `{col}`: transform must be log1p or standardize, got `{transform}`")
+                raise DataError(
+                    f"{path}: dense column `{col}`: transform must be log1p or standardize, got `{transform}`"
+                )
         cats = data.get("categorical", [])
         if not cats:
             raise DataError(f"{path}: `categorical` must list at least one column")
-        return cls(list(data.get("files", [])), label["column"], label.get("rule"), dense, list(cats),
-                   list(data.get("count_features", [])), list(data.get("joins", [])), data.get("sort_by"), data.get("delimiter"),
-                   ("",) + tuple(data.get("missing_values", [])))
+        return cls(
+            list(data.get("files", [])),
+            label["column"],
+            label.get("rule"),
+            dense,
+            list(cats),
+            list(data.get("count_features", [])),
+            list(data.get("joins", [])),
+            data.get("sort_by"),
+            data.get("delimiter"),
+            ("",) + tuple(data.get("missing_values", [])),
+        )
 
 
 def _label_rule(rule: Optional[str]):
@@ -147,7 +171,7 @@ def _label_rule(rule: Optional[str]):
     for op in (">=", "<=", "==", ">", "<"):
         if rule.strip().startswith(op):
             try:
-                threshold = float(rule.strip()[len(op):])
+                threshold = float(rule.strip()[len(op) :])
             except ValueError:
                 break
             return lambda v: 1.0 if ops[op](v, threshold) else 0.0
@@ -171,7 +195,9 @@ class TableSource:
             if not f.exists():
                 raise DataError(f"no such file: {f}")
         self.files = files
-        self.joins = [(base / j["file"] if base.is_dir() else base.parent / j["file"], j["on"]) for j in self.schema.joins]
+        self.joins = [
+            (base / j["file"] if base.is_dir() else base.parent / j["file"], j["on"]) for j in self.schema.joins
+        ]
         for f, _ in self.joins:
             if not f.exists():
                 raise DataError(f"no such file: {f}")
@@ -182,7 +208,10 @@ class TableSource:
         self.dense_transforms = tuple(t for _, t in self.schema.dense)
         self.name = f"table:{path}"
         schema_text = Path(schema_path).read_text()
-        self.key = "table-" + hashlib.sha256((schema_text + _fingerprint(files + [f for f, _ in self.joins])).encode()).hexdigest()[:16]
+        self.key = (
+            "table-"
+            + hashlib.sha256((schema_text + _fingerprint(files + [f for f, _ in self.joins])).encode()).hexdigest()[:16]
+        )
 
     def _records(self, path: Path, known_header: Optional[list] = None) -> Iterator[tuple[int, dict]]:
         """Records of one file; a file without a header row reuses `known_header` (the first file's)."""

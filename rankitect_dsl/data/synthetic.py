@@ -1,5 +1,6 @@
 """The built-in default data: seeded CTR examples whose labels come from a hidden model with planted
 pairwise and higher-order feature interactions, so that architecture choices change NE."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,8 +49,15 @@ class SyntheticSource:
         pairs = [tuple(world.choice(n_cat, 2, replace=False)) for _ in range(n_pairs)] if n_cat > 1 else [(0, 0)]
         triples = [tuple(world.choice(n_cat, 3, replace=False)) for _ in range(max(1, n_cat // 6))] if n_cat > 2 else []
         cross = [(int(world.integers(n_dense)), int(world.integers(n_cat))) for _ in range(max(1, n_dense // 3))]
-        return HiddenModel(-1.2, world.normal(0, 0.8, (n_cat, VOCAB)), world.normal(0, 1, (n_cat, VOCAB, HIDDEN)),
-                           world.normal(0, 0.3, n_dense), pairs, triples, cross)
+        return HiddenModel(
+            -1.2,
+            world.normal(0, 0.8, (n_cat, VOCAB)),
+            world.normal(0, 1, (n_cat, VOCAB, HIDDEN)),
+            world.normal(0, 0.3, n_dense),
+            pairs,
+            triples,
+            cross,
+        )
 
     def dataset(self, n_dense: int, n_cat: int, n_train: int, n_eval: int) -> Dataset:
         """n_train + n_eval examples; the hidden model depends only on the seed and the shapes."""

@@ -1,14 +1,15 @@
 """Check an AST and resolve it into a `SpaceSpec`, collecting every error of the file."""
+
 from __future__ import annotations
 
 import re
 from typing import Optional
 
-from . import syntax as S
+from ..core.blocks import BLOCK_NAMES, has_dim, is_multi_hot
 from ..core.errors import Diagnostic, RksError, Span, did_you_mean
 from ..core.names import identifier_problem
-from ..core.blocks import BLOCK_NAMES, has_dim, is_multi_hot
 from ..core.spec import DEFAULT_BOTTLENECK, DEFAULT_KEEP, ChoiceSpec, InputSpec, SpaceSpec
+from . import syntax as S
 
 _RANGE_NAME = re.compile(r"^(.*?)(\d+)$")
 
@@ -41,8 +42,11 @@ class _Checker:
 
     def block_name(self, name: S.Name) -> bool:
         if name.text not in BLOCK_NAMES:
-            self.error(f"unknown block `{name.text}`", name.span,
-                       did_you_mean(name.text, BLOCK_NAMES) or f"blocks are {', '.join(BLOCK_NAMES)}")
+            self.error(
+                f"unknown block `{name.text}`",
+                name.span,
+                did_you_mean(name.text, BLOCK_NAMES) or f"blocks are {', '.join(BLOCK_NAMES)}",
+            )
             return False
         return True
 
@@ -60,7 +64,9 @@ class _Checker:
                 self.error(f"the dim scale must be positive, got `{stmt.low.text}`", stmt.low.span)
                 return None
             if high < low:
-                self.error(f"the dim scale range ends below its start ({stmt.high.text} < {stmt.low.text})", stmt.high.span)
+                self.error(
+                    f"the dim scale range ends below its start ({stmt.high.text} < {stmt.low.text})", stmt.high.span
+                )
                 return None
             if base is None or steps is None:
                 return None
@@ -94,7 +100,9 @@ class _Checker:
         baseline_name, baseline = self.baseline(items, {c.name: c for c in choices})
         if self.diags:
             raise RksError(self.diags, self.filename, self.source)
-        return SpaceSpec(space_name, dense, embed, ordered, outputs, keep, bottleneck, baseline_name, baseline, self.filename)
+        return SpaceSpec(
+            space_name, dense, embed, ordered, outputs, keep, bottleneck, baseline_name, baseline, self.filename
+        )
 
     def singleton(self, items, kind, what):
         found = [i for i in items if isinstance(i, kind)]
@@ -130,8 +138,11 @@ class _Checker:
             else:
                 found["embed"].append(InputSpec(decl.name.text, "embed", count=sizes[0], dim=sizes[1]))
             if len(found[decl.kind]) == 2:
-                self.error(f"a second {decl.kind} input `{decl.name.text}`", decl.name.span,
-                           "a space has one dense[S] input and one embed[N, D] input")
+                self.error(
+                    f"a second {decl.kind} input `{decl.name.text}`",
+                    decl.name.span,
+                    "a space has one dense[S] input and one embed[N, D] input",
+                )
         for kind, example in (("dense", "input dense : dense[13]"), ("embed", "input sparse : embed[26, 16]")):
             if not found[kind] and not any(isinstance(i, S.InputDecl) and i.kind == kind for i in items):
                 self.error(f"missing the {kind} input", Span(1, 1), f"declare it, e.g. `{example}`")
@@ -166,8 +177,11 @@ class _Checker:
 
     def dim_block(self, name: S.Name) -> bool:
         if not has_dim(name.text):
-            self.error(f"block `{name.text}` has no searched dim", name.span,
-                       "its output width is the width of its right input")
+            self.error(
+                f"block `{name.text}` has no searched dim",
+                name.span,
+                "its output width is the width of its right input",
+            )
             return False
         return True
 
@@ -176,8 +190,12 @@ class _Checker:
             return [decl.first]
         a, b = _RANGE_NAME.match(decl.first.text), _RANGE_NAME.match(decl.last.text)
         if not a or not b or a.group(1) != b.group(1):
-            self.error(f"a choice range needs two names with one prefix and a number, got `{decl.first.text} .. {decl.last.text}`",
-                       decl.last.span, "e.g. `choice c2 .. c9`")
+            self.error(
+                "a choice range needs two names with one prefix and a number, "
+                f"got `{decl.first.text} .. {decl.last.text}`",
+                decl.last.span,
+                "e.g. `choice c2 .. c9`",
+            )
             return [decl.first]
         lo, hi = int(a.group(2)), int(b.group(2))
         if hi < lo:
@@ -203,7 +221,11 @@ class _Checker:
             self.error("the space has no choice", Span(1, 1), "add `choice c1 { … }`")
         order = [n.text for n, _ in names]
         known = set(order) | input_names
-        return [c for c in (self.choice(i, n, d, order, known, input_names, default_dims) for i, (n, d) in enumerate(names)) if c]
+        return [
+            c
+            for c in (self.choice(i, n, d, order, known, input_names, default_dims) for i, (n, d) in enumerate(names))
+            if c
+        ]
 
     def choice(self, index, name, decl, order, known, input_names, default_dims) -> Optional[ChoiceSpec]:
         blocks, candidates, distances, dims = None, [], {}, {}
@@ -242,8 +264,11 @@ class _Checker:
                         bad_refs = True
                     elif ref.text not in known:
                         bad_refs = True
-                        self.error(f"unknown name `{ref.text}`", ref.span,
-                                   did_you_mean(ref.text, known) or "name an input or a choice")
+                        self.error(
+                            f"unknown name `{ref.text}`",
+                            ref.span,
+                            did_you_mean(ref.text, known) or "name an input or a choice",
+                        )
                     elif ref.text == name.text:
                         self.error(f"choice `{name.text}` reads itself", ref.span, "that is a cycle")
                     elif ref.text not in distances:
@@ -258,7 +283,11 @@ class _Checker:
             elif isinstance(stmt, S.PairStmt):
                 pair = (stmt.left, stmt.right)
         if blocks is None:
-            self.error(f"choice `{name.text}` has no `blocks` statement", decl.span, "add `blocks all` or `blocks linear, gating`")
+            self.error(
+                f"choice `{name.text}` has no `blocks` statement",
+                decl.span,
+                "add `blocks all` or `blocks linear, gating`",
+            )
             return None
         if not blocks:
             return None
@@ -266,8 +295,11 @@ class _Checker:
             return None
         if not candidates:
             why = f": distance {', '.join(map(str, dropped))} reaches before the first choice" if dropped else ""
-            self.error(f"choice `{name.text}` has no candidate input{why}", name.span,
-                       "add `from` with an input name, or a distance that reaches an earlier choice")
+            self.error(
+                f"choice `{name.text}` has no candidate input{why}",
+                name.span,
+                "add `from` with an input name, or a distance that reaches an earlier choice",
+            )
             return None
         for block in dims:
             if block not in blocks:
@@ -280,8 +312,11 @@ class _Checker:
                 if options is None and b in dims:
                     continue
                 if options is None:
-                    self.error(f"choice `{name.text}` has no dim options for `{b}`", name.span,
-                               f"add `dim {b} 16, 32` to the choice or at the top level")
+                    self.error(
+                        f"choice `{name.text}` has no dim options for `{b}`",
+                        name.span,
+                        f"add `dim {b} 16, 32` to the choice or at the top level",
+                    )
                 else:
                     block_dims[b] = options
         fixed_pair = None
@@ -289,23 +324,33 @@ class _Checker:
             ok = True
             for ref in pair:
                 if ref.text not in candidates:
-                    self.error(f"pair input `{ref.text}` is not a candidate input of `{name.text}`", ref.span,
-                               did_you_mean(ref.text, candidates) or f"candidates: {', '.join(candidates)}")
+                    self.error(
+                        f"pair input `{ref.text}` is not a candidate input of `{name.text}`",
+                        ref.span,
+                        did_you_mean(ref.text, candidates) or f"candidates: {', '.join(candidates)}",
+                    )
                     ok = False
             if not any(not is_multi_hot(b) for b in blocks):
                 self.error(f"`pair` in choice `{name.text}`, which has no gating or sum block", pair[0].span)
                 ok = False
             fixed_pair = (pair[0].text, pair[1].text) if ok else None
         elif fixed_inputs and any(not is_multi_hot(b) for b in blocks):
-            self.error(f"choice `{name.text}` fixes its inputs but not the pair of its gating/sum block", name.span,
-                       "add `pair LEFT, RIGHT`")
-        return ChoiceSpec(name.text, index, tuple(blocks), tuple(candidates), distances, block_dims, fixed_inputs, fixed_pair)
+            self.error(
+                f"choice `{name.text}` fixes its inputs but not the pair of its gating/sum block",
+                name.span,
+                "add `pair LEFT, RIGHT`",
+            )
+        return ChoiceSpec(
+            name.text, index, tuple(blocks), tuple(candidates), distances, block_dims, fixed_inputs, fixed_pair
+        )
 
     def outputs(self, items, input_names, choices) -> tuple[str, ...]:
         decl = self.singleton(items, S.OutputDecl, "`output` declaration")
         if decl is None:
             lines = self.source.splitlines() or [""]
-            self.error("missing `output from NAME`", Span(len(lines), 1), "name the choice(s) the final classifier reads")
+            self.error(
+                "missing `output from NAME`", Span(len(lines), 1), "name the choice(s) the final classifier reads"
+            )
             return ()
         known = {c.name for c in choices} | input_names
         names = []
@@ -313,8 +358,11 @@ class _Checker:
             if ref.text in self.invalid_names:
                 continue
             if ref.text not in known:
-                self.error(f"output names nothing: unknown name `{ref.text}`", ref.span,
-                           did_you_mean(ref.text, known) or "name a choice")
+                self.error(
+                    f"output names nothing: unknown name `{ref.text}`",
+                    ref.span,
+                    did_you_mean(ref.text, known) or "name a choice",
+                )
             elif ref.text not in names:
                 names.append(ref.text)
         return tuple(names)
@@ -368,34 +416,51 @@ class _Checker:
             arch[a.choice.text] = entry
         missing = [c for c in choices if c not in arch]
         if missing and not self.diags:
-            self.error(f"baseline `{decl.name.text}` leaves out choice(s) {', '.join(missing)}", decl.name.span,
-                       "a baseline arch assigns a block to every choice")
+            self.error(
+                f"baseline `{decl.name.text}` leaves out choice(s) {', '.join(missing)}",
+                decl.name.span,
+                "a baseline arch assigns a block to every choice",
+            )
         return decl.name.text, arch
 
     def assignment(self, a: S.Assignment, choices: dict) -> Optional[dict]:
         choice = choices.get(a.choice.text)
         if choice is None:
-            self.error(f"baseline is not in the space: unknown choice `{a.choice.text}`", a.choice.span,
-                       did_you_mean(a.choice.text, choices))
+            self.error(
+                f"baseline is not in the space: unknown choice `{a.choice.text}`",
+                a.choice.span,
+                did_you_mean(a.choice.text, choices),
+            )
             return None
         block = a.block.text
         if block not in choice.blocks:
-            self.error(f"baseline is not in the space: choice `{choice.name}` offers no block `{block}`", a.block.span,
-                       f"it offers {', '.join(choice.blocks)}")
+            self.error(
+                f"baseline is not in the space: choice `{choice.name}` offers no block `{block}`",
+                a.block.span,
+                f"it offers {', '.join(choice.blocks)}",
+            )
             return None
         for ref in a.inputs:
             if ref.text not in choice.candidates:
-                self.error(f"baseline is not in the space: `{ref.text}` is not a candidate input of `{choice.name}`", ref.span,
-                           did_you_mean(ref.text, choice.candidates) or f"candidates: {', '.join(choice.candidates)}")
+                self.error(
+                    f"baseline is not in the space: `{ref.text}` is not a candidate input of `{choice.name}`",
+                    ref.span,
+                    did_you_mean(ref.text, choice.candidates) or f"candidates: {', '.join(choice.candidates)}",
+                )
                 return None
         names = [r.text for r in a.inputs]
         entry = {"blocks": [block]}
         if not is_multi_hot(block):
             if len(names) != 2:
-                self.error(f"baseline: a `{block}` block takes a (left, right) pair, got {len(names)} input(s)", a.block.span)
+                self.error(
+                    f"baseline: a `{block}` block takes a (left, right) pair, got {len(names)} input(s)", a.block.span
+                )
                 return None
             if choice.fixed_pair and tuple(names) != choice.fixed_pair:
-                self.error(f"baseline is not in the space: `{choice.name}` fixes its pair to {', '.join(choice.fixed_pair)}", a.inputs[0].span)
+                self.error(
+                    f"baseline is not in the space: `{choice.name}` fixes its pair to {', '.join(choice.fixed_pair)}",
+                    a.inputs[0].span,
+                )
                 return None
             entry["pair"] = names
         else:
@@ -403,18 +468,27 @@ class _Checker:
                 self.error(f"baseline: `{block}` needs one or more distinct inputs", a.block.span)
                 return None
             if choice.fixed_inputs and set(names) != set(choice.candidates):
-                self.error(f"baseline is not in the space: `{choice.name}` fixes its inputs to {', '.join(choice.candidates)}", a.block.span)
+                self.error(
+                    f"baseline is not in the space: `{choice.name}` fixes its inputs to {', '.join(choice.candidates)}",
+                    a.block.span,
+                )
                 return None
             entry["inputs"] = [c for c in choice.candidates if c in names]
         if has_dim(block):
             if a.dim is None:
-                self.error(f"baseline: `{choice.name}` needs `dim N` for its `{block}` block", a.block.span,
-                           f"options: {', '.join(map(str, choice.dims.get(block, ())))}")
+                self.error(
+                    f"baseline: `{choice.name}` needs `dim N` for its `{block}` block",
+                    a.block.span,
+                    f"options: {', '.join(map(str, choice.dims.get(block, ())))}",
+                )
                 return None
             value = a.dim.value
             if value not in choice.dims.get(block, ()):
-                self.error(f"baseline is not in the space: dim {a.dim.text} is not offered for `{block}` in `{choice.name}`",
-                           a.dim.span, f"options: {', '.join(map(str, choice.dims.get(block, ())))}")
+                self.error(
+                    f"baseline is not in the space: dim {a.dim.text} is not offered for `{block}` in `{choice.name}`",
+                    a.dim.span,
+                    f"options: {', '.join(map(str, choice.dims.get(block, ())))}",
+                )
                 return None
             entry["dims"] = {block: int(value)}
         elif a.dim is not None:
@@ -440,7 +514,7 @@ def _find_cycle(reads: dict) -> Optional[list[str]]:
                 stack.pop()
                 path.pop()
             elif state.get(nxt) == "open":
-                return path[path.index(nxt):]
+                return path[path.index(nxt) :]
             elif nxt not in state:
                 state[nxt] = "open"
                 stack.append((nxt, iter(users[nxt])))

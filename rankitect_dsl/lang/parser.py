@@ -1,4 +1,5 @@
 """Parse `.rks` text into the AST (`syntax.py`); syntax errors become positioned diagnostics."""
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -7,14 +8,24 @@ from importlib import resources
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from . import syntax as S
 from ..core.errors import Diagnostic, RksError, Span
-
+from . import syntax as S
 
 _TOKEN_WORDS = {
-    "NAME": "a name", "BADNAME": "a name", "NUMBER": "a number", "LBRACE": "`{`", "RBRACE": "`}`",
-    "LSQB": "`[`", "RSQB": "`]`", "LPAR": "`(`", "RPAR": "`)`", "COMMA": "`,`", "COLON": "`:`",
-    "EQUAL": "`=`", "RANGE": "`..`", "$END": "end of file",
+    "NAME": "a name",
+    "BADNAME": "a name",
+    "NUMBER": "a number",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "COMMA": "`,`",
+    "COLON": "`:`",
+    "EQUAL": "`=`",
+    "RANGE": "`..`",
+    "$END": "end of file",
 }
 
 
@@ -126,8 +137,10 @@ def _syntax_diagnostic(err: UnexpectedInput) -> Diagnostic:
     if isinstance(err, UnexpectedToken):
         tok = err.token
         if tok.type == "$END":
-            return Diagnostic(f"unexpected end of file; expected {_describe_expected(err.expected)}",
-                              Span(max(1, err.line), max(1, err.column), 1))
+            return Diagnostic(
+                f"unexpected end of file; expected {_describe_expected(err.expected)}",
+                Span(max(1, err.line), max(1, err.column), 1),
+            )
         return Diagnostic(f"unexpected `{tok}`; expected {_describe_expected(err.expected)}", _span(tok))
     if isinstance(err, UnexpectedEOF):
         return Diagnostic("unexpected end of file", None)

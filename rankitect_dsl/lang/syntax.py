@@ -1,4 +1,5 @@
 """The AST of a `.rks` file: plain dataclasses that keep the source span of every name and number."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

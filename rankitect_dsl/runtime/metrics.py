@@ -1,4 +1,5 @@
 """Normalized Entropy (NE = logloss / H(mean label)), window NE and AUC."""
+
 from __future__ import annotations
 
 import math

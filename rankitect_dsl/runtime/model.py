@@ -1,4 +1,5 @@
 """The trained model: embedding tables outside the searched part in front of a subnet or the supernet."""
+
 from __future__ import annotations
 
 import math
@@ -7,6 +8,8 @@ from typing import Optional
 import numpy as np
 import torch
 from torch import nn
+
+from ..data.dataset import Dataset
 
 
 class CTRModel(nn.Module):

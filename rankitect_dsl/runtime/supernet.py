@@ -4,6 +4,7 @@ Hard masks run only what the arch uses, with weights sliced out of the maximal o
 `layout`, so the result equals the exported subnet with transferred weights. Soft masks (probabilities,
 Gumbel-softmax samples, or all ones) weigh every alternative at maximal widths, differentiably.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,9 @@ class SupernetBase(nn.Module):
         super().__init__()
         self.spec = spec if isinstance(spec, SpaceSpec) else spec_from_dict(spec)
         self.layout = SupernetLayout(self.spec)
-        self.weights = nn.ParameterDict({k: nn.Parameter(torch.empty(shape)) for k, shape in self.layout.params.items()})
+        self.weights = nn.ParameterDict(
+            {k: nn.Parameter(torch.empty(shape)) for k, shape in self.layout.params.items()}
+        )
         self._plans: OrderedDict = OrderedDict()
         self._index: dict = {}
         self.reset_parameters()
@@ -99,8 +102,9 @@ class SupernetBase(nn.Module):
         return plan
 
     # -- execution --------------------------------------------------------------------------
-    def forward(self, dense: torch.Tensor, sparse: torch.Tensor, arch: Optional[Arch] = None,
-                masks: Optional[dict] = None) -> torch.Tensor:
+    def forward(
+        self, dense: torch.Tensor, sparse: torch.Tensor, arch: Optional[Arch] = None, masks: Optional[dict] = None
+    ) -> torch.Tensor:
         if arch is not None and masks is not None:
             raise ValueError("give either an arch (hard masks) or soft masks, not both")
         if arch is not None:
@@ -170,7 +174,9 @@ class SupernetBase(nn.Module):
             flats = {x: pad_to(flatten_port(*vals[x]), L.flat(x)) for x in c.candidates}
             x = {}
             if "flatten" in adaptors:
-                x["flatten"] = torch.cat([flats[i] * _bcast(in_mask[..., n], flats[i]) for n, i in enumerate(c.candidates)], 1)
+                x["flatten"] = torch.cat(
+                    [flats[i] * _bcast(in_mask[..., n], flats[i]) for n, i in enumerate(c.candidates)], 1
+                )
             if "stack" in adaptors:
                 parts = []
                 for n, i in enumerate(c.candidates):
@@ -234,7 +240,10 @@ def arch_masks(spec: SpaceSpec, arch: Arch, like: torch.Tensor) -> dict:
         if c.pair_blocks and ca.pair:
             m["left"] = like.new_tensor([1.0 if x == ca.pair[0] else 0.0 for x in c.candidates])
             m["right"] = like.new_tensor([1.0 if x == ca.pair[1] else 0.0 for x in c.candidates])
-        m["dims"] = {b: like.new_tensor([1.0 if i < ca.dims[b] else 0.0 for i in range(max(c.dims[b]))])
-                     for b in ca.dims if REGISTRY[b].searched_dim}
+        m["dims"] = {
+            b: like.new_tensor([1.0 if i < ca.dims[b] else 0.0 for i in range(max(c.dims[b]))])
+            for b in ca.dims
+            if REGISTRY[b].searched_dim
+        }
         out[c.name] = m
     return out

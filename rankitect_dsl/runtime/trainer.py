@@ -1,5 +1,6 @@
 """Train and score an architecture on CTR data: embeddings outside the searched part, Adam, BCE with
 logits, one ordered pass over the stream, NE / window NE / eval NE / AUC."""
+
 from __future__ import annotations
 
 import time
@@ -11,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from ..data.dataset import Dataset
-from .model import CTRModel
 from .metrics import auc, normalized_entropy, window_ne
+from .model import CTRModel
 
 
 @dataclass
@@ -52,13 +53,22 @@ def batches(data: Dataset, start: int, stop: int, batch_size: int):
     while pos < stop:
         a = pos % data.n_train
         b = min(a + batch_size, data.n_train, a + (stop - pos))
-        yield (torch.from_numpy(np.array(data.dense[a:b])), torch.from_numpy(np.array(data.cats[a:b])),
-               torch.from_numpy(np.array(data.labels[a:b])))
+        yield (
+            torch.from_numpy(np.array(data.dense[a:b])),
+            torch.from_numpy(np.array(data.cats[a:b])),
+            torch.from_numpy(np.array(data.labels[a:b])),
+        )
         pos += b - a
 
 
-def train(model: CTRModel, data: Dataset, cfg: TrainConfig, forward: Optional[Callable] = None,
-          evaluate: bool = True, eval_forward: Optional[Callable] = None) -> TrainResult:
+def train(
+    model: CTRModel,
+    data: Dataset,
+    cfg: TrainConfig,
+    forward: Optional[Callable] = None,
+    evaluate: bool = True,
+    eval_forward: Optional[Callable] = None,
+) -> TrainResult:
     """One ordered pass over `cfg.examples` training rows (wrapping if the data has fewer).
 
     `forward(model, dense, cats, step)` returns logits (default: `model(dense, cats)`); searchers use it
@@ -75,23 +85,39 @@ def train(model: CTRModel, data: Dataset, cfg: TrainConfig, forward: Optional[Ca
     model.train()
     t0 = time.perf_counter()
     done = 0
-    with tqdm(total=cfg.examples, desc=cfg.description, unit="ex", disable=None if cfg.progress else True,
-              leave=False, mininterval=0.5) as bar:
-        for step, (dense, cats, labels) in enumerate(batches(data, cfg.start, cfg.start + cfg.examples, cfg.batch_size)):
+    with tqdm(
+        total=cfg.examples,
+        desc=cfg.description,
+        unit="ex",
+        disable=None if cfg.progress else True,
+        leave=False,
+        mininterval=0.5,
+    ) as bar:
+        for step, (dense, cats, labels) in enumerate(
+            batches(data, cfg.start, cfg.start + cfg.examples, cfg.batch_size)
+        ):
             logits = forward(model, dense, cats, step)
             loss = F.binary_cross_entropy_with_logits(logits, labels)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             n = len(labels)
-            seen_logits[done:done + n] = logits.detach()
-            seen_labels[done:done + n] = labels
+            seen_logits[done : done + n] = logits.detach()
+            seen_labels[done : done + n] = labels
             done += n
             bar.update(n)
     seconds = time.perf_counter() - t0
-    result = TrainResult(window_ne(seen_logits, seen_labels), normalized_entropy(seen_logits, seen_labels),
-                         float("nan"), float("nan"), cfg.examples, 0, cfg.examples / data.n_train, seconds,
-                         seen=(seen_logits, seen_labels))
+    result = TrainResult(
+        window_ne(seen_logits, seen_labels),
+        normalized_entropy(seen_logits, seen_labels),
+        float("nan"),
+        float("nan"),
+        cfg.examples,
+        0,
+        cfg.examples / data.n_train,
+        seconds,
+        seen=(seen_logits, seen_labels),
+    )
     if evaluate:
         result.eval_ne, result.auc, result.eval_examples = evaluate_tail(model, data, eval_forward)
     return result
@@ -105,8 +131,9 @@ def evaluate_tail(model: CTRModel, data: Dataset, forward: Optional[Callable] = 
     logits, labels = [], []
     for a in range(data.n_train, data.n, batch_size):
         b = min(a + batch_size, data.n)
-        logits.append(forward(model, torch.from_numpy(np.array(data.dense[a:b])),
-                              torch.from_numpy(np.array(data.cats[a:b]))))
+        logits.append(
+            forward(model, torch.from_numpy(np.array(data.dense[a:b])), torch.from_numpy(np.array(data.cats[a:b])))
+        )
         labels.append(torch.from_numpy(np.array(data.labels[a:b])))
     model.train()
     logits, labels = torch.cat(logits), torch.cat(labels)

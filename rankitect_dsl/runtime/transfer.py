@@ -1,9 +1,9 @@
 """Partial weight transfer between the supernet and an arch's subnet (paper 3.2.1, weight-sharing proxy)."""
+
 from __future__ import annotations
 
 import torch
 
-from ..compiler.layout import build_plan
 from ..core.arch import Arch
 
 
@@ -34,7 +34,11 @@ def transfer_back(supernet, subnet, arch: Arch, grads: bool = False) -> None:
             target = target.grad
         idx = []
         for dim, ranges in enumerate(s.ranges):
-            idx.append(torch.arange(target.shape[dim]) if ranges is None else torch.cat([torch.arange(a, b) for a, b in ranges]))
+            idx.append(
+                torch.arange(target.shape[dim])
+                if ranges is None
+                else torch.cat([torch.arange(a, b) for a, b in ranges])
+            )
         grid = torch.meshgrid(*idx, indexing="ij")
         if grads:
             target.index_put_(grid, value.to(target.dtype), accumulate=True)

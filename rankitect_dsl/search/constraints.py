@@ -1,5 +1,6 @@
 """The FLOPs constraint of a search: a hard cap and/or a penalty around a target (paper eq. 7), read
 from flags as absolute FLOPs or multiples of the baseline, and checked against what the space can reach."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -101,12 +102,17 @@ def flops_range(space, seed: int = 0, samples: int = 3000) -> tuple[int, int]:
     return out[0], out[1]
 
 
-def check_flops_rule(space, cfg: SearchConfig) -> None:
-    if cfg.flops_cap is None and cfg.flops_target is None:
+def check_flops_rule(space, cap: Optional[float], target: Optional[float], seed: int = 0) -> None:
+    """Refuse a cap below the cheapest arch found, or a target outside the range of archs found."""
+    if cap is None and target is None:
         return
-    low, high = flops_range(space, cfg.seed)
-    if cfg.flops_cap is not None and cfg.flops_cap < low:
-        raise RksError(f"no arch in space `{space.name}` meets --flops-max {cfg.flops_cap:,.0f}: the cheapest found has {low:,} FLOPs")
-    if cfg.flops_target is not None and not low <= cfg.flops_target <= high:
-        raise RksError(f"no arch in space `{space.name}` meets --flops-target {cfg.flops_target:,.0f}: "
-                       f"archs range from {low:,} to {high:,} FLOPs")
+    low, high = flops_range(space, seed)
+    if cap is not None and cap < low:
+        raise RksError(
+            f"no arch in space `{space.name}` meets --flops-max {cap:,.0f}: the cheapest found has {low:,} FLOPs"
+        )
+    if target is not None and not low <= target <= high:
+        raise RksError(
+            f"no arch in space `{space.name}` meets --flops-target {target:,.0f}: "
+            f"archs range from {low:,} to {high:,} FLOPs"
+        )

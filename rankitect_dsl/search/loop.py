@@ -1,6 +1,7 @@
 """Sampling-based search (paper 3.2.1): rounds of candidates proposed at random or by the neural
 predictor with its RL sampler, scored by a proxy, kept in a resumable Optuna study; then successive
 halving over the finalists, the Pareto front of window NE against FLOPs, and the winner exported."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,6 +20,7 @@ from .pareto import pareto
 from .predictor import Predictor
 from .sampler import rl_propose
 from .study_store import BASELINE, CANDIDATE, HALVING, StudyStore
+
 
 @dataclass
 class SearchConfig:
@@ -67,10 +69,17 @@ class Search:
     # -- the worker loop --------------------------------------------------------------------
     def run(self) -> dict:
         from tqdm import tqdm
+
         self.store.recover_interrupted()
         if self.space.baseline is not None and not self.store.trials(BASELINE):
-            self._evaluate({"arch": self.space.baseline.to_json(), "role": BASELINE, "round": -1,
-                            "examples": self.cfg.proxy_examples})
+            self._evaluate(
+                {
+                    "arch": self.space.baseline.to_json(),
+                    "role": BASELINE,
+                    "round": -1,
+                    "examples": self.cfg.proxy_examples,
+                }
+            )
         while True:
             done = self.store.completed()
             pending = self.store.pending()
@@ -82,13 +91,22 @@ class Search:
             if not proposals:
                 break
             desc = f"round {round_index + 1} ({'random' if self._is_random_round(done) else self.cfg.method})"
-            for arch in tqdm(proposals, desc=desc, unit="arch", disable=None if self.cfg.progress else True, leave=False):
+            for arch in tqdm(
+                proposals, desc=desc, unit="arch", disable=None if self.cfg.progress else True, leave=False
+            ):
                 if self.cfg.budget - len(self.store.completed()) - len(self.store.pending()) <= 0:
                     break
                 if self._subnet_key(arch.to_json()) in self._evaluated_keys():
                     continue  # another worker took this subnet meanwhile
-                self._evaluate({"arch": arch.to_json(), "vector": self._vector(arch), "role": CANDIDATE,
-                                "round": round_index, "examples": self.cfg.proxy_examples})
+                self._evaluate(
+                    {
+                        "arch": arch.to_json(),
+                        "vector": self._vector(arch),
+                        "role": CANDIDATE,
+                        "round": round_index,
+                        "examples": self.cfg.proxy_examples,
+                    }
+                )
         self._wait_for_others()
         if self.cfg.halving:
             self.successive_halving()
@@ -103,8 +121,11 @@ class Search:
     def _evaluated_keys(self) -> set:
         """Subnet keys of candidates finished or under way: an arch that differs from one of them only in
         choices that do not reach the output is the same model, and is not evaluated twice."""
-        return {self._subnet_key(t.user_attrs["arch"]) for t in self.store.trials(CANDIDATE) if "arch" in t.user_attrs
-                and t.state.name in ("COMPLETE", "RUNNING", "WAITING")}
+        return {
+            self._subnet_key(t.user_attrs["arch"])
+            for t in self.store.trials(CANDIDATE)
+            if "arch" in t.user_attrs and t.state.name in ("COMPLETE", "RUNNING", "WAITING")
+        }
 
     def _subnet_key(self, arch_json: str) -> str:
         if arch_json not in self._subnet_keys:
@@ -142,9 +163,12 @@ class Search:
         if "arch" not in attrs:  # the retry we meant to take went to another worker
             self.store.fail(trial, "nothing to evaluate")
             return
-        if attrs["role"] == CANDIDATE and any(t.number != trial.number and "arch" in t.user_attrs
-                                              and self._subnet_key(t.user_attrs["arch"]) == self._subnet_key(attrs["arch"])
-                                              for t in self.store.completed() + self.store.pending()):
+        if attrs["role"] == CANDIDATE and any(
+            t.number != trial.number
+            and "arch" in t.user_attrs
+            and self._subnet_key(t.user_attrs["arch"]) == self._subnet_key(attrs["arch"])
+            for t in self.store.completed() + self.store.pending()
+        ):
             self.store.fail(trial, "duplicate: another worker evaluates this subnet")
             return
         try:
@@ -155,9 +179,16 @@ class Search:
                 self.store.fail(trial, f"{type(err).__name__}: {err}")
             raise
         flops = result.extra["flops"]
-        self.store.finish(trial, score(result.window_ne, flops, self.rule),
-                          {"window_ne": result.window_ne, "flops": flops, "params": result.extra["params"],
-                           "seconds": result.seconds})
+        self.store.finish(
+            trial,
+            score(result.window_ne, flops, self.rule),
+            {
+                "window_ne": result.window_ne,
+                "flops": flops,
+                "params": result.extra["params"],
+                "seconds": result.seconds,
+            },
+        )
 
     def _wait_for_others(self, poll: float = 1.0) -> None:
         """Until no trial of any role is running elsewhere; retries enqueued meanwhile are taken here."""
@@ -172,16 +203,26 @@ class Search:
 
     # -- successive halving -----------------------------------------------------------------
     def successive_halving(self) -> list:
-        finalists = [t.user_attrs["arch"] for t in sorted(self.store.completed(), key=lambda t: t.value)[: self.cfg.halving]]
+        finalists = [
+            t.user_attrs["arch"] for t in sorted(self.store.completed(), key=lambda t: t.value)[: self.cfg.halving]
+        ]
         rung, examples = 1, self.cfg.proxy_examples
         while len(finalists) > 1:
             examples *= 2
             results = {}
             for key in finalists:
-                done = [t for t in self.store.completed(HALVING) if t.user_attrs.get("arch") == key and t.user_attrs.get("rung") == rung]
+                done = [
+                    t
+                    for t in self.store.completed(HALVING)
+                    if t.user_attrs.get("arch") == key and t.user_attrs.get("rung") == rung
+                ]
                 if not done:
                     self._evaluate({"arch": key, "role": HALVING, "rung": rung, "examples": examples})
-                    done = [t for t in self.store.completed(HALVING) if t.user_attrs.get("arch") == key and t.user_attrs.get("rung") == rung]
+                    done = [
+                        t
+                        for t in self.store.completed(HALVING)
+                        if t.user_attrs.get("arch") == key and t.user_attrs.get("rung") == rung
+                    ]
                 results[key] = done[0].value
             finalists = sorted(finalists, key=results.get)[: max(1, len(finalists) // 2)]
             rung += 1
@@ -197,7 +238,10 @@ class Search:
         cands = {t.user_attrs["arch"]: t for t in self.store.completed()}
         ranked = sorted(best, key=lambda k: (-best[k][0], best[k][1]))
         rest = sorted((k for k in cands if k not in best), key=lambda k: cands[k].value)
-        return [(k, best[k][0] if k in best else 0, best[k][1] if k in best else cands[k].value, cands.get(k)) for k in ranked + rest]
+        return [
+            (k, best[k][0] if k in best else 0, best[k][1] if k in best else cands[k].value, cands.get(k))
+            for k in ranked + rest
+        ]
 
     # -- report -----------------------------------------------------------------------------
     def summary(self) -> dict:
@@ -207,11 +251,23 @@ class Search:
         ranked = self.ranking()
         best_key = ranked[0][0]
         base = self.store.completed(BASELINE)
-        return {"study": self.store.name, "storage": self.store.url, "evaluated": len(done),
-                "best": {"arch": json.loads(best_key), "score": ranked[0][2], "rung": ranked[0][1],
-                         "window_ne": cands_attr(done, best_key, "window_ne"), "flops": cands_attr(done, best_key, "flops")},
-                "baseline": {"window_ne": base[0].user_attrs["window_ne"], "flops": base[0].user_attrs["flops"]} if base else None,
-                "pareto": pareto(done), "finalists": [{"rung": r, "score": s, "arch": json.loads(k)} for k, r, s, _ in ranked[: self.cfg.halving]]}
+        return {
+            "study": self.store.name,
+            "storage": self.store.url,
+            "evaluated": len(done),
+            "best": {
+                "arch": json.loads(best_key),
+                "score": ranked[0][2],
+                "rung": ranked[0][1],
+                "window_ne": cands_attr(done, best_key, "window_ne"),
+                "flops": cands_attr(done, best_key, "flops"),
+            },
+            "baseline": {"window_ne": base[0].user_attrs["window_ne"], "flops": base[0].user_attrs["flops"]}
+            if base
+            else None,
+            "pareto": pareto(done),
+            "finalists": [{"rung": r, "score": s, "arch": json.loads(k)} for k, r, s, _ in ranked[: self.cfg.halving]],
+        }
 
 
 def cands_attr(done, key, attr):

@@ -1,4 +1,5 @@
 """The Pareto front of window NE against FLOPs over a search's candidates, and its plot."""
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,16 @@ def pareto(trials) -> list:
 
 def plot_pareto(trials, front, baseline, path, title) -> None:
     fig, ax = figure(figsize=(6.4, 4.4))
-    ax.scatter([t.user_attrs["flops"] for t in trials], [t.user_attrs["window_ne"] for t in trials], s=14, color="#8da0cb", label="candidates")
-    ax.plot([p["flops"] for p in front], [p["window_ne"] for p in front], "-o", color="#4c72b0", ms=4, label="Pareto front")
+    ax.scatter(
+        [t.user_attrs["flops"] for t in trials],
+        [t.user_attrs["window_ne"] for t in trials],
+        s=14,
+        color="#8da0cb",
+        label="candidates",
+    )
+    ax.plot(
+        [p["flops"] for p in front], [p["window_ne"] for p in front], "-o", color="#4c72b0", ms=4, label="Pareto front"
+    )
     if baseline:
         ax.axvline(baseline["flops"], color="#c44e52", linestyle="--", label="baseline FLOPs")
         ax.axhline(baseline["window_ne"], color="#c44e52", linestyle=":", label="baseline window NE")

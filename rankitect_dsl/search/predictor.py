@@ -1,5 +1,6 @@
 """The neural predictor (paper 3.2.1): an ensemble of MLPs from the flat arch encoding, plus size
 features from the cost model, to proxy NE."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -25,7 +26,9 @@ class Predictor:
     model (NE tracks model size). `predict` is optimistic by `explore` ensemble standard deviations, so
     uncertain regions get tried."""
 
-    def __init__(self, space, hidden: int = 64, epochs: int = 300, seed: int = 0, members: int = 5, explore: float = 0.5):
+    def __init__(
+        self, space, hidden: int = 64, epochs: int = 300, seed: int = 0, members: int = 5, explore: float = 0.5
+    ):
         self.space, self.hidden, self.epochs, self.seed = space, hidden, epochs, seed
         self.members, self.explore = members, explore
         self.nets: list = []
@@ -53,8 +56,13 @@ class Predictor:
         for m in range(self.members):
             torch.manual_seed(self.seed + m)
             rows = torch.randint(len(y), (len(y),), generator=gen) if self.members > 1 else torch.arange(len(y))
-            net = nn.Sequential(nn.Linear(x.shape[1], self.hidden), nn.ReLU(), nn.Linear(self.hidden, self.hidden), nn.ReLU(),
-                                nn.Linear(self.hidden, 1))
+            net = nn.Sequential(
+                nn.Linear(x.shape[1], self.hidden),
+                nn.ReLU(),
+                nn.Linear(self.hidden, self.hidden),
+                nn.ReLU(),
+                nn.Linear(self.hidden, 1),
+            )
             opt = torch.optim.Adam(net.parameters(), lr=3e-3, weight_decay=1e-4)
             for _ in range(self.epochs):
                 loss = ((net(x[rows]).squeeze(-1) - y[rows]) ** 2).mean()

@@ -1,6 +1,7 @@
 """Low-cost NE proxies (paper 3.2.1): early-stop (train the subnet from scratch on little data) and
 weight-sharing (pretrain the supernet once, fine-tune each subnet from transferred weights). Both score
 an arch by its window NE over the last 25% of its data."""
+
 from __future__ import annotations
 
 import io
@@ -10,8 +11,8 @@ from typing import Optional
 
 import torch
 
-from ..data.dataset import Dataset
 from ..core.files import atomic_write
+from ..data.dataset import Dataset
 from ..runtime.model import CTRModel, build_model
 from ..runtime.trainer import TrainConfig, TrainResult, train
 from ..runtime.transfer import transfer_weights
@@ -34,8 +35,17 @@ class WeightSharingProxy:
 
     name = "weight-sharing"
 
-    def __init__(self, space, data: Dataset, pretrain_examples: int, seed: int = 0, batch_size: int = 256,
-                 lr: float = 1e-3, checkpoint: Optional[Path] = None, progress: bool = False):
+    def __init__(
+        self,
+        space,
+        data: Dataset,
+        pretrain_examples: int,
+        seed: int = 0,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        checkpoint: Optional[Path] = None,
+        progress: bool = False,
+    ):
         self.space, self.data, self.seed, self.batch_size, self.lr = space, data, seed, batch_size, lr
         self.pretrain_examples = pretrain_examples
         torch.manual_seed(seed)
@@ -68,14 +78,25 @@ class WeightSharingProxy:
         model = CTRModel(subnet, self.data.vocab_sizes, self.space.spec.embed.dim)
         with torch.no_grad():
             model.embedding.weight.copy_(self.model.embedding.weight)
-        cfg = TrainConfig(examples, self.batch_size, self.lr, self.seed, False, "fine-tune", start=self.pretrain_examples)
+        cfg = TrainConfig(
+            examples, self.batch_size, self.lr, self.seed, False, "fine-tune", start=self.pretrain_examples
+        )
         result = train(model, self.data, cfg, evaluate=False)
         result.extra.update(flops=self.space.flops(arch), params=self.space.params(arch))
         return result
 
 
-def early_stop_proxy(space, arch, data: Dataset, examples: int, seed: int = 0, batch_size: int = 256,
-                     lr: float = 1e-3, progress: bool = False, evaluate: bool = False) -> TrainResult:
+def early_stop_proxy(
+    space,
+    arch,
+    data: Dataset,
+    examples: int,
+    seed: int = 0,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    progress: bool = False,
+    evaluate: bool = False,
+) -> TrainResult:
     """The paper's early-stop proxy (3.2.1): train the exported subnet from scratch on a small budget;
     its window NE over the last 25% of the data is the score."""
     model = build_model(space, arch, data, seed)

@@ -6,13 +6,14 @@ examples is exactly the first b steps of the long run: every early-stop budget i
 run per model (window NE over the last 25% of its first b examples). Likewise one fine-tuning run per
 model from the pretrained supernet gives the weight-sharing proxy at every budget.
 """
+
 from __future__ import annotations
 
 from ..core.files import figure, save_figure
 from ..runtime.metrics import window_ne
-from .proxies import WeightSharingProxy
 from ..runtime.model import build_model
 from ..runtime.trainer import TrainConfig, train
+from .proxies import WeightSharingProxy
 
 
 def kendall_tau(x, y) -> float:
@@ -40,9 +41,20 @@ def prefix_window_ne(result, budget: int) -> float:
     return window_ne(logits[:budget], labels[:budget])
 
 
-def run_proxy_study(space, data, models: int, long: int, budgets: list, pretrain: int, seed: int = 0,
-                    batch_size: int = 256, lr: float = 1e-3, progress: bool = True) -> dict:
+def run_proxy_study(
+    space,
+    data,
+    models: int,
+    long: int,
+    budgets: list,
+    pretrain: int,
+    seed: int = 0,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    progress: bool = True,
+) -> dict:
     from tqdm import tqdm
+
     archs = space.sample_many(models, seed)
     truth, early, shared = [], {b: [] for b in budgets}, {b: [] for b in budgets}
     ws = WeightSharingProxy(space, data, pretrain, seed, batch_size, lr, progress=progress)
@@ -55,9 +67,22 @@ def run_proxy_study(space, data, models: int, long: int, budgets: list, pretrain
         tuned = ws(arch, max(budgets))
         for b in budgets:
             shared[b].append(prefix_window_ne(tuned, b))
-    rows = [{"budget": b, "early_stop_tau": kendall_tau(early[b], truth), "weight_sharing_tau": kendall_tau(shared[b], truth)}
-            for b in budgets]
-    return {"space": space.name, "models": models, "long": long, "pretrain": pretrain, "rows": rows, "long_run_window_ne": truth}
+    rows = [
+        {
+            "budget": b,
+            "early_stop_tau": kendall_tau(early[b], truth),
+            "weight_sharing_tau": kendall_tau(shared[b], truth),
+        }
+        for b in budgets
+    ]
+    return {
+        "space": space.name,
+        "models": models,
+        "long": long,
+        "pretrain": pretrain,
+        "rows": rows,
+        "long_run_window_ne": truth,
+    }
 
 
 def plot_proxy_study(study: dict, path: str) -> None:

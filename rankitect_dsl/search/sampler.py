@@ -1,5 +1,6 @@
 """The RL sampler that proposes the next round's candidates: REINFORCE over the space's categorical
 decisions, scored by the predictor and the FLOPs constraint (in place of the paper's random sampler)."""
+
 from __future__ import annotations
 
 import math
@@ -38,9 +39,20 @@ def draw(logits: torch.Tensor, k: int, generator: torch.Generator, temperature: 
     return (logits / temperature + noise).argmax(-1).numpy()
 
 
-def rl_propose(space, predictor: Predictor, rule: FlopsRule, exclude: set, n: int, rng: np.random.Generator,
-               steps: int = 60, batch: int = 64, lr: float = 0.05, pool: int = 20, incumbent=None,
-               mutations: float = 2.0) -> list:
+def rl_propose(
+    space,
+    predictor: Predictor,
+    rule: FlopsRule,
+    exclude: set,
+    n: int,
+    rng: np.random.Generator,
+    steps: int = 60,
+    batch: int = 64,
+    lr: float = 0.05,
+    pool: int = 20,
+    incumbent=None,
+    mutations: float = 2.0,
+) -> list:
     """Train a policy (independent categoricals) with REINFORCE to minimise predicted NE + FLOPs penalty,
     then return the n best-predicted new subnets it samples (`exclude`: subnet keys already taken).
     The policy starts centred on the incumbent (the best arch so far, when given) and the few steps at a

@@ -5,6 +5,7 @@ Each trial carries the arch (JSON), its flat vector, its role (candidate, baseli
 pid and host of the worker evaluating it. A RUNNING trial whose worker is gone (same host, dead pid) was
 interrupted: it is marked FAIL and its arch is enqueued again, so it is retried and nothing finished is re-run.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,6 +20,7 @@ CANDIDATE, BASELINE, HALVING = "candidate", "baseline", "halving"
 
 def _optuna():
     import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna
 
@@ -26,7 +28,7 @@ def _optuna():
 def open_storage(url: str):
     optuna = _optuna()
     if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
+        path = url[len("sqlite:///") :]
         folder = os.path.dirname(path)
         if folder:
             try:
@@ -56,14 +58,18 @@ class StudyStore:
         self.optuna = optuna
         self.storage = open_storage(url)
         self.url = url
-        self.study = optuna.create_study(study_name=name, storage=self.storage, direction="minimize", load_if_exists=True)
+        self.study = optuna.create_study(
+            study_name=name, storage=self.storage, direction="minimize", load_if_exists=True
+        )
         self.name = name
         if meta:
             existing = self.study.user_attrs
             for key, value in meta.items():
                 if key in existing and existing[key] != value:
-                    raise RksError(f"study `{name}` in {url} was started with {key} = {existing[key]!r}, not {value!r}; "
-                                   f"use another --study name")
+                    raise RksError(
+                        f"study `{name}` in {url} was started with {key} = {existing[key]!r}, not {value!r}; "
+                        f"use another --study name"
+                    )
             for key, value in meta.items():
                 if key not in existing:
                     self.study.set_user_attr(key, value)
