@@ -108,8 +108,10 @@ class Block:
 class Linear(Block):
     name, adaptor, output, searched_dim = "linear", "flatten", "2d", True
     template_class, summary = "LinearBlock", "linear"
-    roles = (Role("w", (DIM, IN), "weight", "linear.weight"), Role("b", (DIM,), "bias", "linear.bias")) + _norm_roles(
-        DIM
+    roles = (
+        Role("w", (DIM, IN), "weight", "linear.weight"),
+        Role("b", (DIM,), "bias", "linear.bias"),
+        *_norm_roles(DIM),
     )
 
     def out_size(self, s):
@@ -129,8 +131,10 @@ class Linear(Block):
 class EmbedFCBlock(Block):
     name, adaptor, output, searched_dim = "embed_fc", "stack", "3d", True
     template_class, summary = "EmbedFC", "EmbedFC"
-    roles = (Role("w", (DIM, ROWS), "weight", "linear.weight"), Role("b", (DIM,), "bias", "linear.bias")) + _norm_roles(
-        EMBED
+    roles = (
+        Role("w", (DIM, ROWS), "weight", "linear.weight"),
+        Role("b", (DIM,), "bias", "linear.bias"),
+        *_norm_roles(EMBED),
     )
 
     def out_size(self, s):
@@ -153,7 +157,8 @@ class DotCompressedBlock(Block):
     roles = (
         Role("w", (DIM, ROWS), "weight", "compress.weight"),
         Role("b", (DIM,), "bias", "compress.bias"),
-    ) + _norm_roles(OUT)
+        *_norm_roles(OUT),
+    )
 
     def out_size(self, s):
         return s.stack_rows * s.dim
