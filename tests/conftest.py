@@ -29,3 +29,25 @@ def spaces():
 def _private_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own preprocessing cache (and subprocesses inherit it)."""
     monkeypatch.setenv("RKS_CACHE", str(tmp_path_factory.mktemp("rks-cache")))
+
+
+def search_cmd(db, budget, *extra, examples=3000):
+    return [
+        str(Path(sys.executable).parent / "rks"),
+        "search",
+        space_path("tiny"),
+        "--method",
+        "random",
+        "--data",
+        "synthetic:1",
+        "--budget",
+        str(budget),
+        "--proxy-examples",
+        str(examples),
+        "--storage",
+        f"sqlite:///{db}",
+        "--study",
+        "s",
+        "--json",
+        *extra,
+    ]

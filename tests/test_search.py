@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +13,7 @@ import optuna
 import pytest
 import torch
 
-from conftest import run_rks, space_path
+from conftest import run_rks, search_cmd, space_path
 from rankitect_dsl.data.loading import load_data
 from rankitect_dsl.search.constraints import FlopsRule, flops_range, parse_flops, valid_mask
 from rankitect_dsl.search.loop import centre_shares
@@ -22,30 +21,6 @@ from rankitect_dsl.search.pareto import pareto
 from rankitect_dsl.search.predictor import Predictor
 from rankitect_dsl.search.proxies import WeightSharingProxy
 from rankitect_dsl.search.sampler import rl_propose
-
-RKS = str(Path(sys.executable).parent / "rks")
-
-
-def search_cmd(db, budget, *extra, examples=3000):
-    return [
-        RKS,
-        "search",
-        space_path("tiny"),
-        "--method",
-        "random",
-        "--data",
-        "synthetic:1",
-        "--budget",
-        str(budget),
-        "--proxy-examples",
-        str(examples),
-        "--storage",
-        f"sqlite:///{db}",
-        "--study",
-        "s",
-        "--json",
-        *extra,
-    ]
 
 
 def trials(db):

@@ -2,12 +2,13 @@
 the FLOPs cap and target, the study's identity, what `--export` writes, and the weight-sharing schedule."""
 
 import json
+import subprocess
 import threading
 from types import SimpleNamespace
 
 import pytest
 
-from conftest import run_rks, space_path
+from conftest import run_rks, search_cmd, space_path
 from rankitect_dsl.search.loop import Search, SearchConfig
 from rankitect_dsl.search.study_store import HALVING, StudyStore
 
@@ -87,25 +88,8 @@ def test_a_study_refuses_another_space_method_or_data(tmp_path):
 
 def test_export_writes_the_best_trial(tmp_path):
     db = tmp_path / "e.db"
-    proc = run_rks(
-        "search",
-        space_path("tiny"),
-        "--method",
-        "random",
-        "--data",
-        "synthetic:1",
-        "--budget",
-        "4",
-        "--proxy-examples",
-        "600",
-        "--storage",
-        f"sqlite:///{db}",
-        "--study",
-        "s",
-        "--json",
-        "--export",
-        tmp_path / "out",
-    )
+    cmd = search_cmd(db, 4, "--export", tmp_path / "out", examples=600)
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-400:]
     store = StudyStore(f"sqlite:///{db}", "s")
     best = min(store.completed(), key=lambda t: t.value)

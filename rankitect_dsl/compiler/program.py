@@ -61,16 +61,6 @@ def build_program(plan: SubnetPlan) -> Program:
     modules, lines, helpers = [], [], set()
     flattened, fc_vars = {}, {}
 
-    def flat(x: str) -> str:
-        if x in var2d and x in var3d:
-            helpers.add("flatten_ports")
-            return f"flatten_ports({var2d[x]}, {var3d[x]})"
-        if x in var2d:
-            return var2d[x]
-        if x not in flattened:  # a 3D tensor read flat by several lines is flattened once
-            flattened[x] = f"{var3d[x]}.flatten(1)"
-        return flattened[x]
-
     def cat(parts) -> str:
         return parts[0] if len(parts) == 1 else f"torch.cat([{', '.join(parts)}], dim=1)"
 
@@ -81,17 +71,25 @@ def build_program(plan: SubnetPlan) -> Program:
         if cp.pair:
             flat_reads.update(cp.pair)
 
-    def flat_var(x: str, part: str) -> str:
-        """A 3D tensor read flat in several places is flattened once, into a variable of its own."""
-        if x in var3d and x not in var2d and flat_reads[x] > 1 and x not in flattened:
-            name = local_ns.create(f"{x}_flat")
-            lines.append(Line(name, f"{var3d[x]}.flatten(1)", f"B×{plan.ports[x].rows3d * d}", "flattened once", part))
-            flattened[x] = name
-        return flat(x)
+    def flat(x: str, part: str) -> str:
+        """The flatten adaptor's view of `x`; a 3D tensor read flat in several places is flattened once,
+        into a variable of its own."""
+        if x in var2d and x in var3d:
+            helpers.add("flatten_ports")
+            return f"flatten_ports({var2d[x]}, {var3d[x]})"
+        if x in var2d:
+            return var2d[x]
+        if x not in flattened:
+            flattened[x] = f"{var3d[x]}.flatten(1)"
+            if flat_reads[x] > 1:
+                name = local_ns.create(f"{x}_flat")
+                lines.append(Line(name, flattened[x], f"B×{plan.ports[x].rows3d * d}", "flattened once", part))
+                flattened[x] = name
+        return flattened[x]
 
     for cp in plan.choices:
         stack_expr = None
-        if cp.stack_attr or any(REGISTRY[bp.block].adaptor == "stack" for bp in cp.blocks):
+        if any(REGISTRY[bp.block].adaptor == "stack" for bp in cp.blocks):
             twod = list(cp.stack)
             if twod:
                 widths = [f"nn.Linear({plan.ports[x].width2d}, {d})" for x in twod]
@@ -128,7 +126,7 @@ def build_program(plan: SubnetPlan) -> Program:
             target = local_ns.create(f"{cp.name}_{bp.block}") if merged else cp.name
             if block.adaptor == "flatten":
                 over = f"over {', '.join(cp.inputs)}"
-                arg = cat([flat_var(x, cp.name) for x in cp.inputs])
+                arg = cat([flat(x, cp.name) for x in cp.inputs])
             elif block.adaptor == "stack":
                 over = f"over {', '.join(cp.inputs)}"
                 arg = stack_expr
@@ -148,7 +146,7 @@ def build_program(plan: SubnetPlan) -> Program:
                     lines.append(
                         Line(
                             fc_vars[(i, j)],
-                            f"self.{pp.attr}({flat_var(i, pair_part(i, j))})",
+                            f"self.{pp.attr}({flat(i, pair_part(i, j))})",
                             f"B×{pp.right}",
                             f"FC_ij({i} → {j})",
                             pair_part(i, j),
@@ -156,7 +154,7 @@ def build_program(plan: SubnetPlan) -> Program:
                     )
                     helpers.add(PAIR_FC.template_class)
                 over = f"of ({i}, {j})"
-                arg = f"{fc_vars[(i, j)]}, {flat_var(j, cp.name)}"
+                arg = f"{fc_vars[(i, j)]}, {flat(j, cp.name)}"
             modules.append(
                 ModuleDecl(
                     bp.attr, block.template_class, block.module_args(bp.sizes), f"{cp.name}: {block.summary} {over}"
@@ -188,7 +186,7 @@ def build_program(plan: SubnetPlan) -> Program:
     modules.append(
         ModuleDecl(plan.head_attr, "nn.Linear", f"{plan.head_in}, 1", "final classifier: one logit per example")
     )
-    result = f"self.{plan.head_attr}({cat([flat_var(x, 'head') for x in spec.outputs])}).squeeze(-1)"
+    result = f"self.{plan.head_attr}({cat([flat(x, 'head') for x in spec.outputs])}).squeeze(-1)"
     logit = local_ns.create("logit")
     lines.append(Line(logit, result, "B", part="head"))
     return Program(spec.name, modules, lines, logit, (dense, sparse), helpers)
