@@ -100,27 +100,31 @@ class Space:
         """Dense parameters as a sympy expression in the decision indicators."""
         return self.cost.params_expr
 
-    @staticmethod
-    def is_merged(arch: Arch) -> bool:
-        """Whether a choice of the arch runs several blocks at once (paper 4.2.3): no flat encoding."""
-        return any(len(ca.blocks) > 1 for ca in arch.choices.values())
+    def has_encoding(self, arch: Arch) -> bool:
+        """Whether the arch has a flat encoding: one block per choice (merged models, paper 4.2.3, run several)
+        and one searched pair per gating/sum block (a set of pairs has none)."""
+        return all(
+            len(ca.blocks) == 1 and (len(ca.pairs) <= 1 or self.spec.choice_by_name[name].fixed_pairs is not None)
+            for name, ca in arch.choices.items()
+            if name in self.spec.choice_by_name
+        )
 
     def flops(self, arch: Arch) -> int:
         """FLOPs per example of the arch's subnet (only choices that reach the output count)."""
-        if self.is_merged(arch):
+        if not self.has_encoding(arch):
             return sum(v["flops"] for v in self.cost_breakdown(arch).values())
         return self.cost.evaluate(self.encode(arch))[0]
 
     def params(self, arch: Arch) -> int:
         """Dense parameters of the arch's subnet (embedding tables excluded)."""
-        if self.is_merged(arch):
+        if not self.has_encoding(arch):
             return sum(v["params"] for v in self.cost_breakdown(arch).values())
         return self.cost.evaluate(self.encode(arch))[1]
 
     def cost_breakdown(self, arch: Arch) -> dict:
         """Per choice (and per shared FC_ij, and the head): FLOPs and params. From the formulas when the
         arch has a flat encoding (unreached parts are 0), else from its plan (reached parts only)."""
-        if self.is_merged(arch):
+        if not self.has_encoding(arch):
             from .compiler.cost import plan_cost
 
             self.validate(arch)
@@ -178,12 +182,23 @@ class Space:
 
         return supernet_source(self.spec, self.layout, len(self.decisions), self.size)
 
-    def supernet(self):
-        """A fresh masked supernet (maximal weights for every block)."""
+    def supernet(self, checkpoint_activations: bool = False):
+        """A fresh masked supernet (maximal weights for every block). With `checkpoint_activations` the mask
+        path keeps only each choice's outputs for backward and recomputes the rest: memory for compute."""
         from .compiler.codegen import class_name, load_module
 
         module = load_module(self.supernet_source(), f"{self.name}_supernet")
-        return getattr(module, class_name(self.name, "Supernet"))()
+        return getattr(module, class_name(self.name, "Supernet"))(checkpoint_activations=checkpoint_activations)
+
+    def masks(self, arch: Arch, like=None) -> dict:
+        """The arch's 0/1 masks in the supernet's mask layout (see `runtime.supernet`), so that
+        `net(dense, sparse, masks=space.masks(arch))` runs the arch on the mask path. Tensors take the dtype
+        and device of `like` (default float32, CPU)."""
+        import torch
+
+        from .runtime.supernet import hard_masks
+
+        return hard_masks(self.spec, arch, like if like is not None else torch.zeros(()))
 
     def subnet_source(self, arch: Arch) -> str:
         """Readable standalone PyTorch for the arch, its comments carrying the cost model's counts."""

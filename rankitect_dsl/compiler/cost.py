@@ -66,13 +66,26 @@ class CostModel:
         return self._sym(c.name, "input", x, 1)
 
     def side(self, c, x, kind):
-        if x not in c.candidates or not c.pair_blocks:
+        """Whether x is the left (right) input of the choice's one searched pair."""
+        if x not in c.candidates or not c.pair_blocks or c.fixed_pairs is not None:
             return ZERO
-        if c.fixed_pair:
-            return ONE if c.fixed_pair[0 if kind == "left" else 1] == x else ZERO
         if len(c.candidates) == 1:
             return ONE
         return self._sym(c.name, kind, None, c.candidates.index(x))
+
+    def pair_on(self, c, i, j):
+        """Whether pair (i, j) is among those the choice's gating/sum block sums."""
+        if c.fixed_pairs is not None:
+            return ONE if (i, j) in c.fixed_pairs else ZERO
+        return self.side(c, i, "left") * self.side(c, j, "right")
+
+    def pair_width(self, c, flat):
+        """The gating/sum block's output width: its right input's, or for a frozen set of pairs over the
+        raw inputs (the checker allows no other set), the widest right's (their features are leading)."""
+        if c.fixed_pairs is not None:
+            rights = list(dict.fromkeys(j for _, j in c.fixed_pairs))
+            return flat[rights[0]] if len(rights) == 1 else sp.Max(*[flat[j] for j in rights])
+        return sp.Add(*[self.side(c, j, "right") * flat[j] for j in c.candidates])
 
     def dim(self, c, b):
         opts = c.dims[b]
@@ -105,7 +118,7 @@ class CostModel:
             lin_in = self.let(f"linear_in({c.name})", sp.Add(*[self.on(c, x) * flat[x] for x in c.candidates]))
             proj_flops = sp.Add(*[self.on(c, x) * stack_flops(w2d[x], d) for x in c.candidates])
             proj_params = sp.Add(*[self.on(c, x) * stack_params(w2d[x], d, has2d[x]) for x in c.candidates])
-            right_flat = sp.Add(*[self.side(c, j, "right") * flat[j] for j in c.candidates])
+            right_flat = self.pair_width(c, flat) if c.pair_blocks else ZERO
             f, p, width, rows3d, is3d = ZERO, ZERO, ZERO, ZERO, ZERO
             for b in c.blocks:
                 block, blk = REGISTRY[b], self.blk(c, b)
@@ -138,8 +151,12 @@ class CostModel:
     def _uses(self, k, c):
         """Whether choice k reads c, as a formula in k's decisions."""
         multi = sp.Add(*[self.blk(k, b) for b in k.multi_hot_blocks]) * self.on(k, c)
-        left, right = self.side(k, c, "left"), self.side(k, c, "right")
-        pair = sp.Add(*[self.blk(k, b) for b in k.pair_blocks]) * (left + right - left * right)
+        if k.fixed_pairs is not None:
+            read = ONE if any(c in pair for pair in k.fixed_pairs) else ZERO
+        else:
+            left, right = self.side(k, c, "left"), self.side(k, c, "right")
+            read = left + right - left * right
+        pair = sp.Add(*[self.blk(k, b) for b in k.pair_blocks]) * read
         return multi + pair
 
     def _reachability(self) -> dict:
@@ -164,11 +181,8 @@ class CostModel:
             if not c.pair_blocks:
                 continue
             any_pair = sp.Add(*[self.blk(c, b) for b in c.pair_blocks])
-            pairs = [c.fixed_pair] if c.fixed_pair else [(i, j) for i in c.candidates for j in c.candidates]
-            for i, j in pairs:
-                users.setdefault((i, j), []).append(
-                    reached[c.name] * any_pair * self.side(c, i, "left") * self.side(c, j, "right")
-                )
+            for i, j in c.pairs:
+                users.setdefault((i, j), []).append(reached[c.name] * any_pair * self.pair_on(c, i, j))
         return {
             pair: self.let(f"used({pair_part(*pair)})", ONE - sp.Mul(*[ONE - u for u in us]))
             for pair, us in users.items()

@@ -14,10 +14,24 @@ from ..core.arch import Arch, ChoiceArch
 from ..core.blocks import HEAD, PAIR_FC, REGISTRY, STACK, Sizes
 from ..core.graph import active_choices
 from ..core.names import Namespace, block_param, head_param, pair_param, pair_part, stack_param
-from ..core.shapes import Port, full_selection, infer, input_ports
+from ..core.shapes import (
+    Port,
+    Positions,
+    count,
+    full_selection,
+    grid,
+    infer,
+    input_ports,
+    is_prefix,
+    leading,
+    place,
+    shift,
+    to_ranges,
+    union,
+)
 from ..core.spec import SpaceSpec
 
-Ranges = Optional[tuple[tuple[int, int], ...]]  # None: the whole dimension
+Ranges = Optional[Positions]  # None: the whole dimension
 
 
 @dataclass(frozen=True)
@@ -48,12 +62,7 @@ class SupernetLayout:
         for c in spec.choices:
             self.ports[c.name] = self.shapes[c.name].port
         self.pairs = sorted(
-            {
-                (i, j)
-                for c in spec.choices
-                if c.pair_blocks
-                for i, j in ([c.fixed_pair] if c.fixed_pair else [(a, b) for a in c.candidates for b in c.candidates])
-            },
+            {pair for c in spec.choices if c.pair_blocks for pair in c.pairs},
             key=lambda p: (self.order(p[0]), self.order(p[1])),
         )
         self.params: dict[str, tuple] = {}
@@ -79,6 +88,11 @@ class SupernetLayout:
             out[n] = off
             off += self.flat(n)
         return out
+
+    def flat_positions(self, name: str, pos2d: Positions, rows3d: int) -> Positions:
+        """Where a node's flattened features sit in its maximal flat tensor: its 2D features, then its 3D rows
+        after the whole maximal 2D part."""
+        return union(pos2d, shift(leading(rows3d * self.d), self.ports[name].width2d))
 
     def row_offsets(self, names) -> dict:
         """Offsets of each name's rows in a stack over `names`: one row for a 2D part, then its 3D rows."""
@@ -144,13 +158,16 @@ class BlockPlan:
     out: int  # 2D width, or 3D rows for a 3D block
     sizes: Sizes  # what the block's formulas read, at this subnet's widths
     params: dict  # role -> Slice
+    positions: Positions  # a 2D block's output features in the choice's maximal 2D tensor
+    at: Optional[Positions] = None  # where they sit in the choice's 2D output, when not its first features
 
 
 @dataclass
 class ChoicePlan:
     name: str
     inputs: tuple[str, ...]  # candidate order
-    pair: Optional[tuple[str, str]]
+    pairs: tuple[tuple[str, str], ...]  # the pairs its gating/sum block sums (Eq. 2)
+    pair_at: dict  # pair -> where its interaction sits in the pair block's output (None: its first features)
     stack_rows: int
     linear_in: int
     stack: dict  # input name -> {"w": Slice, "b": Slice} for 2D inputs of a stack adaptor
@@ -202,10 +219,6 @@ class SubnetPlan:
         return out
 
 
-def _range(stop: int, start: int = 0):
-    return ((start, start + stop),)
-
-
 @lru_cache(maxsize=1)
 def _module_attributes() -> frozenset:
     """What an attribute of the subnet module may not be called: nn.Module's own attributes."""
@@ -214,76 +227,105 @@ def _module_attributes() -> frozenset:
     return frozenset(dir(nn.Module))
 
 
+def _at(p: Positions, within: Positions) -> Optional[Positions]:
+    """Where `p`'s features sit in the gap-free order of `within`; None when they are its first ones."""
+    return None if is_prefix(p, within) else to_ranges(place(p, within))
+
+
 def build_plan(spec: SpaceSpec, arch: Arch, layout: Optional[SupernetLayout] = None) -> SubnetPlan:
+    """The subnet of `arch`: each feature keeps its supernet position's weights, in supernet order."""
     layout = layout or SupernetLayout(spec)
-    d = spec.embed_dim
-    active = active_choices(spec, arch)
+    d, top = spec.embed_dim, full_selection(spec)
     ports = input_ports(spec)
+    flat_pos = {spec.dense.name: leading(spec.dense.width), spec.embed.name: leading(spec.embed.count * d)}
     attrs = Namespace(_module_attributes())
     plans, pairs = [], {}
-    for name in active:
+    for name in active_choices(spec, arch):
         c = spec.choice_by_name[name]
         ca: ChoiceArch = arch.choices[name]
         inputs = tuple(x for x in c.candidates if x in ca.inputs)
-        cols = layout.column_offsets(c.candidates)
-        rows = layout.row_offsets(c.candidates)
-        linear_cols = tuple((cols[x], cols[x] + ports[x].flat(d)) for x in inputs)
-        stack_idx = []
-        for x in inputs:
-            if ports[x].width2d:
-                stack_idx.append((rows[x], rows[x] + 1))
-            if ports[x].rows3d:
-                start = rows[x] + (1 if layout.ports[x].width2d else 0)
-                stack_idx.append((start, start + ports[x].rows3d))
-        stack_rows = sum(ports[x].stack_rows() for x in inputs)
-        linear_in = sum(ports[x].flat(d) for x in inputs)
-        axis_ranges = {"in": tuple(linear_cols), "rows": tuple(stack_idx), "embed": None}
+        cols, rows = layout.column_offsets(c.candidates), layout.row_offsets(c.candidates)
+        in_pos = union(*[shift(flat_pos[x], cols[x]) for x in inputs])
+        row_pos = union(
+            *[((rows[x], rows[x] + 1),) if ports[x].width2d else () for x in inputs],
+            *[shift(leading(ports[x].rows3d), rows[x] + (1 if layout.ports[x].width2d else 0)) for x in inputs],
+        )
         stack, stack_attr = {}, None
         if any(REGISTRY[b].adaptor == "stack" for b in ca.blocks):
             stack = {
                 x: {
-                    "w": Slice(stack_param(name, x, "w"), (None, _range(ports[x].width2d))),
+                    "w": Slice(stack_param(name, x, "w"), (None, _pos2d(layout, x, flat_pos[x]))),
                     "b": Slice(stack_param(name, x, "b"), (None,)),
                 }
                 for x in inputs
                 if ports[x].width2d
             }
             stack_attr = attrs.create(f"{name}_stack") if stack else None
-        blocks = []
-        merged = len(ca.blocks) > 1
-        pair = ca.pair if any(not REGISTRY[b].multi_hot for b in ca.blocks) else None
+        pair_blocks = [b for b in ca.blocks if not REGISTRY[b].multi_hot]
+        pair_pos = union(*[flat_pos[j] for _, j in ca.pairs]) if pair_blocks else ()
+        blocks, merged = [], len(ca.blocks) > 1
         for b in ca.blocks:
             block = REGISTRY[b]
-            wj = ports[pair[1]].flat(d) if pair else 0
-            sizes = Sizes(ca.dims.get(b, 0), linear_in, stack_rows, wj, d)
-            out = block.out_size(sizes)
-            ranges = dict(axis_ranges, dim=_range(sizes.dim), out=_range(out))
+            sizes = Sizes(ca.dims.get(b, 0), count(in_pos), count(row_pos), count(pair_pos), d)
+            if block.output == "3d":
+                positions = ()
+            elif block.multi_hot and block.adaptor == "flatten":
+                positions = leading(sizes.dim)
+            elif block.multi_hot:
+                positions = grid(row_pos, top[name].dims[b], sizes.dim)
+            else:
+                positions = pair_pos
+            ranges = {"dim": leading(sizes.dim), "in": in_pos, "rows": row_pos, "embed": None, "out": positions}
             params = {
                 role.name: Slice(block_param(name, b, role.name), tuple(ranges[a] for a in role.axes))
                 for role in block.roles
             }
-            blocks.append(BlockPlan(b, attrs.create(f"{name}_{b}" if merged else name), out, sizes, params))
-            if pair and not block.multi_hot and pair not in pairs:
-                i, j = pair
-                wi = ports[i].flat(d)
-                pairs[pair] = PairPlan(
-                    attrs.create(pair_part(i, j)),
-                    wi,
-                    wj,
-                    {
-                        "w1": Slice(pair_param(i, j, "w1"), (None, _range(wi))),
-                        "b1": Slice(pair_param(i, j, "b1"), (None,)),
-                        "w2": Slice(pair_param(i, j, "w2"), (_range(wj), None)),
-                        "b2": Slice(pair_param(i, j, "b2"), (_range(wj),)),
-                    },
-                )
-        width2d = max([bp.out for bp in blocks if REGISTRY[bp.block].output == "2d"], default=0)
+            attr = attrs.create(f"{name}_{b}" if merged else name)
+            blocks.append(BlockPlan(b, attr, block.out_size(sizes), sizes, params, positions))
+        pair_at = {}
+        if pair_blocks:
+            for i, j in ca.pairs:
+                pair_at[(i, j)] = _at(flat_pos[j], pair_pos)
+                if (i, j) not in pairs:
+                    pairs[(i, j)] = PairPlan(
+                        attrs.create(pair_part(i, j)),
+                        count(flat_pos[i]),
+                        count(flat_pos[j]),
+                        {
+                            "w1": Slice(pair_param(i, j, "w1"), (None, flat_pos[i])),
+                            "b1": Slice(pair_param(i, j, "b1"), (None,)),
+                            "w2": Slice(pair_param(i, j, "w2"), (flat_pos[j], None)),
+                            "b2": Slice(pair_param(i, j, "b2"), (flat_pos[j],)),
+                        },
+                    )
+        twod = [bp for bp in blocks if REGISTRY[bp.block].output == "2d"]
+        pos2d = union(*[bp.positions for bp in twod])
+        for bp in twod:
+            bp.at = _at(bp.positions, pos2d)
         rows3d = next((bp.out for bp in blocks if REGISTRY[bp.block].output == "3d"), 0)
-        port = Port(width2d, rows3d)
-        ports[name] = port
-        plans.append(ChoicePlan(name, inputs, pair, stack_rows, linear_in, stack, stack_attr, blocks, port))
+        ports[name] = Port(count(pos2d), rows3d)
+        flat_pos[name] = layout.flat_positions(name, pos2d, rows3d)
+        plans.append(
+            ChoicePlan(
+                name,
+                inputs,
+                ca.pairs if pair_blocks else (),
+                pair_at,
+                count(row_pos),
+                count(in_pos),
+                stack,
+                stack_attr,
+                blocks,
+                ports[name],
+            )
+        )
     cols = layout.column_offsets(spec.outputs)
-    head_cols = tuple((cols[x], cols[x] + ports[x].flat(d)) for x in spec.outputs)
-    head = {"w": Slice(head_param("w"), (None, head_cols)), "b": Slice(head_param("b"), (None,))}
-    head_in = sum(ports[x].flat(d) for x in spec.outputs)
-    return SubnetPlan(spec, arch, plans, ports, pairs, head, attrs.create("head"), head_in, d)
+    head_pos = union(*[shift(flat_pos[x], cols[x]) for x in spec.outputs])
+    head = {"w": Slice(head_param("w"), (None, head_pos)), "b": Slice(head_param("b"), (None,))}
+    return SubnetPlan(spec, arch, plans, ports, pairs, head, attrs.create("head"), count(head_pos), d)
+
+
+def _pos2d(layout: SupernetLayout, name: str, flat_pos: Positions) -> Positions:
+    """The 2D part of a node's flat positions (those before its maximal 2D width)."""
+    width = layout.ports[name].width2d
+    return tuple((a, min(b, width)) for a, b in flat_pos if a < width)

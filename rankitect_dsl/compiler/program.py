@@ -68,24 +68,30 @@ def build_program(plan: SubnetPlan) -> Program:
     for cp in plan.choices:
         if any(REGISTRY[bp.block].adaptor == "flatten" for bp in cp.blocks):
             flat_reads.update(cp.inputs)
-        if cp.pair:
-            flat_reads.update(cp.pair)
+        for pair in cp.pairs:
+            flat_reads.update(pair)
 
     def flat(x: str, part: str) -> str:
-        """The flatten adaptor's view of `x`; a 3D tensor read flat in several places is flattened once,
-        into a variable of its own."""
-        if x in var2d and x in var3d:
-            helpers.add("flatten_ports")
-            return f"flatten_ports({var2d[x]}, {var3d[x]})"
-        if x in var2d:
+        """The flatten adaptor's view of `x`: its 2D part, then its 3D part flattened. One read flat in
+        several places is built once, into a variable of its own."""
+        if x in var2d and x not in var3d:
             return var2d[x]
         if x not in flattened:
-            flattened[x] = f"{var3d[x]}.flatten(1)"
+            f3 = f"{var3d[x]}.flatten(1)"
+            flattened[x] = f"torch.cat([{var2d[x]}, {f3}], dim=1)" if x in var2d else f3
             if flat_reads[x] > 1:
                 name = local_ns.create(f"{x}_flat")
-                lines.append(Line(name, flattened[x], f"B×{plan.ports[x].rows3d * d}", "flattened once", part))
+                note = "2D and 3D outputs, concatenated" if x in var2d else "flattened once"
+                lines.append(Line(name, flattened[x], f"B×{plan.ports[x].flat(d)}", note, part))
                 flattened[x] = name
         return flattened[x]
+
+    def aligned(expr: str, width: int, out: int, at) -> str:
+        """`expr` (B×width) as features of a B×out tensor: itself, zero-padded, or placed at ranges."""
+        if at is not None:
+            helpers.add("place_at")
+            return f"place_at({expr}, {out}, {tuple(at)})"
+        return expr if width == out else f"F.pad({expr}, (0, {out - width}))"
 
     for cp in plan.choices:
         stack_expr = None
@@ -131,30 +137,34 @@ def build_program(plan: SubnetPlan) -> Program:
                 over = f"over {', '.join(cp.inputs)}"
                 arg = stack_expr
             else:
-                i, j = cp.pair
-                pp = plan.pairs[(i, j)]
-                if (i, j) not in fc_vars:
-                    fc_vars[(i, j)] = local_ns.create(pair_part(i, j))
-                    modules.append(
-                        ModuleDecl(
-                            pp.attr,
-                            PAIR_FC.template_class,
-                            f"{pp.left}, {bn}, {pp.right}",
-                            f"FC_ij from {i} to {j}, shared by every choice using this pair",
+                args = []
+                for i, j in cp.pairs:
+                    pp = plan.pairs[(i, j)]
+                    if (i, j) not in fc_vars:
+                        fc_vars[(i, j)] = local_ns.create(pair_part(i, j))
+                        modules.append(
+                            ModuleDecl(
+                                pp.attr,
+                                PAIR_FC.template_class,
+                                f"{pp.left}, {bn}, {pp.right}",
+                                f"FC_ij from {i} to {j}, shared by every choice using this pair",
+                            )
                         )
-                    )
-                    lines.append(
-                        Line(
-                            fc_vars[(i, j)],
-                            f"self.{pp.attr}({flat(i, pair_part(i, j))})",
-                            f"B×{pp.right}",
-                            f"FC_ij({i} → {j})",
-                            pair_part(i, j),
+                        lines.append(
+                            Line(
+                                fc_vars[(i, j)],
+                                f"self.{pp.attr}({flat(i, pair_part(i, j))})",
+                                f"B×{pp.right}",
+                                f"FC_ij({i} → {j})",
+                                pair_part(i, j),
+                            )
                         )
-                    )
-                    helpers.add(PAIR_FC.template_class)
-                over = f"of ({i}, {j})"
-                arg = f"{fc_vars[(i, j)]}, {flat(j, cp.name)}"
+                        helpers.add(PAIR_FC.template_class)
+                    at = cp.pair_at[(i, j)]
+                    fc, xj = fc_vars[(i, j)], flat(j, cp.name)
+                    args.append(f"({aligned(fc, pp.right, bp.out, at)}, {aligned(xj, pp.right, bp.out, at)})")
+                over = "of " + ", ".join(f"({i}, {j})" for i, j in cp.pairs)
+                arg = ", ".join(args)
             modules.append(
                 ModuleDecl(
                     bp.attr, block.template_class, block.module_args(bp.sizes), f"{cp.name}: {block.summary} {over}"
@@ -166,22 +176,19 @@ def build_program(plan: SubnetPlan) -> Program:
             if block.output == "3d":
                 var3d[cp.name] = target
             else:
-                outs2d.append((target, bp.out))
+                outs2d.append((target, bp.out, bp))
         if outs2d:
             if len(outs2d) == 1:
                 var2d[cp.name] = outs2d[0][0]
             else:
-                helpers.add("pad_sum")
-                width = max(w for _, w in outs2d)
-                lines.append(
-                    Line(
-                        cp.name,
-                        f"pad_sum([{', '.join(t for t, _ in outs2d)}])",
-                        f"B×{width}",
-                        "zero-padded sum",
-                        cp.name,
-                    )
-                )
+                width = cp.port.width2d
+                if all(bp.at is None for _, _, bp in outs2d):
+                    helpers.add("pad_sum")
+                    expr, note = f"pad_sum([{', '.join(t for t, _, _ in outs2d)}])", "zero-padded sum"
+                else:
+                    expr = " + ".join(aligned(t, w, width, bp.at) for t, w, bp in outs2d)
+                    note = "summed at their supernet positions"
+                lines.append(Line(cp.name, expr, f"B×{width}", note, cp.name))
                 var2d[cp.name] = cp.name
     modules.append(
         ModuleDecl(plan.head_attr, "nn.Linear", f"{plan.head_in}, 1", "final classifier: one logit per example")

@@ -13,15 +13,17 @@ from .errors import ArchError
 class ChoiceArch:
     blocks: tuple[str, ...]
     inputs: tuple[str, ...] = ()
-    pair: Optional[tuple[str, str]] = None
+    pairs: tuple[tuple[str, str], ...] = ()  # the (left, right) pairs of a gating/sum block (Eq. 2 sums them)
     dims: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         out = {"blocks": list(self.blocks)}
         if self.inputs:
             out["inputs"] = list(self.inputs)
-        if self.pair is not None:
-            out["pair"] = list(self.pair)
+        if len(self.pairs) == 1:
+            out["pair"] = list(self.pairs[0])
+        elif self.pairs:
+            out["pairs"] = [list(p) for p in self.pairs]
         if self.dims:
             out["dims"] = dict(self.dims)
         return out
@@ -30,21 +32,34 @@ class ChoiceArch:
     def from_dict(cls, data, path: str) -> "ChoiceArch":
         if not isinstance(data, dict):
             raise ArchError("expected an object with `blocks`", path)
-        unknown = set(data) - {"blocks", "inputs", "pair", "dims"}
+        unknown = set(data) - {"blocks", "inputs", "pair", "pairs", "dims"}
         if unknown:
-            raise ArchError(f"unknown key(s) {', '.join(sorted(unknown))}; expected blocks, inputs, pair, dims", path)
+            raise ArchError(
+                f"unknown key(s) {', '.join(sorted(unknown))}; expected blocks, inputs, pair, pairs, dims", path
+            )
         blocks = _str_list(data.get("blocks"), f"{path}.blocks")
         inputs = _str_list(data.get("inputs", []), f"{path}.inputs")
-        pair = data.get("pair")
-        if pair is not None:
-            pair = _str_list(pair, f"{path}.pair")
-            if len(pair) != 2:
-                raise ArchError(f"a pair has two names (left, right), got {len(pair)}", f"{path}.pair")
-            pair = (pair[0], pair[1])
+        if "pair" in data and "pairs" in data:
+            raise ArchError("give `pair` (one) or `pairs` (a list), not both", f"{path}.pairs")
+        if "pair" in data:
+            pairs = (_pair(data["pair"], f"{path}.pair"),)
+        elif "pairs" in data:
+            if not isinstance(data["pairs"], list) or not data["pairs"]:
+                raise ArchError("expected a non-empty list of [left, right] pairs", f"{path}.pairs")
+            pairs = tuple(_pair(p, f"{path}.pairs[{k}]") for k, p in enumerate(data["pairs"]))
+        else:
+            pairs = ()
         dims = data.get("dims", {})
         if not isinstance(dims, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in dims.values()):
             raise ArchError("dims must map block names to integers", f"{path}.dims")
-        return cls(tuple(blocks), tuple(inputs), pair, dict(dims))
+        return cls(tuple(blocks), tuple(inputs), pairs, dict(dims))
+
+
+def _pair(value, path) -> tuple[str, str]:
+    names = _str_list(value, path)
+    if len(names) != 2:
+        raise ArchError(f"a pair has two names (left, right), got {len(names)}", path)
+    return (names[0], names[1])
 
 
 def _str_list(value, path) -> list[str]:

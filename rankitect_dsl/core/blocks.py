@@ -49,9 +49,19 @@ def _norm_roles(axis: str) -> tuple[Role, Role]:
     return (Role("ln_w", (axis,), "ones", "norm.weight"), Role("ln_b", (axis,), "zeros", "norm.bias"))
 
 
-def norm_act(F, y, p):
-    """LayerNorm over the last axis, then the activation: what follows every block."""
-    return F.relu(F.layer_norm(y, (y.shape[-1],), p["ln_w"], p["ln_b"]))
+LN_EPS = 1e-5  # nn.LayerNorm's default
+
+
+def norm_act(F, y, p, mask=None):
+    """LayerNorm over the last axis, then the activation: what follows every block. With a feature mask
+    (0/1 or soft weights over the maximal width) the statistics are the mask-weighted ones and the output is
+    weighed by the mask, so a 0/1 mask normalises exactly the active features, as the subnet does."""
+    if mask is None:
+        return F.relu(F.layer_norm(y, (y.shape[-1],), p["ln_w"], p["ln_b"], LN_EPS))
+    n = mask.sum(-1, keepdim=True).clamp_min(1e-12)
+    centred = y - (y * mask).sum(-1, keepdim=True) / n
+    var = (centred * centred * mask).sum(-1, keepdim=True) / n
+    return F.relu(centred * (var + LN_EPS).rsqrt() * p["ln_w"] + p["ln_b"]) * mask
 
 
 def compress(F, x, w, b):
@@ -99,9 +109,16 @@ class Block:
         """The template class's constructor arguments."""
         raise NotImplementedError
 
-    def apply(self, F, x, p, dim_mask=None):
-        """The supernet operation (norm and activation included) on the adaptor's output `x`; with a dim
-        mask (soft or hard, over the maximal dim) the output is weighed by it at maximal width."""
+    def apply(self, F, x, p, masks=None):
+        """The block's operation (norm and activation included) on the adaptor's output `x`. Without masks
+        `x` and `p` are at the subnet's widths. With masks (at maximal widths; 0/1, soft, per batch or per
+        example) it computes the same features at their maximal positions, zero elsewhere: `masks["dim"]`
+        weighs the searched dim (leading ones), `masks["rows"]` the stacked input rows, `masks["out"]` the
+        output features of a pair block."""
+        raise NotImplementedError
+
+    def feature_mask(self, masks):
+        """The weight of each output feature (2D) or row (3D) at maximal width, under `masks`."""
         raise NotImplementedError
 
 
@@ -123,9 +140,11 @@ class Linear(Block):
     def module_args(self, s):
         return f"{s.linear_in}, {s.dim}"
 
-    def apply(self, F, x, p, dim_mask=None):
-        y = norm_act(F, F.linear(x, p["w"], p["b"]), p)
-        return y if dim_mask is None else y * dim_mask
+    def apply(self, F, x, p, masks=None):
+        return norm_act(F, F.linear(x, p["w"], p["b"]), p, None if masks is None else masks["dim"])
+
+    def feature_mask(self, masks):
+        return masks["dim"]
 
 
 class EmbedFCBlock(Block):
@@ -146,9 +165,12 @@ class EmbedFCBlock(Block):
     def module_args(self, s):
         return f"{s.stack_rows}, {s.dim}, {s.embed_dim}"
 
-    def apply(self, F, x, p, dim_mask=None):
+    def apply(self, F, x, p, masks=None):
         y = norm_act(F, compress(F, x, p["w"], p["b"]).transpose(1, 2), p)
-        return y if dim_mask is None else y * dim_mask.unsqueeze(-1)
+        return y if masks is None else y * masks["dim"].unsqueeze(-1)
+
+    def feature_mask(self, masks):
+        return masks["dim"]
 
 
 class DotCompressedBlock(Block):
@@ -169,14 +191,14 @@ class DotCompressedBlock(Block):
     def module_args(self, s):
         return f"{s.stack_rows}, {s.dim}"
 
-    def apply(self, F, x, p, dim_mask=None):
-        e = compress(F, x, p["w"], p["b"])
-        if dim_mask is not None:
-            e = e * dim_mask.unsqueeze(-2)
-        z = norm_act(F, x.bmm(e).flatten(1), p)
-        if dim_mask is not None:
-            z = z * dim_mask.repeat(*([1] * (dim_mask.dim() - 1)), x.shape[1])
-        return z
+    def apply(self, F, x, p, masks=None):
+        z = x.bmm(compress(F, x, p["w"], p["b"])).flatten(1)
+        return norm_act(F, z, p, None if masks is None else self.feature_mask(masks))
+
+    def feature_mask(self, masks):
+        """Feature (row n, compressed row m) sits at n·M_max + m on every path; a subnet keeps the active
+        ones in that order."""
+        return (masks["rows"].unsqueeze(-1) * masks["dim"].unsqueeze(-2)).flatten(-2)
 
 
 class PairBlock(Block):
@@ -197,8 +219,12 @@ class PairBlock(Block):
     def combine(self, F, fc_i, x_j):
         raise NotImplementedError
 
-    def apply(self, F, x, p, dim_mask=None):
-        return norm_act(F, x, p)
+    def apply(self, F, x, p, masks=None):
+        """`x` is the sum of the pairs' interactions (Eq. 2)."""
+        return norm_act(F, x, p, None if masks is None else masks["out"])
+
+    def feature_mask(self, masks):
+        return masks["out"]
 
 
 class GatingBlock(PairBlock):

@@ -32,7 +32,7 @@ def choice_decisions(c: ChoiceSpec) -> list[Decision]:
         out.append(Decision(decision_name(c.name, "block"), len(c.blocks), c.name, "block"))
     if c.multi_hot_blocks and not c.fixed_inputs and len(c.candidates) > 1:
         out += [Decision(decision_name(c.name, "input", i), 2, c.name, "input", i) for i in c.candidates]
-    if c.pair_blocks and c.fixed_pair is None and len(c.candidates) > 1:
+    if c.pair_blocks and c.fixed_pairs is None and len(c.candidates) > 1:
         out += [Decision(decision_name(c.name, side), len(c.candidates), c.name, side) for side in ("left", "right")]
     for b in c.blocks:
         if has_dim(b) and len(c.dims[b]) > 1:
@@ -51,7 +51,7 @@ def choice_count(c: ChoiceSpec) -> int:
         if is_multi_hot(b):
             conn = 1 if c.fixed_inputs else 2**k - 1
         else:
-            conn = 1 if c.fixed_pair else k * k
+            conn = 1 if c.fixed_pairs is not None else k * k
         total += conn * (len(c.dims[b]) if has_dim(b) else 1)
     return total
 
@@ -108,14 +108,20 @@ def _validate_choice(c: ChoiceSpec, ca: ChoiceArch, path: str) -> None:
     elif ca.inputs:
         raise ArchError(f"a {'/'.join(pairs)} block takes a `pair`, not a multi-hot `inputs` list", f"{path}.inputs")
     if pairs:
-        if ca.pair is None:
-            raise ArchError(f"a {'/'.join(pairs)} block needs a `pair` (left, right)", f"{path}.pair")
-        for i in ca.pair:
-            if i not in c.candidates:
-                raise ArchError(f"`{i}` is not among the candidates ({', '.join(c.candidates)})", f"{path}.pair")
-        if c.fixed_pair and tuple(ca.pair) != c.fixed_pair:
-            raise ArchError(f"the pair is fixed to {', '.join(c.fixed_pair)}", f"{path}.pair")
-    elif ca.pair is not None:
+        if not ca.pairs:
+            raise ArchError(f"a {'/'.join(pairs)} block needs a `pair` (left, right) or `pairs`", f"{path}.pair")
+        key = "pair" if len(ca.pairs) == 1 else "pairs"
+        for k, pair in enumerate(ca.pairs):
+            where = f"{path}.pair" if key == "pair" else f"{path}.pairs[{k}]"
+            for i in pair:
+                if i not in c.candidates:
+                    raise ArchError(f"`{i}` is not among the candidates ({', '.join(c.candidates)})", where)
+        if len(set(ca.pairs)) != len(ca.pairs):
+            raise ArchError("a pair is listed twice", f"{path}.pairs")
+        if c.fixed_pairs is not None and set(ca.pairs) != set(c.fixed_pairs):
+            fixed = "; ".join(", ".join(p) for p in c.fixed_pairs)
+            raise ArchError(f"the pairs are fixed to {fixed}", f"{path}.{key}")
+    elif ca.pairs:
         raise ArchError("only gating and sum blocks take a `pair`", f"{path}.pair")
     wanted = [b for b in ca.blocks if has_dim(b)]
     for b in ca.dims:
@@ -134,7 +140,7 @@ def sample_choice(c: ChoiceSpec, keep: float, rng: random.Random) -> ChoiceArch:
     """The paper's sampler: one block; each connection on with the keep-probability, at least one;
     uniform pair and dims."""
     block = rng.choice(c.blocks)
-    inputs, pair, dims = (), None, {}
+    inputs, pairs, dims = (), (), {}
     if is_multi_hot(block):
         if c.fixed_inputs:
             inputs = c.candidates
@@ -143,8 +149,8 @@ def sample_choice(c: ChoiceSpec, keep: float, rng: random.Random) -> ChoiceArch:
                 inputs = tuple(i for i in c.candidates if rng.random() < keep)
         dims = {block: rng.choice(c.dims[block])}
     else:
-        pair = c.fixed_pair or (rng.choice(c.candidates), rng.choice(c.candidates))
-    return ChoiceArch((block,), inputs, pair, dims)
+        pairs = c.fixed_pairs or ((rng.choice(c.candidates), rng.choice(c.candidates)),)
+    return ChoiceArch((block,), inputs, pairs, dims)
 
 
 def sample(space: SpaceSpec, rng: random.Random) -> Arch:
@@ -159,15 +165,35 @@ def encode(space: SpaceSpec, decisions: Sequence[Decision], arch: Arch) -> list[
         ca, c = arch.choices[d.choice], space.choice_by_name[d.choice]
         if len(ca.blocks) != 1:
             raise ArchError("a merged (multi-block) choice has no flat encoding", f"choices.{d.choice}.blocks")
+        if d.kind in ("left", "right") and len(ca.pairs) > 1:
+            raise ArchError("a set of pairs has no flat encoding (it holds one pair)", f"choices.{d.choice}.pairs")
         block = ca.blocks[0]
         if d.kind == "block":
             out.append(c.blocks.index(block))
         elif d.kind == "input":
             out.append(1 if d.target in ca.inputs else 0)
         elif d.kind in ("left", "right"):
-            out.append(c.candidates.index(ca.pair[0 if d.kind == "left" else 1]) if ca.pair else 0)
+            out.append(c.candidates.index(ca.pairs[0][0 if d.kind == "left" else 1]) if ca.pairs else 0)
         else:
             out.append(c.dims[d.target].index(ca.dims[d.target]) if d.target in ca.dims else 0)
+    return out
+
+
+def encode_values(space: SpaceSpec, arch: Arch) -> list[list[int]]:
+    """Per decision, the option indices the arch takes: one each, except a merged choice's blocks (several)
+    and the left/right of a set of pairs (its first pair; the mask layout carries the whole set)."""
+    validate(space, arch)
+    out = []
+    for d in all_decisions(space):
+        ca, c = arch.choices[d.choice], space.choice_by_name[d.choice]
+        if d.kind == "block":
+            out.append([c.blocks.index(b) for b in ca.blocks])
+        elif d.kind == "input":
+            out.append([1 if d.target in ca.inputs else 0])
+        elif d.kind in ("left", "right"):
+            out.append([c.candidates.index(ca.pairs[0][0 if d.kind == "left" else 1]) if ca.pairs else 0])
+        else:
+            out.append([c.dims[d.target].index(ca.dims[d.target]) if d.target in ca.dims else 0])
     return out
 
 
@@ -183,7 +209,7 @@ def decode(space: SpaceSpec, decisions: Sequence[Decision], vector: Sequence[int
     choices = {}
     for c in space.choices:
         block = c.blocks[values.get(decision_name(c.name, "block"), 0)]
-        inputs, pair, dims = (), None, {}
+        inputs, pairs, dims = (), (), {}
         if is_multi_hot(block):
             if c.fixed_inputs or len(c.candidates) == 1:
                 inputs = c.candidates
@@ -195,11 +221,13 @@ def decode(space: SpaceSpec, decisions: Sequence[Decision], vector: Sequence[int
                     )
             dims = {block: c.dims[block][values.get(decision_name(c.name, "dim", block), 0)]}
         else:
-            pair = c.fixed_pair or (
-                c.candidates[values.get(decision_name(c.name, "left"), 0)],
-                c.candidates[values.get(decision_name(c.name, "right"), 0)],
+            pairs = c.fixed_pairs or (
+                (
+                    c.candidates[values.get(decision_name(c.name, "left"), 0)],
+                    c.candidates[values.get(decision_name(c.name, "right"), 0)],
+                ),
             )
-        choices[c.name] = ChoiceArch((block,), inputs, pair, dims)
+        choices[c.name] = ChoiceArch((block,), inputs, pairs, dims)
     return Arch(space.name, choices)
 
 
@@ -219,8 +247,10 @@ def relevance(space: SpaceSpec, decisions: Sequence[Decision], vectors) -> list[
                 reads[c.name] = [
                     i for i in c.candidates if (c.name, "input", i) not in col or vector[col[(c.name, "input", i)]]
                 ]
-            elif c.fixed_pair or (c.name, "left", None) not in col:
-                reads[c.name] = list(c.fixed_pair or c.candidates)
+            elif c.fixed_pairs is not None:
+                reads[c.name] = list(dict.fromkeys(x for pair in c.fixed_pairs for x in pair))
+            elif (c.name, "left", None) not in col:
+                reads[c.name] = list(c.candidates)
             else:
                 reads[c.name] = [c.candidates[int(vector[col[(c.name, side, None)]])] for side in ("left", "right")]
         active = reachable(space, reads)

@@ -42,7 +42,7 @@ def lower(space: SpaceSpec):
             blocks=c.blocks,
             dims={b: list(v) for b, v in c.dims.items()},
             fixed_inputs=c.fixed_inputs,
-            fixed_pair=c.fixed_pair,
+            fixed_pairs=[list(p) for p in c.fixed_pairs] if c.fixed_pairs is not None else None,
             width2d=s.port.width2d,
             rows3d=s.port.rows3d,
             block_out=dict(s.block_out),
@@ -55,7 +55,7 @@ def lower(space: SpaceSpec):
         OUTPUT,
         kind="output",
         sources=space.outputs,
-        width=sum(max(g.nodes[n]["width2d"], g.nodes[n]["rows3d"] * d) for n in space.outputs),
+        width=sum(g.nodes[n]["width2d"] + g.nodes[n]["rows3d"] * d for n in space.outputs),
     )
     for src in space.outputs:
         g.add_edge(src, OUTPUT, distance=None)
@@ -64,7 +64,7 @@ def lower(space: SpaceSpec):
 
 def reads(arch: Arch, name: str) -> tuple[str, ...]:
     ca = arch.choices[name]
-    return tuple(dict.fromkeys(ca.inputs + (ca.pair or ())))
+    return tuple(dict.fromkeys(ca.inputs + tuple(x for pair in ca.pairs for x in pair)))
 
 
 def reachable(space: SpaceSpec, choice_reads: dict) -> set:

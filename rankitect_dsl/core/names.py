@@ -14,7 +14,7 @@ _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
 
 # Helper functions the subnet template may define at module level.
-HELPER_FUNCTIONS = frozenset({"flatten_ports", "pad_sum"})
+HELPER_FUNCTIONS = frozenset({"place_at", "pad_sum"})
 # Every module-level name the generated modules use for themselves: imports, helpers, template classes
 # and the supernet module's constants. A choice or input may not take one of them (a test renders the
 # templates and checks this table covers every name they define).

@@ -29,7 +29,14 @@ class ChoiceSpec:
     distances: dict  # candidate name -> distance (None for raw inputs)
     dims: dict  # block -> tuple of dim options (ascending), dim blocks only
     fixed_inputs: bool = False
-    fixed_pair: Optional[tuple[str, str]] = None
+    fixed_pairs: Optional[tuple[tuple[str, str], ...]] = None  # a gating/sum block's frozen pair set
+
+    @property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """Every (left, right) pair a gating/sum block of this choice may read: the frozen set, else all K²."""
+        if self.fixed_pairs is not None:
+            return self.fixed_pairs
+        return tuple((i, j) for i in self.candidates for j in self.candidates)
 
     @property
     def multi_hot_blocks(self) -> tuple[str, ...]:
@@ -86,7 +93,7 @@ def spec_to_dict(spec: SpaceSpec) -> dict:
                 "distances": [c.distances[x] for x in c.candidates],
                 "dims": {b: list(v) for b, v in c.dims.items()},
                 "fixed_inputs": c.fixed_inputs,
-                "fixed_pair": list(c.fixed_pair) if c.fixed_pair else None,
+                "fixed_pairs": [list(p) for p in c.fixed_pairs] if c.fixed_pairs is not None else None,
             }
             for c in spec.choices
         ],
@@ -103,7 +110,7 @@ def spec_from_dict(data: dict) -> SpaceSpec:
             dict(zip(c["candidates"], c["distances"])),
             {b: tuple(v) for b, v in c["dims"].items()},
             c["fixed_inputs"],
-            tuple(c["fixed_pair"]) if c["fixed_pair"] else None,
+            tuple(tuple(p) for p in c["fixed_pairs"]) if c["fixed_pairs"] is not None else None,
         )
         for c in data["choices"]
     ]

@@ -319,7 +319,7 @@ class _Checker:
                     )
                 else:
                     block_dims[b] = options
-        fixed_pair = None
+        fixed_pairs = None
         if pair is not None:
             ok = True
             for ref in pair:
@@ -333,15 +333,19 @@ class _Checker:
             if not any(not is_multi_hot(b) for b in blocks):
                 self.error(f"`pair` in choice `{name.text}`, which has no gating or sum block", pair[0].span)
                 ok = False
-            fixed_pair = (pair[0].text, pair[1].text) if ok else None
+            fixed_pairs = ((pair[0].text, pair[1].text),) if ok else None
         elif fixed_inputs and any(not is_multi_hot(b) for b in blocks):
-            self.error(
-                f"choice `{name.text}` fixes its inputs but not the pair of its gating/sum block",
-                name.span,
-                "add `pair LEFT, RIGHT`",
-            )
+            fixed_pairs = tuple((i, j) for i in candidates for j in candidates)  # Eq. 2 over all K² pairs
+            chosen = [x for x in candidates if x not in input_names]
+            if len(candidates) > 1 and chosen:
+                self.error(
+                    f"choice `{name.text}` reads every pair of its fixed inputs, so they must be the raw inputs; "
+                    f"`{chosen[0]}` is a choice",
+                    name.span,
+                    "name the pair with `pair LEFT, RIGHT`, or read only inputs",
+                )
         return ChoiceSpec(
-            name.text, index, tuple(blocks), tuple(candidates), distances, block_dims, fixed_inputs, fixed_pair
+            name.text, index, tuple(blocks), tuple(candidates), distances, block_dims, fixed_inputs, fixed_pairs
         )
 
     def outputs(self, items, input_names, choices) -> tuple[str, ...]:
@@ -450,17 +454,23 @@ class _Checker:
                 return None
         names = [r.text for r in a.inputs]
         entry = {"blocks": [block]}
-        if not is_multi_hot(block):
+        if not is_multi_hot(block) and choice.fixed_pairs is not None and len(choice.fixed_pairs) > 1:
+            if set(names) != set(choice.candidates):
+                self.error(
+                    f"baseline is not in the space: `{choice.name}` reads every pair of {', '.join(choice.candidates)}",
+                    a.block.span,
+                )
+                return None
+            entry["pairs"] = [list(p) for p in choice.fixed_pairs]
+        elif not is_multi_hot(block):
             if len(names) != 2:
                 self.error(
                     f"baseline: a `{block}` block takes a (left, right) pair, got {len(names)} input(s)", a.block.span
                 )
                 return None
-            if choice.fixed_pair and tuple(names) != choice.fixed_pair:
-                self.error(
-                    f"baseline is not in the space: `{choice.name}` fixes its pair to {', '.join(choice.fixed_pair)}",
-                    a.inputs[0].span,
-                )
+            if choice.fixed_pairs is not None and (tuple(names),) != choice.fixed_pairs:
+                fixed = ", ".join(choice.fixed_pairs[0])
+                self.error(f"baseline is not in the space: `{choice.name}` fixes its pair to {fixed}", a.inputs[0].span)
                 return None
             entry["pair"] = names
         else:

@@ -1,54 +1,97 @@
-"""The masked supernet: maximal weights for every block, driven by hard masks (an arch) or soft masks.
+"""The masked supernet: maximal weights for every block, run by an arch (hard path) or by masks (mask path).
 
-Hard masks run only what the arch uses, with weights sliced out of the maximal ones by the shared
-`layout`, so the result equals the exported subnet with transferred weights. Soft masks (probabilities,
-Gumbel-softmax samples, or all ones) weigh every alternative at maximal widths, differentiably.
+The hard path (`arch=`) runs only what the arch uses, with weights sliced out of the maximal ones by the
+shared `layout`, at the subnet's widths: it computes what the exported subnet computes. The mask path
+(`masks=`) runs every block at maximal widths, each feature at its supernet position, weighed by the masks;
+with an arch's 0/1 masks (`space.masks(arch)`) it computes the same numbers. Both paths call the block
+registry's one operation per block.
+
+Mask layout (`masks=`): a dict keyed by decision name (`space.decisions`), each value the weights of that
+decision's options, shaped (size,) for the whole batch or (B, size) per example: one-hot for an arch,
+probabilities or Gumbel-softmax samples for DNAS, RL samples for one-shot search. A dim decision's weights
+become a leading-ones mask over the maximal dim (feature k weighs P(dim > k)); an input decision's weight is
+its option 1 (on). An optional `"<choice>.pairs"` entry, (K, K) or (B, K, K), weighs each (left, right) pair
+of a gating/sum block directly (pair sets); otherwise pair (i, j) weighs P(left = i) · P(right = j). A
+missing decision weighs every option 1: no masks at all is the all-on supernet.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..compiler.layout import Slice, SupernetLayout, build_plan
 from ..core.arch import Arch
 from ..core.blocks import REGISTRY
-from ..core.names import block_param, head_param, pair_param, stack_param
-from ..core.spec import SpaceSpec, spec_from_dict
+from ..core.decisions import all_decisions, encode_values
+from ..core.names import block_param, decision_name, head_param, pair_param, stack_param
+from ..core.spec import ChoiceSpec, SpaceSpec, spec_from_dict
 
 _PLAN_CACHE = 256
 
 
-def flatten_port(t2: Optional[torch.Tensor], t3: Optional[torch.Tensor]) -> torch.Tensor:
-    """The flatten adaptor: a 2D part and a flattened 3D part, zero-padded to one width and summed."""
-    if t3 is None:
-        return t2
-    f3 = t3.flatten(1)
-    if t2 is None:
-        return f3
-    width = max(t2.shape[-1], f3.shape[-1])
-    return F.pad(t2, (0, width - t2.shape[-1])) + F.pad(f3, (0, width - f3.shape[-1]))
+def flatten(t2: Optional[torch.Tensor], t3: Optional[torch.Tensor]) -> torch.Tensor:
+    """The flatten adaptor's view of a node: its 2D part, then its 3D part flattened (concatenated)."""
+    parts = [t for t in (t2, None if t3 is None else t3.flatten(1)) if t is not None]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
 
-def pad_to(t: torch.Tensor, width: int) -> torch.Tensor:
-    return t if t.shape[-1] == width else F.pad(t, (0, width - t.shape[-1]))
+def widen(t: torch.Tensor, width: int, at=None) -> torch.Tensor:
+    """`t` in a zero tensor `width` wide: as its first features, or at the [start, stop) ranges `at`."""
+    if at is None:
+        return t if t.shape[-1] == width else F.pad(t, (0, width - t.shape[-1]))
+    index = torch.cat([torch.arange(a, b, device=t.device) for a, b in at])
+    return t.new_zeros(t.shape[:-1] + (width,)).index_copy(t.dim() - 1, index, t)
 
 
 def _bcast(m: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """A per-batch (B,) or scalar mask weight shaped to multiply `like`."""
+    """A per-batch scalar or per-example (B,) weight shaped to multiply `like`."""
     return m.reshape(m.shape + (1,) * (like.dim() - m.dim())) if m.dim() else m
 
 
+def _hard_zero(w) -> bool:
+    return not (isinstance(w, torch.Tensor) and w.requires_grad) and bool((w == 0).all())
+
+
+@dataclass
+class Node:
+    """A node's outputs at maximal widths on the mask path, with the weight of each feature: `t2` (B×W2)
+    and its feature weights `m2`; `t3` (B×R3×D) and its row weights `r3`; `has2d`, the weight of its 2D
+    part being there at all (the stack adaptor projects it to a row, bias included, only then)."""
+
+    t2: Optional[torch.Tensor]
+    m2: Optional[torch.Tensor]
+    has2d: object
+    t3: Optional[torch.Tensor]
+    r3: Optional[torch.Tensor]
+
+    def flat(self) -> torch.Tensor:
+        return flatten(self.t2, self.t3)
+
+    def flat_mask(self, d: int) -> torch.Tensor:
+        parts = [m for m in (self.m2, None if self.r3 is None else self.r3.repeat_interleave(d, -1)) if m is not None]
+        return parts[0] if len(parts) == 1 else torch.cat([_expand(p, parts) for p in parts], -1)
+
+
+def _expand(m: torch.Tensor, like: list) -> torch.Tensor:
+    """A per-batch mask broadcast to per-example when another part is per-example."""
+    batch = next((p.shape[0] for p in like if p.dim() == 2), None)
+    return m.expand(batch, -1) if batch is not None and m.dim() == 1 else m
+
+
 class SupernetBase(nn.Module):
-    def __init__(self, spec: SpaceSpec | dict):
+    def __init__(self, spec: SpaceSpec | dict, checkpoint_activations: bool = False):
         super().__init__()
         self.spec = spec if isinstance(spec, SpaceSpec) else spec_from_dict(spec)
         self.layout = SupernetLayout(self.spec)
+        self.checkpoint_activations = checkpoint_activations
         self.weights = nn.ParameterDict(
             {k: nn.Parameter(torch.empty(shape)) for k, shape in self.layout.params.items()}
         )
@@ -106,12 +149,13 @@ class SupernetBase(nn.Module):
         self, dense: torch.Tensor, sparse: torch.Tensor, arch: Optional[Arch] = None, masks: Optional[dict] = None
     ) -> torch.Tensor:
         if arch is not None and masks is not None:
-            raise ValueError("give either an arch (hard masks) or soft masks, not both")
+            raise ValueError("give either an arch (hard path) or masks (mask path), not both")
         if arch is not None:
             return self.forward_arch(dense, sparse, arch)
         return self.forward_masks(dense, sparse, masks or {})
 
     def forward_arch(self, dense, sparse, arch: Arch) -> torch.Tensor:
+        """Dynamic execution: only what the arch uses, at the subnet's widths."""
         plan = self.plan(arch)
         vals = {self.spec.dense.name: (dense, None), self.spec.embed.name: (None, sparse)}
         fc_cache = {}
@@ -119,7 +163,7 @@ class SupernetBase(nn.Module):
             adaptors = {REGISTRY[bp.block].adaptor for bp in cp.blocks}
             x = {}
             if "flatten" in adaptors:
-                x["flatten"] = torch.cat([flatten_port(*vals[i]) for i in cp.inputs], 1)
+                x["flatten"] = torch.cat([flatten(*vals[i]) for i in cp.inputs], 1)
             if "stack" in adaptors:
                 parts = []
                 for i in cp.inputs:
@@ -130,120 +174,230 @@ class SupernetBase(nn.Module):
                     if t3 is not None:
                         parts.append(t3)
                 x["stack"] = torch.cat(parts, 1)
-            if "pair" in adaptors:
-                i, j = cp.pair
-                if (i, j) not in fc_cache:
-                    fc = plan.pairs[(i, j)].params
-                    hidden = F.linear(flatten_port(*vals[i]), self.take(fc["w1"]), self.take(fc["b1"]))
-                    fc_cache[(i, j)] = F.linear(hidden, self.take(fc["w2"]), self.take(fc["b2"]))
-            outs2d, out3d = [], None
+            outs2d, out3d, width2d = [], None, cp.port.width2d
             for bp in cp.blocks:
                 block = REGISTRY[bp.block]
                 p = {role: self.take(s) for role, s in bp.params.items()}
                 if block.multi_hot:
                     y = block.apply(F, x[block.adaptor], p)
                 else:
-                    y = block.apply(F, block.combine(F, fc_cache[cp.pair], flatten_port(*vals[cp.pair[1]])), p)
+                    y = block.apply(F, self._pairs_arch(plan, cp, block, vals, fc_cache, bp.out), p)
                 if block.output == "3d":
                     out3d = y
                 else:
-                    outs2d.append(y)
-            t2 = None
-            if outs2d:
-                width = max(o.shape[-1] for o in outs2d)
-                t2 = outs2d[0] if len(outs2d) == 1 else sum(pad_to(o, width) for o in outs2d)
+                    outs2d.append(widen(y, width2d, bp.at))
+            t2 = (outs2d[0] if len(outs2d) == 1 else sum(outs2d)) if outs2d else None
             vals[cp.name] = (t2, out3d)
-        x = torch.cat([flatten_port(*vals[n]) for n in self.spec.outputs], 1)
+        x = torch.cat([flatten(*vals[n]) for n in self.spec.outputs], 1)
         return F.linear(x, self.take(plan.head["w"]), self.take(plan.head["b"])).squeeze(-1)
 
-    def _block_weights(self, choice: str, block: str) -> dict:
-        return {role.name: self.weights[block_param(choice, block, role.name)] for role in REGISTRY[block].roles}
+    def _pairs_arch(self, plan, cp, block, vals, fc_cache, width) -> torch.Tensor:
+        """Eq. 2 over the arch's pairs: each interaction at its features of the block's output, summed."""
+        total = None
+        for i, j in cp.pairs:
+            if (i, j) not in fc_cache:
+                fc = plan.pairs[(i, j)].params
+                hidden = F.linear(flatten(*vals[i]), self.take(fc["w1"]), self.take(fc["b1"]))
+                fc_cache[(i, j)] = F.linear(hidden, self.take(fc["w2"]), self.take(fc["b2"]))
+            y = widen(block.combine(F, fc_cache[(i, j)], flatten(*vals[j])), width, cp.pair_at[(i, j)])
+            total = y if total is None else total + y
+        return total
 
+    # -- the mask path -------------------------------------------------------------------------
     def forward_masks(self, dense, sparse, masks: dict) -> torch.Tensor:
-        """Every block at maximal width, each weighted by its (soft) mask; missing masks are ones."""
-        L, w = self.layout, self.weights
-        vals = {self.spec.dense.name: (dense, None), self.spec.embed.name: (None, sparse)}
-        fc_cache = {}
+        """Every block at maximal width, each feature at its supernet position, weighed by the masks."""
+        _check_masks(self.spec, masks)
+        masks = {k: v.to(dense) for k, v in masks.items()}
+        one = dense.new_ones(())
+        nodes = {
+            self.spec.dense.name: Node(dense, dense.new_ones(dense.shape[-1]), one, None, None),
+            self.spec.embed.name: Node(None, None, 0 * one, sparse, sparse.new_ones(sparse.shape[1])),
+        }
+        fc_cache = {}  # FC_ij is computed once and shared by every choice reading pair (i, j)
         for c in self.spec.choices:
-            m = masks.get(c.name, {})
-            k = len(c.candidates)
-            in_mask = m.get("inputs", dense.new_ones(k))
-            block_mask = m.get("block", dense.new_ones(len(c.blocks)))
-            dim_masks = m.get("dims", {})
-            adaptors = {REGISTRY[b].adaptor for b in c.blocks}
-            flats = {x: pad_to(flatten_port(*vals[x]), L.flat(x)) for x in c.candidates}
-            x = {}
-            if "flatten" in adaptors:
-                x["flatten"] = torch.cat(
-                    [flats[i] * _bcast(in_mask[..., n], flats[i]) for n, i in enumerate(c.candidates)], 1
-                )
-            if "stack" in adaptors:
-                parts = []
-                for n, i in enumerate(c.candidates):
-                    t2, t3 = vals[i]
-                    if L.ports[i].width2d:
-                        pw, pb = w[stack_param(c.name, i, "w")], w[stack_param(c.name, i, "b")]
-                        row = F.linear(pad_to(t2, L.ports[i].width2d), pw, pb).unsqueeze(1)
-                        parts.append(row * _bcast(in_mask[..., n], row))
-                    if L.ports[i].rows3d:
-                        parts.append(t3 * _bcast(in_mask[..., n], t3))
-                x["stack"] = torch.cat(parts, 1)
-            outs2d, out3d = [], None
-            for b in c.blocks:
-                block = REGISTRY[b]
-                p = self._block_weights(c.name, b)
-                if block.multi_hot:
-                    y = block.apply(F, x[block.adaptor], p, dim_masks.get(b))
-                else:
-                    y = block.apply(F, self._pair_sum(c, block, m, flats, fc_cache, dense), p)
-                if block.output == "3d":
-                    out3d = y * _bcast(block_mask[..., c.blocks.index(b)], y)
-                else:
-                    outs2d.append((b, y))
-            t2 = None
-            if outs2d:
-                width = L.ports[c.name].width2d
-                t2 = sum(pad_to(y, width) * _bcast(block_mask[..., c.blocks.index(b)], y) for b, y in outs2d)
-            vals[c.name] = (t2, out3d)
-        x = torch.cat([pad_to(flatten_port(*vals[n]), L.flat(n)) for n in self.spec.outputs], 1)
-        return F.linear(x, w[head_param("w")], w[head_param("b")]).squeeze(-1)
+            weights = choice_weights(c, masks, dense)
+            reads = {x: nodes[x] for x in c.candidates}
+            if self.checkpoint_activations and torch.is_grad_enabled():
+                nodes[c.name] = self._checkpointed(c, weights, reads)
+            else:
+                nodes[c.name] = self._choice(c, weights, reads, fc_cache)
+        x = torch.cat([nodes[n].flat() for n in self.spec.outputs], 1)
+        return F.linear(x, self.weights[head_param("w")], self.weights[head_param("b")]).squeeze(-1)
 
-    def _pair_sum(self, c, block, m, flats, fc_cache, like) -> torch.Tensor:
-        """Eq. 2 under soft left/right masks: the pairs' interactions weighed by P(left) · P(right)."""
-        w = self.weights
+    def _checkpointed(self, c: ChoiceSpec, weights: dict, reads: dict) -> Node:
+        """One choice under activation checkpointing: only its outputs stay alive; backward recomputes the
+        rest (the paper's activation checkpointing, per choice)."""
+        names = list(reads)
+        fields = ("t2", "m2", "t3", "r3")
+        flat_in = [getattr(reads[x], f) for x in names for f in fields]
+        has2d = [reads[x].has2d for x in names]
+
+        def run(*tensors):
+            rebuilt = {
+                x: Node(tensors[4 * k], tensors[4 * k + 1], has2d[k], tensors[4 * k + 2], tensors[4 * k + 3])
+                for k, x in enumerate(names)
+            }
+            node = self._choice(c, weights, rebuilt, {})
+            return node.t2, node.m2, node.t3, node.r3, node.has2d
+
+        t2, m2, t3, r3, h = checkpoint(run, *flat_in, use_reentrant=False)
+        return Node(t2, m2, h, t3, r3)
+
+    def _choice(self, c: ChoiceSpec, weights: dict, reads: dict, fc_cache: dict) -> Node:
+        L, w, d = self.layout, self.weights, self.layout.d
+        port = L.ports[c.name]
+        adaptors = {REGISTRY[b].adaptor for b in c.blocks if not _hard_zero(weights["block"][b])}
+        on = weights["inputs"]
+        x, rows = {}, None
+        if "flatten" in adaptors:
+            x["flatten"] = torch.cat([_weigh(reads[i].flat(), on[i]) for i in c.candidates], 1)
+        if "stack" in adaptors:
+            parts, row_w = [], []
+            for i in c.candidates:
+                node = reads[i]
+                if L.ports[i].width2d:
+                    presence = on[i] * node.has2d
+                    row = F.linear(node.t2, w[stack_param(c.name, i, "w")], w[stack_param(c.name, i, "b")])
+                    parts.append(_weigh(row, presence).unsqueeze(1))
+                    row_w.append(presence.unsqueeze(-1))
+                if L.ports[i].rows3d:
+                    parts.append(_weigh(node.t3, on[i]))
+                    row_w.append(_weigh_mask(node.r3, on[i]))
+            x["stack"] = torch.cat(parts, 1)
+            rows = torch.cat([_expand(r, row_w) for r in row_w], -1)
+        ref = _batch_reference(reads)
+        t2, m2, has2d, t3, r3 = None, None, ref.new_zeros(()), None, None
+        for b in c.blocks:
+            bw = weights["block"][b]
+            if _hard_zero(bw):
+                continue
+            block = REGISTRY[b]
+            p = {role.name: w[block_param(c.name, b, role.name)] for role in block.roles}
+            if block.multi_hot:
+                masks = {"dim": weights["dims"].get(b), "rows": rows}
+                y = block.apply(F, x[block.adaptor], p, masks)
+            else:
+                inter, out_mask = self._pairs_masked(c, block, weights["pairs"], reads, fc_cache)
+                masks = {"out": out_mask}
+                y = block.apply(F, inter, p, masks)
+            fm = _weigh_mask(block.feature_mask(masks), bw)
+            if block.output == "3d":
+                t3, r3 = _weigh(y, bw), fm
+            else:
+                y, fm = widen(_weigh(y, bw), port.width2d), widen(fm, port.width2d)
+                t2 = y if t2 is None else t2 + y
+                m2 = fm if m2 is None else m2 + fm
+                has2d = has2d + bw
+        if port.width2d:
+            if t2 is None:
+                t2, m2 = ref.new_zeros(ref.shape[0], port.width2d), ref.new_zeros(port.width2d)
+            else:
+                m2, has2d = m2.clamp(max=1), has2d.clamp(max=1)
+        if port.rows3d and t3 is None:
+            t3, r3 = ref.new_zeros(ref.shape[0], port.rows3d, d), ref.new_zeros(port.rows3d)
+        return Node(t2, m2, has2d, t3, r3)
+
+    def _pairs_masked(self, c: ChoiceSpec, block, pair_w: dict, reads: dict, fc_cache: dict):
+        """Eq. 2 under pair weights: each interaction at its right input's features, masked to them, weighed
+        and summed; the block's feature weights are the union of the rights' feature weights."""
+        w, d = self.weights, self.layout.d
         width = self.layout.shapes[c.name].block_out[block.name]
-        k = len(c.candidates)
-        left = m.get("left", like.new_ones(k))
-        right = m.get("right", like.new_ones(k))
-        pairs = [c.fixed_pair] if c.fixed_pair else [(i, j) for i in c.candidates for j in c.candidates]
-        acc = None
-        for i, j in pairs:
-            wt = left[..., c.candidates.index(i)] * right[..., c.candidates.index(j)]
-            if not wt.requires_grad and bool((wt == 0).all()):
+        total, mask = None, None
+        for (i, j), wt in pair_w.items():
+            if _hard_zero(wt):
                 continue
             if (i, j) not in fc_cache:
-                hidden = F.linear(flats[i], w[pair_param(i, j, "w1")], w[pair_param(i, j, "b1")])
+                hidden = F.linear(reads[i].flat(), w[pair_param(i, j, "w1")], w[pair_param(i, j, "b1")])
                 fc_cache[(i, j)] = F.linear(hidden, w[pair_param(i, j, "w2")], w[pair_param(i, j, "b2")])
-            y = pad_to(block.combine(F, fc_cache[(i, j)], flats[j]), width) * _bcast(wt, flats[j])
-            acc = y if acc is None else acc + y
-        return acc if acc is not None else like.new_zeros(like.shape[0], width)
+            fc = fc_cache[(i, j)]
+            fm = reads[j].flat_mask(d)
+            y = widen(block.combine(F, fc, reads[j].flat()) * fm * _bcast(wt, fc), width)
+            m = widen(_weigh_mask(fm, wt), width)
+            total = y if total is None else total + y
+            mask = m if mask is None else mask + m
+        if total is None:
+            ref = reads[c.candidates[0]].flat()
+            return ref.new_zeros(ref.shape[0], width), ref.new_zeros(width)
+        return total, mask.clamp(max=1)
 
 
-def arch_masks(spec: SpaceSpec, arch: Arch, like: torch.Tensor) -> dict:
-    """The hard (0/1) masks of an arch, in the layout `forward_masks` reads."""
+def _weigh(t: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
+    """A tensor B×… weighed by a per-batch () or per-example (B,) weight."""
+    return t * _bcast(wt, t)
+
+
+def _weigh_mask(m: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
+    """A feature mask (W,) or (B, W) weighed by a per-batch () or per-example (B,) weight."""
+    return m * wt.unsqueeze(-1) if wt.dim() else m * wt
+
+
+def _batch_reference(reads: dict) -> torch.Tensor:
+    node = next(iter(reads.values()))
+    return node.t2 if node.t2 is not None else node.t3
+
+
+def _check_masks(spec: SpaceSpec, masks: dict) -> None:
+    known = {d.name: d.size for d in all_decisions(spec)}
+    pair_keys = {decision_name(c.name, "pairs"): len(c.candidates) for c in spec.choices if c.pair_blocks}
+    for key, value in masks.items():
+        if key in known:
+            if value.shape[-1] != known[key]:
+                raise ValueError(f"mask `{key}`: expected {known[key]} option weights, got shape {tuple(value.shape)}")
+        elif key in pair_keys:
+            k = pair_keys[key]
+            if tuple(value.shape[-2:]) != (k, k):
+                raise ValueError(f"mask `{key}`: expected ({k}, {k}) pair weights, got shape {tuple(value.shape)}")
+        else:
+            raise ValueError(f"unknown mask `{key}`; masks are keyed by decision name (see `space.decisions`)")
+
+
+def choice_weights(c: ChoiceSpec, masks: dict, like: torch.Tensor) -> dict:
+    """A choice's weights from the mask layout: per block, per input (on), per pair, and per dim feature."""
+    one = like.new_ones(())
+    block = masks.get(decision_name(c.name, "block"))
+    blocks = {b: (one if block is None else block[..., k]) for k, b in enumerate(c.blocks)}
+    inputs = {}
+    for x in c.candidates:
+        bit = masks.get(decision_name(c.name, "input", x))
+        inputs[x] = one if bit is None else bit[..., 1]
+    pairs = {}
+    if c.pair_blocks:
+        table = masks.get(decision_name(c.name, "pairs"))
+        left, right = masks.get(decision_name(c.name, "left")), masks.get(decision_name(c.name, "right"))
+        for i, j in c.pairs:
+            a, b = c.candidates.index(i), c.candidates.index(j)
+            if table is not None:
+                pairs[(i, j)] = table[..., a, b]
+            else:
+                pairs[(i, j)] = (one if left is None else left[..., a]) * (one if right is None else right[..., b])
+    dims = {}
+    for b, options in c.dims.items():
+        probs = masks.get(decision_name(c.name, "dim", b))
+        top = max(options)
+        if probs is None:
+            dims[b] = like.new_ones(top)
+        else:
+            below = like.new_tensor([[1.0 if k < o else 0.0 for k in range(top)] for o in options])
+            dims[b] = probs @ below  # feature k weighs P(dim > k): a soft leading-ones mask
+    return {"block": blocks, "inputs": inputs, "pairs": pairs, "dims": dims}
+
+
+def hard_masks(spec: SpaceSpec, arch: Arch, like: torch.Tensor) -> dict:
+    """An arch's 0/1 masks in the mask layout: one-hot per decision, several blocks on for a merged choice,
+    a (K, K) table for a set of pairs."""
     out = {}
+    for d, values in zip(all_decisions(spec), encode_values(spec, arch)):
+        vec = like.new_zeros(d.size)
+        for v in values:
+            vec[v] = 1.0
+        out[d.name] = vec
     for c in spec.choices:
         ca = arch.choices[c.name]
-        m = {"block": like.new_tensor([1.0 if b in ca.blocks else 0.0 for b in c.blocks])}
-        if c.multi_hot_blocks:
-            m["inputs"] = like.new_tensor([1.0 if x in ca.inputs else 0.0 for x in c.candidates])
-        if c.pair_blocks and ca.pair:
-            m["left"] = like.new_tensor([1.0 if x == ca.pair[0] else 0.0 for x in c.candidates])
-            m["right"] = like.new_tensor([1.0 if x == ca.pair[1] else 0.0 for x in c.candidates])
-        m["dims"] = {
-            b: like.new_tensor([1.0 if i < ca.dims[b] else 0.0 for i in range(max(c.dims[b]))])
-            for b in ca.dims
-            if REGISTRY[b].searched_dim
-        }
-        out[c.name] = m
+        if c.pair_blocks and len(ca.pairs) > 1 and c.fixed_pairs is None:
+            table = like.new_zeros(len(c.candidates), len(c.candidates))
+            for i, j in ca.pairs:
+                table[c.candidates.index(i), c.candidates.index(j)] = 1.0
+            out[decision_name(c.name, "pairs")] = table
+            out.pop(decision_name(c.name, "left"), None)
+            out.pop(decision_name(c.name, "right"), None)
     return out
