@@ -219,6 +219,13 @@ class PairBlock(Block):
     def combine(self, F, fc_i, x_j):
         raise NotImplementedError
 
+    def interactions(self, F, hiddens, ups, weights, x_j, weigh):
+        """Σ_k w_k · combine(FC_kj(x_k), x_j) over Eq. 2's pairs sharing the right input x_j, from the pairs'
+        bottleneck activations `hiddens` and up-projections `ups` ((weight, bias) each); `weigh(t, w)`
+        scales by a per-batch or per-example weight. Each FC_kj(x_k) is consumed as it is made, so what
+        stays alive for backward is what the interaction itself needs (the gates of a gating block)."""
+        raise NotImplementedError
+
     def apply(self, F, x, p, masks=None):
         """`x` is the sum of the pairs' interactions (Eq. 2)."""
         return norm_act(F, x, p, None if masks is None else masks["out"])
@@ -233,12 +240,20 @@ class GatingBlock(PairBlock):
     def combine(self, F, fc_i, x_j):
         return fc_i.sigmoid() * x_j
 
+    def interactions(self, F, hiddens, ups, weights, x_j, weigh):
+        gate = sum(weigh(F.linear(h, w, b).sigmoid(), wt) for h, (w, b), wt in zip(hiddens, ups, weights))
+        return gate * x_j
+
 
 class SumBlock(PairBlock):
     name, template_class, summary = "sum", "PairSum", "pairwise sum"
 
     def combine(self, F, fc_i, x_j):
         return fc_i + x_j
+
+    def interactions(self, F, hiddens, ups, weights, x_j, weigh):
+        fc = sum(weigh(F.linear(h, w, b), wt) for h, (w, b), wt in zip(hiddens, ups, weights))
+        return fc + weigh(x_j, sum(weights))
 
 
 @dataclass(frozen=True)

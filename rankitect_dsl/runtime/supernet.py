@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
@@ -33,6 +33,7 @@ from ..core.blocks import REGISTRY
 from ..core.decisions import all_decisions, encode_values
 from ..core.names import block_param, decision_name, head_param, pair_param, stack_param
 from ..core.spec import ChoiceSpec, SpaceSpec, spec_from_dict
+from .memory import fix_mmap_threshold
 
 _PLAN_CACHE = 256
 
@@ -71,9 +72,13 @@ class Node:
     has2d: object
     t3: Optional[torch.Tensor]
     r3: Optional[torch.Tensor]
+    _flat: Optional[torch.Tensor] = field(default=None, repr=False)
 
     def flat(self) -> torch.Tensor:
-        return flatten(self.t2, self.t3)
+        """The flatten adaptor's view, built once per node (several readers take it)."""
+        if self._flat is None:
+            self._flat = flatten(self.t2, self.t3)
+        return self._flat
 
     def flat_mask(self, d: int) -> torch.Tensor:
         parts = [m for m in (self.m2, None if self.r3 is None else self.r3.repeat_interleave(d, -1)) if m is not None]
@@ -92,6 +97,8 @@ class SupernetBase(nn.Module):
         self.spec = spec if isinstance(spec, SpaceSpec) else spec_from_dict(spec)
         self.layout = SupernetLayout(self.spec)
         self.checkpoint_activations = checkpoint_activations
+        if checkpoint_activations:
+            fix_mmap_threshold()
         self.weights = nn.ParameterDict(
             {k: nn.Parameter(torch.empty(shape)) for k, shape in self.layout.params.items()}
         )
@@ -213,7 +220,7 @@ class SupernetBase(nn.Module):
             self.spec.dense.name: Node(dense, dense.new_ones(dense.shape[-1]), one, None, None),
             self.spec.embed.name: Node(None, None, 0 * one, sparse, sparse.new_ones(sparse.shape[1])),
         }
-        fc_cache = {}  # FC_ij is computed once and shared by every choice reading pair (i, j)
+        fc_cache = {}  # FC_ij's bottleneck activations, shared by every choice reading pair (i, j)
         for c in self.spec.choices:
             weights = choice_weights(c, masks, dense)
             reads = {x: nodes[x] for x in c.candidates}
@@ -297,33 +304,54 @@ class SupernetBase(nn.Module):
             t3, r3 = ref.new_zeros(ref.shape[0], port.rows3d, d), ref.new_zeros(port.rows3d)
         return Node(t2, m2, has2d, t3, r3)
 
-    def _pairs_masked(self, c: ChoiceSpec, block, pair_w: dict, reads: dict, fc_cache: dict):
-        """Eq. 2 under pair weights: each interaction at its right input's features, masked to them, weighed
-        and summed; the block's feature weights are the union of the rights' feature weights."""
+    def _pairs_masked(self, c: ChoiceSpec, block, pair_w: dict, reads: dict, hidden: dict):
+        """Eq. 2 under pair weights, grouped by right input j: the block's `interactions` of every weighted
+        FC_ij(x_i) with x_j, masked to x_j's features and placed at them; the block's feature weights are the
+        union of the rights' feature weights. FC_ij's bottleneck activations (B×bottleneck, small) are shared
+        by every choice and block reading the pair (`hidden`)."""
         w, d = self.weights, self.layout.d
         width = self.layout.shapes[c.name].block_out[block.name]
-        total, mask = None, None
+        by_right: dict = {}
         for (i, j), wt in pair_w.items():
-            if _hard_zero(wt):
-                continue
-            if (i, j) not in fc_cache:
-                hidden = F.linear(reads[i].flat(), w[pair_param(i, j, "w1")], w[pair_param(i, j, "b1")])
-                fc_cache[(i, j)] = F.linear(hidden, w[pair_param(i, j, "w2")], w[pair_param(i, j, "b2")])
-            fc = fc_cache[(i, j)]
+            if not _hard_zero(wt):
+                by_right.setdefault(j, []).append((i, wt))
+        ref = _batch_reference(reads)
+        total, mask = ref.new_zeros(ref.shape[0], width), ref.new_zeros(width)
+        for j, lefts in by_right.items():
+            for i, _ in lefts:
+                if (i, j) not in hidden:
+                    hidden[(i, j)] = F.linear(reads[i].flat(), w[pair_param(i, j, "w1")], w[pair_param(i, j, "b1")])
+            ups = [(w[pair_param(i, j, "w2")], w[pair_param(i, j, "b2")]) for i, _ in lefts]
+            weights = [wt for _, wt in lefts]
             fm = reads[j].flat_mask(d)
-            y = widen(block.combine(F, fc, reads[j].flat()) * fm * _bcast(wt, fc), width)
-            m = widen(_weigh_mask(fm, wt), width)
-            total = y if total is None else total + y
-            mask = m if mask is None else mask + m
-        if total is None:
-            ref = reads[c.candidates[0]].flat()
-            return ref.new_zeros(ref.shape[0], width), ref.new_zeros(width)
+
+            def interact(x_j, *hiddens, ups=ups, weights=weights, fm=fm):
+                return _weigh_features(block.interactions(F, list(hiddens), ups, weights, x_j, _weigh), fm)
+
+            hiddens = [hidden[(i, j)] for i, _ in lefts]
+            if self.checkpoint_activations and torch.is_grad_enabled():
+                # nested inside the choice's checkpoint: backward holds one right input's pairs at a time
+                y = checkpoint(interact, reads[j].flat(), *hiddens, use_reentrant=False)
+            else:
+                y = interact(reads[j].flat(), *hiddens)
+            total[..., : y.shape[-1]] += y
+            mask = mask + widen(_weigh_mask(fm, sum(weights)), width)
         return total, mask.clamp(max=1)
+
+
+def _is_one(wt: torch.Tensor) -> bool:
+    """A weight that is 1 everywhere and needs no gradient (all-on): multiplying by it is skipped."""
+    return not wt.requires_grad and bool((wt == 1).all())
 
 
 def _weigh(t: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
     """A tensor B×… weighed by a per-batch () or per-example (B,) weight."""
-    return t * _bcast(wt, t)
+    return t if _is_one(wt) else t * _bcast(wt, t)
+
+
+def _weigh_features(t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """A B×W tensor weighed by feature weights (W,) or (B, W)."""
+    return t if _is_one(m) else t * m
 
 
 def _weigh_mask(m: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
