@@ -12,7 +12,6 @@ from torch import nn
 
 from conftest import SPACES, run_rks, space_path
 from rankitect_dsl import Arch, ChoiceArch, RksError, load_source, transfer_back, transfer_weights
-from rankitect_dsl.runtime.supernet import arch_masks
 
 N_ARCHS = {"tiny": 50, "dlrm": 1, "rankitect": 50, "dhen_dims": 50}
 
@@ -86,15 +85,13 @@ def test_all_masks_on_runs_whole_supernet_and_masks_are_differentiable(spaces, s
     dense, sparse = (x.double() for x in space.example_inputs(4, seed=0))
     full = net(dense, sparse)
     assert full.shape == (4,) and torch.isfinite(full).all()
-    logits = {c.name: torch.zeros(len(c.blocks), dtype=torch.double, requires_grad=True) for c in space.spec.choices}
-    masks = {name: {"block": torch.softmax(v, 0)} for name, v in logits.items()}
+    logits = {d.name: torch.zeros(d.size, dtype=torch.double, requires_grad=True) for d in space.decisions}
+    masks = {name: torch.softmax(v, 0) for name, v in logits.items()}
     out = net(dense, sparse, masks=masks)
     out.sum().backward()
     assert all(v.grad is not None and v.grad.abs().sum() > 0 for v in logits.values())
     # per-example (B × options) masks broadcast too
-    batched = {
-        name: {"block": torch.softmax(torch.randn(4, len(v), dtype=torch.double), 1)} for name, v in logits.items()
-    }
+    batched = {name: torch.softmax(torch.randn(4, len(v), dtype=torch.double), 1) for name, v in logits.items()}
     assert net(dense, sparse, masks=batched).shape == (4,)
 
 
@@ -103,7 +100,7 @@ def test_one_hot_soft_masks_select_the_arch_blocks(spaces, supernets):
     space, net = spaces["tiny"], supernets["tiny"]
     dense, sparse = (x.double() for x in space.example_inputs(4, seed=0))
     arch = space.baseline
-    masks = arch_masks(space.spec, arch, dense)
+    masks = space.masks(arch, dense)
     before = net(dense, sparse, masks=masks)
     with torch.no_grad():
         net.weights["c1__gating__ln_b"].add_(5.0)
@@ -267,15 +264,20 @@ def test_torch_compile_on_dlrm(spaces):
 def test_merged_multi_block_choice_exports_and_matches(spaces, supernets):
     space, net = spaces["tiny"], supernets["tiny"]
     choices = dict(space.baseline.choices)
-    choices["c1"] = ChoiceArch(("linear", "gating"), ("dense", "sparse"), ("sparse", "dense"), {"linear": 4})
-    choices["c3"] = ChoiceArch(("embed_fc", "dot_compressed"), ("c2", "c1"), None, {"embed_fc": 3, "dot_compressed": 2})
+    choices["c1"] = ChoiceArch(("linear", "gating"), ("dense", "sparse"), (("sparse", "dense"),), {"linear": 4})
+    choices["c3"] = ChoiceArch(("embed_fc", "dot_compressed"), ("c2", "c1"), (), {"embed_fc": 3, "dot_compressed": 2})
     arch = Arch("tiny", choices)
     space.validate(arch)
     sub = space.subnet(arch).double()
     transfer_weights(net, sub, arch)
     dense, sparse = (x.double() for x in space.example_inputs(8, seed=2))
     assert (net(dense, sparse, arch=arch) - sub(dense, sparse)).abs().max().item() < 1e-9
-    assert "pad_sum" in space.subnet_source(arch) and "flatten_ports" in space.subnet_source(arch)
+    assert (net(dense, sparse, masks=space.masks(arch, dense)) - sub(dense, sparse)).abs().max().item() < 1e-9
+    source = space.subnet_source(arch)
+    assert "pad_sum" in source or "place_at" in source
+    assert (
+        "torch.cat([c3_dot_compressed, c3_embed_fc.flatten(1)], dim=1)" in source
+    )  # a reader takes both outputs, concatenated
 
 
 @pytest.mark.parametrize("name", SPACES)
@@ -322,7 +324,7 @@ HOSTILE = [
     ("choice a__b { blocks linear from dense dim linear 4 }", "may not contain `__`"),
     ("choice self { blocks linear from dense dim linear 4 }", "reserved by the generated code"),
     ("choice pad_sum { blocks linear from dense dim linear 4 }", "reserved by the generated code"),
-    ("choice flatten_ports { blocks linear from dense dim linear 4 }", "reserved by the generated code"),
+    ("choice place_at { blocks linear from dense dim linear 4 }", "reserved by the generated code"),
     ("choice LinearBlock { blocks linear from dense dim linear 4 }", "reserved by the generated code"),
     ("choice Bottleneck { blocks linear from dense dim linear 4 }", "reserved by the generated code"),
     ("choice x'y { blocks linear from dense dim linear 4 }", "not a valid identifier"),
@@ -353,12 +355,15 @@ def test_reserved_names_cover_every_name_the_templates_define(spaces):
     merged["r1"] = ChoiceArch(
         ("linear", "gating", "embed_fc"),
         ("dense", "sparse"),
-        ("sparse", "dense"),
+        (("sparse", "dense"),),
         {"linear": r1.dims["linear"][0], "embed_fc": r1.dims["embed_fc"][0]},
     )
+    # r3 sums a linear block with a gating block over r1's 2D and 3D outputs: their features interleave
+    r3 = space.spec.choice_by_name["r3"]
+    merged["r3"] = ChoiceArch(("linear", "gating"), ("dense",), (("dense", "r1"),), {"linear": r3.dims["linear"][-1]})
     tiny = spaces["tiny"]
     both = dict(tiny.baseline.choices)
-    both["c3"] = ChoiceArch(("embed_fc", "dot_compressed"), ("c2", "c1"), None, {"embed_fc": 2, "dot_compressed": 2})
+    both["c3"] = ChoiceArch(("embed_fc", "dot_compressed"), ("c2", "c1"), (), {"embed_fc": 2, "dot_compressed": 2})
     sources = [
         space.subnet_source(Arch(space.name, merged)),
         space.supernet_source(),
@@ -374,7 +379,7 @@ def test_reserved_names_cover_every_name_the_templates_define(spaces):
                 defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
             elif isinstance(node, ast.Assign):
                 defined |= {t.id for t in node.targets if isinstance(t, ast.Name)}
-    assert {"pad_sum", "flatten_ports", "LinearBlock", "Gating"} <= defined
+    assert {"pad_sum", "place_at", "LinearBlock", "Gating"} <= defined
     assert defined <= GENERATED_NAMES, defined - GENERATED_NAMES
 
 
@@ -382,7 +387,7 @@ def test_a_merged_arch_exports_and_runs_whatever_its_choices_are_called(tmp_path
     """Was: a choice named `pad_sum` passed the checker, and its merged arch exported `pad_sum = pad_sum([...])`,
     which raised UnboundLocalError. Every choice name the checker accepts must export and run."""
     text = open(space_path("tiny")).read()
-    for name in ["pad_sum", "flatten_ports", "sum_rows", "logit", "c1_linear", "fc_dense_sparse", "head"]:
+    for name in ["pad_sum", "place_at", "sum_rows", "logit", "c1_linear", "fc_dense_sparse", "head"]:
         source = re.sub(r"\bc1\b", name, text)
         try:
             space = load_source(source, f"{name}.rks")

@@ -53,7 +53,7 @@ def test_flops_and_params_equal_flop_counter_and_numel(spaces, name):
 def test_merged_arch_cost_matches_flop_counter(spaces):
     space = spaces["tiny"]
     choices = dict(space.baseline.choices)
-    choices["c1"] = ChoiceArch(("linear", "gating"), ("dense", "sparse"), ("sparse", "dense"), {"linear": 4})
+    choices["c1"] = ChoiceArch(("linear", "gating"), ("dense", "sparse"), (("sparse", "dense"),), {"linear": 4})
     arch = Arch("tiny", choices)
     model = space.subnet(arch)
     assert space.flops(arch) == measured_flops(model, space.example_inputs(1))

@@ -6,6 +6,7 @@ import subprocess
 import threading
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from conftest import run_rks, search_cmd, space_path
@@ -169,3 +170,31 @@ def test_the_readme_main_job_runs_end_to_end(tmp_path):
     winner = list((tmp_path / "build" / "winner").glob("*_best.py"))
     assert len(winner) == 1 and "class RankitectSubnet" in winner[0].read_text()
     assert (tmp_path / "build" / "rankitect_supernet.py").exists()
+
+
+def test_predictor_search_counts_the_flops_penalty_once(spaces, tmp_path, monkeypatch):
+    """The trial value already holds window NE + penalty; the RL sampler adds the exact penalty to the
+    predictor's output, so the predictor must learn window NE alone (fitted on the value, the penalty
+    would count twice)."""
+    from rankitect_dsl.search import loop
+
+    space = spaces["tiny"]
+    fitted = []
+    original_fit = loop.Predictor.fit
+
+    def spy(self, vectors, values):
+        fitted.append(np.asarray(values, dtype=float).copy())
+        return original_fit(self, vectors, values)
+
+    monkeypatch.setattr(loop.Predictor, "fit", spy)
+    store = StudyStore(f"sqlite:///{tmp_path}/s.db", "s")
+    cfg = SearchConfig("predictor", budget=8, round_size=4, progress=False, proxy_examples=500)
+    cfg.flops_target = float(space.flops(space.baseline)) / 3
+    Search(space, ScriptedProxy(space), store, cfg).run()
+    assert fitted, "the predictor round never ran"
+    done = store.completed()
+    ne = np.array([t.user_attrs["window_ne"] for t in done])
+    values = np.array([t.value for t in done])
+    assert (values - ne > 1e-6).all(), "the target should put a penalty on every arch"
+    first_round = sorted(done, key=lambda t: t.number)[: len(fitted[0])]
+    assert np.allclose(fitted[0], [t.user_attrs["window_ne"] for t in first_round])

@@ -119,7 +119,8 @@ def build_program(plan: SubnetPlan) -> Program:
                     parts.append(f"{proj}({var2d[x]}).unsqueeze(1)")
                 if plan.ports[x].rows3d:
                     parts.append(var3d[x])
-            if len(parts) == 1:
+            stack_blocks = sum(REGISTRY[bp.block].adaptor == "stack" for bp in cp.blocks)
+            if len(parts) == 1 and (stack_blocks == 1 or parts[0] in var3d.values()):
                 stack_expr = parts[0]
             else:
                 stack_var = local_ns.create(f"{cp.name}_rows")

@@ -8,7 +8,6 @@ from .arch import ChoiceArch
 from .blocks import REGISTRY, Sizes
 from .spec import SpaceSpec
 
-
 Positions = tuple[tuple[int, int], ...]  # sorted, disjoint [start, stop) ranges
 
 

@@ -139,8 +139,10 @@ class Search:
         if self._is_random_round(done):
             return self._random(n, exclude, rng)
         vectors = np.array([t.user_attrs["vector"] for t in done])
-        values = np.array([t.value for t in done])
-        predictor = Predictor(self.space, seed=int(rng.integers(1 << 30))).fit(vectors, values)
+        values = np.array([t.value for t in done])  # window NE + FLOPs penalty: what ranks the incumbents
+        # The predictor learns window NE alone; the sampler adds the exact penalty from the cost model once.
+        window_ne = np.array([t.user_attrs["window_ne"] for t in done])
+        predictor = Predictor(self.space, seed=int(rng.integers(1 << 30))).fit(vectors, window_ne)
         out = []
         for incumbent, share in zip(vectors[np.argsort(values, kind="stable")], centre_shares(n, len(values))):
             out += rl_propose(self.space, predictor, self.rule, exclude, share, rng, incumbent=incumbent)
