@@ -324,16 +324,8 @@ class SupernetBase(nn.Module):
             ups = [(w[pair_param(i, j, "w2")], w[pair_param(i, j, "b2")]) for i, _ in lefts]
             weights = [wt for _, wt in lefts]
             fm = reads[j].flat_mask(d)
-
-            def interact(x_j, *hiddens, ups=ups, weights=weights, fm=fm):
-                return _weigh_features(block.interactions(F, list(hiddens), ups, weights, x_j, _weigh), fm)
-
             hiddens = [hidden[(i, j)] for i, _ in lefts]
-            if self.checkpoint_activations and torch.is_grad_enabled():
-                # nested inside the choice's checkpoint: backward holds one right input's pairs at a time
-                y = checkpoint(interact, reads[j].flat(), *hiddens, use_reentrant=False)
-            else:
-                y = interact(reads[j].flat(), *hiddens)
+            y = _weigh_features(block.interactions(F, hiddens, ups, weights, reads[j].flat(), _weigh), fm)
             total[..., : y.shape[-1]] += y
             mask = mask + widen(_weigh_mask(fm, sum(weights)), width)
         return total, mask.clamp(max=1)
