@@ -206,6 +206,7 @@ class PairBlock(Block):
 
     adaptor, output, searched_dim = "pair", "2d", False
     roles = _norm_roles(OUT)
+    keeps_per_pair = False  # whether backward needs a B×S_j tensor per pair (checkpointing recomputes them)
 
     def out_size(self, s):
         return s.right_flat
@@ -236,6 +237,7 @@ class PairBlock(Block):
 
 class GatingBlock(PairBlock):
     name, template_class, summary = "gating", "Gating", "pairwise gating"
+    keeps_per_pair = True  # each pair's sigmoid
 
     def combine(self, F, fc_i, x_j):
         return fc_i.sigmoid() * x_j

@@ -33,7 +33,6 @@ from ..core.blocks import REGISTRY
 from ..core.decisions import all_decisions, encode_values
 from ..core.names import block_param, decision_name, head_param, pair_param, stack_param
 from ..core.spec import ChoiceSpec, SpaceSpec, spec_from_dict
-from .memory import fix_mmap_threshold
 
 _PLAN_CACHE = 256
 
@@ -97,8 +96,7 @@ class SupernetBase(nn.Module):
         self.spec = spec if isinstance(spec, SpaceSpec) else spec_from_dict(spec)
         self.layout = SupernetLayout(self.spec)
         self.checkpoint_activations = checkpoint_activations
-        if checkpoint_activations:
-            fix_mmap_threshold()
+        self.mask_shapes = mask_shapes(self.spec)
         self.weights = nn.ParameterDict(
             {k: nn.Parameter(torch.empty(shape)) for k, shape in self.layout.params.items()}
         )
@@ -213,7 +211,7 @@ class SupernetBase(nn.Module):
     # -- the mask path -------------------------------------------------------------------------
     def forward_masks(self, dense, sparse, masks: dict) -> torch.Tensor:
         """Every block at maximal width, each feature at its supernet position, weighed by the masks."""
-        _check_masks(self.spec, masks)
+        _check_masks(self.mask_shapes, masks)
         masks = {k: v.to(dense) for k, v in masks.items()}
         one = dense.new_ones(())
         nodes = {
@@ -325,7 +323,15 @@ class SupernetBase(nn.Module):
             weights = [wt for _, wt in lefts]
             fm = reads[j].flat_mask(d)
             hiddens = [hidden[(i, j)] for i, _ in lefts]
-            y = _weigh_features(block.interactions(F, hiddens, ups, weights, reads[j].flat(), _weigh), fm)
+
+            def interact(x_j, *hiddens, ups=ups, weights=weights, fm=fm):
+                return _weigh_features(block.interactions(F, list(hiddens), ups, weights, x_j, _weigh), fm)
+
+            if self.checkpoint_activations and block.keeps_per_pair and torch.is_grad_enabled():
+                # inside the choice's checkpoint: backward holds one right input's per-pair tensors at a time
+                y = checkpoint(interact, reads[j].flat(), *hiddens, use_reentrant=False)
+            else:
+                y = interact(reads[j].flat(), *hiddens)
             total[..., : y.shape[-1]] += y
             mask = mask + widen(_weigh_mask(fm, sum(weights)), width)
         return total, mask.clamp(max=1)
@@ -356,19 +362,25 @@ def _batch_reference(reads: dict) -> torch.Tensor:
     return node.t2 if node.t2 is not None else node.t3
 
 
-def _check_masks(spec: SpaceSpec, masks: dict) -> None:
-    known = {d.name: d.size for d in all_decisions(spec)}
-    pair_keys = {decision_name(c.name, "pairs"): len(c.candidates) for c in spec.choices if c.pair_blocks}
+def mask_shapes(spec: SpaceSpec) -> dict:
+    """The mask layout's keys and the trailing shape of each: a decision's option count, a pair table's K×K."""
+    shapes = {d.name: (d.size,) for d in all_decisions(spec)}
+    for c in spec.choices:
+        if c.pair_blocks and c.fixed_pairs is None:
+            shapes[decision_name(c.name, "pairs")] = (len(c.candidates), len(c.candidates))
+    return shapes
+
+
+def _check_masks(shapes: dict, masks: dict) -> None:
     for key, value in masks.items():
-        if key in known:
-            if value.shape[-1] != known[key]:
-                raise ValueError(f"mask `{key}`: expected {known[key]} option weights, got shape {tuple(value.shape)}")
-        elif key in pair_keys:
-            k = pair_keys[key]
-            if tuple(value.shape[-2:]) != (k, k):
-                raise ValueError(f"mask `{key}`: expected ({k}, {k}) pair weights, got shape {tuple(value.shape)}")
-        else:
+        if key not in shapes:
             raise ValueError(f"unknown mask `{key}`; masks are keyed by decision name (see `space.decisions`)")
+        want = shapes[key]
+        if tuple(value.shape[-len(want) :]) != want or value.dim() > len(want) + 1:
+            raise ValueError(
+                f"mask `{key}`: expected weights shaped {want} or (B, {', '.join(map(str, want))}), "
+                f"got {tuple(value.shape)}"
+            )
 
 
 def choice_weights(c: ChoiceSpec, masks: dict, like: torch.Tensor) -> dict:
