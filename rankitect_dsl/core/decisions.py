@@ -94,7 +94,7 @@ def _validate_choice(c: ChoiceSpec, ca: ChoiceArch, path: str) -> None:
     if len(set(ca.blocks)) != len(ca.blocks):
         raise ArchError("a block is listed twice", f"{path}.blocks")
     multi = [b for b in ca.blocks if is_multi_hot(b)]
-    pairs = [b for b in ca.blocks if not is_multi_hot(b)]
+    pair_blocks = [b for b in ca.blocks if not is_multi_hot(b)]
     if multi:
         if not ca.inputs:
             raise ArchError("at least one input must be on", f"{path}.inputs")
@@ -106,10 +106,12 @@ def _validate_choice(c: ChoiceSpec, ca: ChoiceArch, path: str) -> None:
         if c.fixed_inputs and set(ca.inputs) != set(c.candidates):
             raise ArchError(f"inputs are fixed to {', '.join(c.candidates)}", f"{path}.inputs")
     elif ca.inputs:
-        raise ArchError(f"a {'/'.join(pairs)} block takes a `pair`, not a multi-hot `inputs` list", f"{path}.inputs")
-    if pairs:
+        raise ArchError(
+            f"a {'/'.join(pair_blocks)} block takes a `pair`, not a multi-hot `inputs` list", f"{path}.inputs"
+        )
+    if pair_blocks:
         if not ca.pairs:
-            raise ArchError(f"a {'/'.join(pairs)} block needs a `pair` (left, right) or `pairs`", f"{path}.pair")
+            raise ArchError(f"a {'/'.join(pair_blocks)} block needs a `pair` (left, right) or `pairs`", f"{path}.pair")
         key = "pair" if len(ca.pairs) == 1 else "pairs"
         for k, pair in enumerate(ca.pairs):
             where = f"{path}.pair" if key == "pair" else f"{path}.pairs[{k}]"
