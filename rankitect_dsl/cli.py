@@ -138,6 +138,17 @@ def cmd_export(args):
     return 0
 
 
+def cmd_merge(args):
+    space = _space(args.file)
+    archs = [_read_arch(space, path) for path in args.archs]
+    merged = space.merge(archs)
+    atomic_write(args.output, merged.to_json(indent=2) + "\n")
+    for path, arch in zip(args.archs, archs):
+        print(f"{path}: {space.flops(arch):,} FLOPs, {space.params(arch):,} params")
+    print(f"wrote {args.output}: {space.flops(merged):,} FLOPs, {space.params(merged):,} params")
+    return 0
+
+
 def cmd_flops(args):
     space = _space(args.file)
     arch = _read_arch(space, args.arch, args.baseline)
@@ -451,6 +462,12 @@ def build_parser() -> argparse.ArgumentParser:
     _arch_args(s, "export")
     s.add_argument("-o", "--output", required=True, help="the .py file to write")
     s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("merge", help="merge archs into one holding all their blocks, connections and pairs")
+    s.add_argument("file", help="the space (.rks)")
+    s.add_argument("archs", nargs="+", metavar="ARCH.json", help="archs of the space to merge")
+    s.add_argument("-o", "--output", required=True, help="the merged arch's JSON file")
+    s.set_defaults(func=cmd_merge)
 
     s = sub.add_parser("flops", help="FLOPs and params of an arch, per choice")
     _arch_args(s, "count")

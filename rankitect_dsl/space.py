@@ -100,6 +100,12 @@ class Space:
         """Dense parameters as a sympy expression in the decision indicators."""
         return self.cost.params_expr
 
+    def merge(self, archs) -> Arch:
+        """One arch holding every block, connection and pair of `archs` with the largest dims (paper 4.2.3)."""
+        from .core.merge import merge_archs
+
+        return merge_archs(self.spec, list(archs))
+
     def has_encoding(self, arch: Arch) -> bool:
         """Whether the arch has a flat encoding: one block per choice (merged models, paper 4.2.3, run several)
         and one searched pair per gating/sum block (a set of pairs has none)."""
