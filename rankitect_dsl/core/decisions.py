@@ -161,32 +161,22 @@ def sample(space: SpaceSpec, rng: random.Random) -> Arch:
 
 def encode(space: SpaceSpec, decisions: Sequence[Decision], arch: Arch) -> list[int]:
     """Flat categorical vector; decisions the arch does not use (e.g. dims of unchosen blocks) encode as 0."""
-    validate(space, arch)
-    out = []
+    values = encode_values(space, decisions, arch)
     for d in decisions:
-        ca, c = arch.choices[d.choice], space.choice_by_name[d.choice]
+        ca = arch.choices[d.choice]
         if len(ca.blocks) != 1:
             raise ArchError("a merged (multi-block) choice has no flat encoding", f"choices.{d.choice}.blocks")
         if d.kind in ("left", "right") and len(ca.pairs) > 1:
             raise ArchError("a set of pairs has no flat encoding (it holds one pair)", f"choices.{d.choice}.pairs")
-        block = ca.blocks[0]
-        if d.kind == "block":
-            out.append(c.blocks.index(block))
-        elif d.kind == "input":
-            out.append(1 if d.target in ca.inputs else 0)
-        elif d.kind in ("left", "right"):
-            out.append(c.candidates.index(ca.pairs[0][0 if d.kind == "left" else 1]) if ca.pairs else 0)
-        else:
-            out.append(c.dims[d.target].index(ca.dims[d.target]) if d.target in ca.dims else 0)
-    return out
+    return [v[0] for v in values]
 
 
-def encode_values(space: SpaceSpec, arch: Arch) -> list[list[int]]:
+def encode_values(space: SpaceSpec, decisions: Sequence[Decision], arch: Arch) -> list[list[int]]:
     """Per decision, the option indices the arch takes: one each, except a merged choice's blocks (several)
     and the left/right of a set of pairs (its first pair; the mask layout carries the whole set)."""
     validate(space, arch)
     out = []
-    for d in all_decisions(space):
+    for d in decisions:
         ca, c = arch.choices[d.choice], space.choice_by_name[d.choice]
         if d.kind == "block":
             out.append([c.blocks.index(b) for b in ca.blocks])

@@ -43,11 +43,10 @@ def flatten(t2: Optional[torch.Tensor], t3: Optional[torch.Tensor]) -> torch.Ten
     return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
 
-def widen(t: torch.Tensor, width: int, at=None) -> torch.Tensor:
-    """`t` in a zero tensor `width` wide: as its first features, or at the [start, stop) ranges `at`."""
-    if at is None:
+def widen(t: torch.Tensor, width: int, index: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """`t` in a zero tensor `width` wide: as its first features, or at the positions `index`."""
+    if index is None:
         return t if t.shape[-1] == width else F.pad(t, (0, width - t.shape[-1]))
-    index = torch.cat([torch.arange(a, b, device=t.device) for a, b in at])
     return t.new_zeros(t.shape[:-1] + (width,)).index_copy(t.dim() - 1, index, t)
 
 
@@ -56,8 +55,9 @@ def _bcast(m: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return m.reshape(m.shape + (1,) * (like.dim() - m.dim())) if m.dim() else m
 
 
-def _hard_zero(w) -> bool:
-    return not (isinstance(w, torch.Tensor) and w.requires_grad) and bool((w == 0).all())
+def _hard_zero(wt: torch.Tensor) -> bool:
+    """A weight that is 0 everywhere and needs no gradient (a hard mask): what it weighs is not computed."""
+    return not wt.requires_grad and bool((wt == 0).all())
 
 
 @dataclass
@@ -137,6 +137,10 @@ class SupernetBase(nn.Module):
             self._index[key] = torch.cat([torch.arange(a, b) for a, b in ranges]).to(device)
         return self._index[key]
 
+    def _at(self, ranges, like: torch.Tensor) -> Optional[torch.Tensor]:
+        """The cached index tensor of a plan's placement ranges (None: first features)."""
+        return None if ranges is None else self._indices(ranges, like.device)
+
     def plan(self, arch: Arch):
         key = arch.to_json()
         plan = self._plans.get(key)
@@ -190,7 +194,7 @@ class SupernetBase(nn.Module):
                 if block.output == "3d":
                     out3d = y
                 else:
-                    outs2d.append(widen(y, width2d, bp.at))
+                    outs2d.append(widen(y, width2d, self._at(bp.at, y)))
             t2 = (outs2d[0] if len(outs2d) == 1 else sum(outs2d)) if outs2d else None
             vals[cp.name] = (t2, out3d)
         x = torch.cat([flatten(*vals[n]) for n in self.spec.outputs], 1)
@@ -204,7 +208,8 @@ class SupernetBase(nn.Module):
                 fc = plan.pairs[(i, j)].params
                 hidden = F.linear(flatten(*vals[i]), self.take(fc["w1"]), self.take(fc["b1"]))
                 fc_cache[(i, j)] = F.linear(hidden, self.take(fc["w2"]), self.take(fc["b2"]))
-            y = widen(block.combine(F, fc_cache[(i, j)], flatten(*vals[j])), width, cp.pair_at[(i, j)])
+            y = block.combine(F, fc_cache[(i, j)], flatten(*vals[j]))
+            y = widen(y, width, self._at(cp.pair_at[(i, j)], y))
             total = y if total is None else total + y
         return total
 
@@ -418,7 +423,8 @@ def hard_masks(spec: SpaceSpec, arch: Arch, like: torch.Tensor) -> dict:
     """An arch's 0/1 masks in the mask layout: one-hot per decision, several blocks on for a merged choice,
     a (K, K) table for a set of pairs."""
     out = {}
-    for d, values in zip(all_decisions(spec), encode_values(spec, arch)):
+    decisions = all_decisions(spec)
+    for d, values in zip(decisions, encode_values(spec, decisions, arch)):
         vec = like.new_zeros(d.size)
         for v in values:
             vec[v] = 1.0
