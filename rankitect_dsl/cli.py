@@ -63,6 +63,27 @@ def cmd_check(args):
     return status
 
 
+def cmd_fmt(args):
+    from .lang.formatter import format_source
+
+    status = 0
+    for path in args.files:
+        try:
+            source = Path(path).read_text()
+        except OSError as err:
+            raise RksError(f"cannot read {path}: {err.strerror}") from None
+        formatted = format_source(source, path)
+        if formatted == source:
+            continue
+        if args.check:
+            print(f"{path}: would be reformatted (run `rks fmt {path}`)", file=sys.stderr)
+            status = 1
+        else:
+            atomic_write(path, formatted)
+            print(f"formatted {path}")
+    return status
+
+
 def stats_dict(space) -> dict:
     blocks = Counter(b for c in space.spec.choices for b in c.blocks)
     edges = sum(1 for _, v in space.graph.in_edges() if space.graph.nodes[v]["kind"] == "choice")
@@ -433,6 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("check", help="check .rks files")
     s.add_argument("files", nargs="+")
     s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("fmt", help="rewrite .rks files in the canonical layout (comments kept)")
+    s.add_argument("files", nargs="+")
+    s.add_argument("--check", action="store_true", help="change nothing; exit 1 naming each file fmt would change")
+    s.set_defaults(func=cmd_fmt)
 
     s = sub.add_parser("stats", help="size and structure of a space")
     s.add_argument("file")
