@@ -84,6 +84,57 @@ def cmd_fmt(args):
     return status
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got `{text}`") from None
+    if not values or min(values) <= 0 or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"expected distinct positive integers, got `{text}`")
+    return values
+
+
+def _dim_range(text: str) -> tuple[float, float, int]:
+    import re
+
+    m = re.fullmatch(r"([0-9]*\.?[0-9]+)\.\.([0-9]*\.?[0-9]+):([0-9]+)", text)
+    if not m or float(m[1]) <= 0 or float(m[2]) < float(m[1]) or int(m[3]) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected LOW..HIGH:STEPS with 0 < LOW <= HIGH, like 0.5..1.25:7; got `{text}`"
+        )
+    return float(m[1]), float(m[2]), int(m[3])
+
+
+def _keep(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"a keep probability lies in (0, 1], got `{text}`")
+    return value
+
+
+def cmd_grow(args):
+    from .lang.grow import GrowConfig, grow_source
+    from .space import load_source
+
+    base = _space(args.file)
+    low, high, steps = args.dims
+    name = args.name or Path(args.output).stem
+    cfg = GrowConfig(args.seed, args.distances, low, high, steps, args.keep, args.bottleneck, name)
+    source = grow_source(base, cfg, Path(args.file).name)
+    grown = load_source(source, args.output)
+    grown.validate(grown.baseline)
+    atomic_write(args.output, source)
+    print(
+        f"wrote {args.output}: space `{grown.name}`, {len(grown.spec.choices)} choices "
+        f"(from {len(base.spec.choices)}), size {grown.size:.3e}, baseline `{grown.spec.baseline_name}` "
+        f"at {grown.flops(grown.baseline):,} FLOPs"
+    )
+    return 0
+
+
 def stats_dict(space) -> dict:
     blocks = Counter(b for c in space.spec.choices for b in c.blocks)
     edges = sum(1 for _, v in space.graph.in_edges() if space.graph.nodes[v]["kind"] == "choice")
@@ -459,6 +510,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+")
     s.add_argument("--check", action="store_true", help="change nothing; exit 1 naming each file fmt would change")
     s.set_defaults(func=cmd_fmt)
+
+    s = sub.add_parser("grow", help="grow a production model into a supernet (paper 4.2.1) and write its .rks")
+    s.add_argument("file", help="BASE.rks whose baseline is the production model")
+    s.add_argument("-o", "--output", required=True, help="the grown space's .rks file")
+    s.add_argument("--seed", type=int, default=0, help="seed of the DAG-order permutation (default 0)")
+    s.add_argument(
+        "--distances", type=_int_list, default=(1, 2, 3, 6, 9), help="connection distances (default 1,2,3,6,9)"
+    )
+    s.add_argument(
+        "--dims",
+        type=_dim_range,
+        default=(0.5, 1.25, 7),
+        help="LOW..HIGH:STEPS x the production width (default 0.5..1.25:7)",
+    )
+    s.add_argument("--keep", type=_keep, default=0.8, help="connection keep-probability (default 0.8)")
+    s.add_argument(
+        "--bottleneck", type=_positive(int), default=256, help="pairwise bottleneck (default 256, the paper's)"
+    )
+    s.add_argument("--name", help="the grown space's name (default: the output file's stem)")
+    s.set_defaults(func=cmd_grow)
 
     s = sub.add_parser("stats", help="size and structure of a space")
     s.add_argument("file")

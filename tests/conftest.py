@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SPACES = ["tiny", "dlrm", "rankitect", "dhen_dims"]
+SPACES = ["tiny", "dlrm", "rankitect", "rankitect_hand", "dhen_dims"]
 DATA = ROOT.parent / "shared" / "data"
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from conftest import SPACES, run_rks, space_path
 from rankitect_dsl import Arch, ChoiceArch, RksError, load_source, transfer_back, transfer_weights
 
-N_ARCHS = {"tiny": 50, "dlrm": 1, "rankitect": 50, "dhen_dims": 50}
+N_ARCHS = {"tiny": 50, "dlrm": 1, "rankitect": 50, "rankitect_hand": 10, "dhen_dims": 50}
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +76,8 @@ def test_pruned_choices_are_not_in_the_export(spaces):
     arch = space.baseline
     source = space.subnet_source(arch)
     active = space.active_choices(arch)
-    assert "r4" not in active and "r24" in active
-    assert "self.r4 =" not in source and "self.r24 =" in source
+    assert "compress_copy" not in active and "top4" in active  # the grown copy is read by no baseline choice
+    assert "self.compress_copy =" not in source and "self.top4 =" in source
 
 
 def test_all_masks_on_runs_whole_supernet_and_masks_are_differentiable(spaces, supernets):
@@ -349,7 +349,7 @@ def test_reserved_names_cover_every_name_the_templates_define(spaces):
     or import (rendered with every helper on), so no choice can shadow one."""
     from rankitect_dsl.core.names import GENERATED_NAMES
 
-    space = spaces["rankitect"]
+    space = spaces["rankitect_hand"]
     merged = dict(space.baseline.choices)
     r1 = space.spec.choice_by_name["r1"]
     merged["r1"] = ChoiceArch(

@@ -30,7 +30,8 @@ def measured_parts(space, arch):
         attr = path[1]
         if len(path) != (3 if isinstance(children[attr], torch.nn.ModuleList) else 2):
             continue
-        part = next((c for c in space.spec.choice_by_name if attr == c or attr.startswith(c + "_")), attr)
+        owners = [c for c in space.spec.choice_by_name if attr == c or attr.startswith(c + "_")]
+        part = max(owners, key=len, default=attr)  # `compress_copy_embed_fc` belongs to `compress_copy`
         if attr.startswith("fc_") or attr == "head":
             part = attr
         parts[part] = parts.get(part, 0) + sum(ops.values())
@@ -83,9 +84,9 @@ def test_breakdown_sums_to_total_and_export_header_agrees(spaces):
 
 
 def fixed_connection_rankitect():
-    """rankitect.rks with frozen connections (paper 4.2.4): every candidate read, pairs fixed; blocks and dims
-    searched."""
-    text = open(space_path("rankitect")).read()
+    """rankitect_hand.rks with frozen connections (paper 4.2.4): every candidate read, pairs fixed; blocks and
+    dims searched."""
+    text = open(space_path("rankitect_hand")).read()
     head = text[: text.index("choice r1 .. r24")]
     body = []
     for k in range(1, 25):

@@ -103,22 +103,22 @@ def test_size_formula_by_hand():
     assert load_source(SMALL_A).size == 13 * 10
 
 
-def test_rankitect_is_huge_and_log10_is_exact(spaces):
-    s = spaces["rankitect"]
+def test_hand_grown_rankitect_is_huge_and_log10_is_exact(spaces):
+    s = spaces["rankitect_hand"]
     assert s.size > 10**40
     assert math.isclose(s.log10_size, math.log10(s.size), rel_tol=1e-12)
     assert len(s.spec.choices) >= 24
 
 
 def test_distances_before_the_first_choice_are_dropped(spaces):
-    s = spaces["rankitect"].spec
+    s = spaces["rankitect_hand"].spec
     assert s.choice_by_name["r1"].candidates == ("dense", "sparse")
     assert s.choice_by_name["r4"].candidates == ("r3", "r2", "r1", "dense", "sparse")
     assert s.choice_by_name["r24"].candidates[:5] == ("r23", "r22", "r21", "r18", "r15")
 
 
 def test_dim_scale_gives_seven_options(spaces):
-    c = spaces["rankitect"].spec.choice_by_name["r5"]
+    c = spaces["rankitect_hand"].spec.choice_by_name["r5"]
     assert c.dims["linear"] == (64, 80, 96, 112, 128, 144, 160)
     assert spaces["dhen_dims"].spec.choice_by_name["mlp1"].dims["linear"] == tuple(range(64, 193, 16))
 
@@ -199,7 +199,9 @@ def test_cli_stats_json_and_sample(tmp_path):
     proc = run_rks("stats", space_path("rankitect"), "--json")
     info = json.loads(proc.stdout)
     assert int(info["size"]) == load_space(space_path("rankitect")).size
-    assert info["choices"] == 24 and info["blocks"]["gating"] == 24
+    # dlrm.rks's 12 choices plus a copy of each of its 3 embed_fc/dot_compressed choices; its 9 other choices
+    # get the {linear, gating, sum} group
+    assert info["choices"] == 15 and info["blocks"]["gating"] == 9 and info["blocks"]["embed_fc"] == 6
     proc = run_rks("sample", space_path("tiny"), "--seed", "3", "-n", "4")
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 4 and len(set(lines)) > 1

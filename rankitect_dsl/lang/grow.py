@@ -1,0 +1,211 @@
+"""Grow a production model into a supernet, rule by rule as paper section 4.2.1 does, and write it as `.rks`.
+
+The production model is the base space's baseline arch. The rules:
+1. permute its choices at random, keeping DAG order (every choice after the choices it reads);
+2. copy every choice holding embed_fc or dot_compressed and insert the copy right after it;
+3. give each choice its block group(s): {dot_compressed, embed_fc} and/or {linear, gating, sum};
+4. connect each choice to the earlier ones at the given distances, and keep its production inputs
+   (the baseline must stay inside the grown space);
+5. offer each dim block `low .. high` × its production width in `steps` options (the production width
+   is always one of them).
+The production model becomes the grown space's baseline; a copy repeats its original's assignment,
+which no other choice reads, so it adds no cost to the baseline.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Optional
+
+from ..core.blocks import BLOCK_NAMES, has_dim, is_multi_hot
+from ..core.errors import RksError
+from ..core.graph import reads
+from ..core.names import identifier_problem
+from .formatter import format_source
+
+GROUPS = (("dot_compressed", "embed_fc"), ("linear", "gating", "sum"))
+COPIED = {"embed_fc", "dot_compressed"}
+
+
+@dataclass(frozen=True)
+class GrowConfig:
+    seed: int = 0
+    distances: tuple[int, ...] = (1, 2, 3, 6, 9)
+    low: float = 0.5
+    high: float = 1.25
+    steps: int = 7
+    keep: float = 0.8
+    bottleneck: int = 256
+    name: Optional[str] = None
+
+    @property
+    def command(self) -> str:
+        return (
+            f"--seed {self.seed} --distances {','.join(map(str, self.distances))} "
+            f"--dims {self.low:g}..{self.high:g}:{self.steps} --keep {self.keep:g} --bottleneck {self.bottleneck}"
+        )
+
+
+@dataclass(frozen=True)
+class GrownChoice:
+    name: str
+    source: str  # the production choice it grows from
+    is_copy: bool
+    blocks: tuple[str, ...]
+
+
+def dag_order(space, rng: random.Random) -> list[str]:
+    """A random topological order of the production choices: each step picks uniformly among the ready ones."""
+    spec = space.spec
+    preds = {c.name: {x for x in c.candidates if x in spec.choice_by_name} for c in spec.choices}
+    placed: list[str] = []
+    while len(placed) < len(preds):
+        ready = [c.name for c in spec.choices if c.name not in placed and preds[c.name] <= set(placed)]
+        placed.append(rng.choice(ready))
+    return placed
+
+
+def block_groups(blocks) -> tuple[str, ...]:
+    wanted = {b for group in GROUPS if set(group) & set(blocks) for b in group}
+    return tuple(b for b in BLOCK_NAMES if b in wanted)
+
+
+def grown_choices(space, cfg: GrowConfig) -> list[GrownChoice]:
+    taken = {c.name for c in space.spec.choices} | {i.name for i in space.spec.inputs}
+    out = []
+    for name in dag_order(space, random.Random(cfg.seed)):
+        blocks = space.spec.choice_by_name[name].blocks
+        out.append(GrownChoice(name, name, False, block_groups(blocks)))
+        if COPIED & set(blocks):
+            copy = _fresh(f"{name}_copy", taken)
+            out.append(GrownChoice(copy, name, True, block_groups(blocks)))
+    return out
+
+
+def _fresh(name: str, taken: set) -> str:
+    k, candidate = 2, name
+    while candidate in taken:
+        candidate, k = f"{name}{k}", k + 1
+    taken.add(candidate)
+    return candidate
+
+
+def dim_options(width: int, cfg: GrowConfig) -> tuple[tuple[int, ...], bool]:
+    """The options for a production width, and whether `scale` writes them exactly (distinct, width included)."""
+    factors = (
+        [cfg.low]
+        if cfg.steps == 1
+        else [cfg.low + i * (cfg.high - cfg.low) / (cfg.steps - 1) for i in range(cfg.steps)]
+    )
+    scaled = [int(round(width * f)) for f in factors]
+    exact = len(set(scaled)) == len(scaled) and width in scaled and min(scaled) > 0
+    return tuple(sorted({v for v in scaled if v > 0} | {width})), exact
+
+
+def production_widths(space) -> dict:
+    """Per dim block, the width a choice gets when its production block has none: the production's most
+    common width for that block, else the largest option the base space offers, else N (embedding rows)."""
+    arch, widths = space.baseline, {}
+    for b in (b for b in BLOCK_NAMES if has_dim(b)):
+        used = Counter(ca.dims[b] for ca in arch.choices.values() if b in ca.dims)
+        offered = [max(c.dims[b]) for c in space.spec.choices if b in c.dims]
+        if used:
+            widths[b] = max(used.items(), key=lambda kv: (kv[1], kv[0]))[0]
+        else:
+            widths[b] = max(offered) if offered else space.spec.embed.count
+    return widths
+
+
+def grow_source(space, cfg: GrowConfig, base_label: str) -> str:
+    """The grown space as formatted `.rks` text."""
+    spec, arch = space.spec, space.baseline
+    if arch is None:
+        raise RksError(
+            f"space `{spec.name}` names no baseline: grow starts from the production model, "
+            "written as the space's `baseline` arch",
+            spec.path,
+        )
+    name = cfg.name or f"{spec.name}_grown"
+    problem = identifier_problem(name)
+    if problem:
+        raise RksError(f"grown space name `{name}`: {problem} (choose one with --name)")
+    for cname, ca in arch.choices.items():
+        if len(ca.blocks) != 1 or len(ca.pairs) > 1:
+            raise RksError(
+                f"the production choice `{cname}` holds several blocks or pairs; a grown space's baseline "
+                "assigns one block (and one pair) per choice",
+                spec.path,
+            )
+    choices = grown_choices(space, cfg)
+    order = [c.name for c in choices]
+    fallback = production_widths(space)
+    dims_of = {c.name: _choice_dims(c, arch, fallback, cfg) for c in choices}
+    defaults = _shared_dims(dims_of)
+    lines = [
+        f"# Grown from {base_label} (paper 4.2.1) by",
+        f"#   rks grow {base_label} {cfg.command}",
+        "#  - the production choices permuted at random in DAG order;",
+        "#  - a copy of every choice holding embed_fc or dot_compressed, right after it;",
+        "#  - block groups {dot_compressed, embed_fc} and {linear, gating, sum};",
+        f"#  - every choice reads the choices at distances {', '.join(map(str, cfg.distances))} "
+        "and its production inputs;",
+        f"#  - dims {cfg.low:g} .. {cfg.high:g} x the production width in {cfg.steps} options.",
+        f"space {name}",
+        "",
+        f"input {spec.dense.name} : dense[{spec.dense.width}]",
+        f"input {spec.embed.name} : embed[{spec.embed.count}, {spec.embed.dim}]",
+        "",
+        f"keep {cfg.keep:g}",
+        f"bottleneck {cfg.bottleneck}",
+    ]
+    lines += [f"dim {b} {text}" for b, text in defaults.items()]
+    for c in choices:
+        lines += ["", _choice_text(c, order, arch, dims_of[c.name], defaults, cfg)]
+    lines += ["", f"output from {', '.join(spec.outputs)}", "", f"baseline {spec.baseline_name} {{"]
+    for c in choices:
+        note = f"  # copy of {c.source}, read by no other choice" if c.is_copy else ""
+        lines.append(f"  {c.name} = {_assignment(arch.choices[c.source])}{note}")
+    lines.append("}")
+    return format_source("\n".join(lines) + "\n", f"<grown {name}>")
+
+
+def _choice_dims(c: GrownChoice, arch, fallback: dict, cfg: GrowConfig) -> dict:
+    produced = arch.choices[c.source].dims
+    out = {}
+    for b in (b for b in c.blocks if has_dim(b)):
+        width = produced.get(b, fallback[b])
+        options, exact = dim_options(width, cfg)
+        scale = f"scale {width} by {cfg.low:g} .. {cfg.high:g} steps {cfg.steps}"
+        out[b] = scale if exact else ", ".join(map(str, options))
+    return out
+
+
+def _shared_dims(dims_of: dict) -> dict:
+    """Dim statements every choice with that block shares: written once at the top."""
+    shared = {}
+    for b in (b for b in BLOCK_NAMES if has_dim(b)):
+        texts = {d[b] for d in dims_of.values() if b in d}
+        if len(texts) == 1:
+            shared[b] = texts.pop()
+    return shared
+
+
+def _choice_text(c: GrownChoice, order: list, arch, dims: dict, defaults: dict, cfg: GrowConfig) -> str:
+    k = order.index(c.name)
+    at_distance = {order[k - d] for d in cfg.distances if k - d >= 0}
+    extra = [x for x in reads(arch, c.source) if x not in at_distance]
+    head = f"# {'copy of ' + c.source if c.is_copy else 'production ' + c.source}"
+    body = [f"  blocks {', '.join(c.blocks)}", f"  from distance {', '.join(map(str, cfg.distances))}"]
+    if extra:
+        body.append(f"  from {', '.join(extra)}")
+    body += [f"  dim {b} {text}" for b, text in dims.items() if defaults.get(b) != text]
+    return "\n".join([head, f"choice {c.name} {{", *body, "}"])
+
+
+def _assignment(ca) -> str:
+    block = ca.blocks[0]
+    args = ca.pairs[0] if not is_multi_hot(block) else ca.inputs
+    dim = f" dim {ca.dims[block]}" if block in ca.dims else ""
+    return f"{block}({', '.join(args)}){dim}"
