@@ -187,10 +187,12 @@ def cmd_sample(args):
 
 
 def cmd_graph(args):
-    from .compiler.dot import to_dot
+    from .compiler.dot import FORMATS, arch_dot, render, space_dot
 
     space = _space(args.file)
-    atomic_write(args.output, to_dot(space.spec, space.graph))
+    fmt = args.format or next((f for f in FORMATS if args.output.endswith("." + f)), "dot")
+    source = arch_dot(space, _read_arch(space, args.arch)) if args.arch else space_dot(space)
+    atomic_write(args.output, render(source, fmt))
     print(f"wrote {args.output}")
     return 0
 
@@ -218,6 +220,46 @@ def cmd_merge(args):
     for path, arch in zip(args.archs, archs):
         print(f"{path}: {space.flops(arch):,} FLOPs, {space.params(arch):,} params")
     print(f"wrote {args.output}: {space.flops(merged):,} FLOPs, {space.params(merged):,} params")
+    return 0
+
+
+def cmd_scale(args):
+    from .core.scale import extended_spec, scale_arch
+    from .lang.writer import spec_source
+    from .space import load_source
+
+    space = _space(args.file)
+    arch = _read_arch(space, args.arch, args.baseline)
+    factors = {b: args.dims for b in ("linear", "embed_fc", "dot_compressed")} if args.dims else {}
+    if args.embed_fc:
+        factors["embed_fc"] = factors.get("embed_fc", 1.0) * args.embed_fc
+    if not factors and not args.bottleneck:
+        raise RksError("nothing to scale: give --embed-fc F, --dims F and/or --bottleneck F")
+    scaled, outside, bottleneck = scale_arch(space.spec, arch, factors, args.bottleneck or 1.0)
+    target = space
+    if outside and not args.extend:
+        listed = "\n".join(f"  {o.describe()}" for o in outside)
+        raise RksError(
+            f"the scaled arch leaves space `{space.name}`:\n{listed}\n"
+            "pass --extend SPACE_OUT.rks to write a space that admits these values",
+            args.arch or args.file,
+        )
+    if args.extend:
+        recipe = [f"{b} x{f:g}" for b, f in factors.items()]
+        recipe += [f"bottleneck x{args.bottleneck:g}"] if args.bottleneck else []
+        header = [
+            f"Space `{space.name}` of {Path(args.file).name}, extended by `rks scale` to admit an arch scaled by",
+            f"{', '.join(recipe)}:",
+            *(f"  {o.describe()}" for o in outside),
+        ]
+        source = spec_source(extended_spec(space.spec, outside, bottleneck), header)
+        target = load_source(source, args.extend)
+        target.validate(scaled)
+        atomic_write(args.extend, source)
+        print(f"wrote {args.extend}: space `{target.name}` admitting {len(outside)} scaled value(s)")
+    atomic_write(args.output, scaled.to_json(indent=2) + "\n")
+    print(f"{args.arch or 'baseline'}: {space.flops(arch):,} FLOPs, {space.params(arch):,} params")
+    print(f"wrote {args.output}: {target.flops(scaled):,} FLOPs, {target.params(scaled):,} params")
     return 0
 
 
@@ -545,8 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=int, default=1)
     s.set_defaults(func=cmd_sample)
 
-    s = sub.add_parser("graph", help="write the space's DAG as Graphviz DOT")
+    s = sub.add_parser("graph", help="draw the space or one subnet (Graphviz DOT, SVG or PNG)")
     s.add_argument("file")
+    s.add_argument("--arch", metavar="ARCH.json", help="draw this arch's subnet instead of the whole space")
+    s.add_argument("--format", choices=["dot", "svg", "png"], help="default: from the output's suffix, else dot")
     s.add_argument("-o", "--output", required=True)
     s.set_defaults(func=cmd_graph)
 
@@ -565,6 +609,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("archs", nargs="+", metavar="ARCH.json", help="archs of the space to merge")
     s.add_argument("-o", "--output", required=True, help="the merged arch's JSON file")
     s.set_defaults(func=cmd_merge)
+
+    s = sub.add_parser(
+        "scale", help="scale an arch's dims up (paper 4.2.3) and, with --extend, its space to admit them"
+    )
+    _arch_args(s, "scale")
+    s.add_argument("-o", "--output", required=True, help="the scaled arch's JSON file")
+    s.add_argument("--embed-fc", type=_positive(float), help="multiply the EmbedFC dims (the paper: 3)")
+    s.add_argument(
+        "--dims", type=_positive(float), help="multiply linear, EmbedFC and dot-compressed dims (the paper: 1.5)"
+    )
+    s.add_argument("--bottleneck", type=_positive(float), help="multiply the pair bottleneck (the paper: 2)")
+    s.add_argument("--extend", metavar="SPACE_OUT.rks", help="write the space extended to admit the scaled values")
+    s.set_defaults(func=cmd_scale)
 
     s = sub.add_parser("flops", help="FLOPs and params of an arch, per choice")
     _arch_args(s, "count")

@@ -106,6 +106,22 @@ class Space:
 
         return merge_archs(self.spec, list(archs))
 
+    def all_on(self) -> Arch:
+        """The whole supernet as one merged arch: every block, candidate input and pair, the largest dims."""
+        from .core.arch import ChoiceArch
+        from .core.blocks import is_multi_hot
+
+        choices = {
+            c.name: ChoiceArch(
+                c.blocks,
+                c.candidates if any(is_multi_hot(b) for b in c.blocks) else (),
+                c.pairs if any(not is_multi_hot(b) for b in c.blocks) else (),
+                {b: max(opts) for b, opts in c.dims.items()},
+            )
+            for c in self.spec.choices
+        }
+        return Arch(self.name, choices)
+
     def has_encoding(self, arch: Arch) -> bool:
         """Whether the arch has a flat encoding: one block per choice (merged models, paper 4.2.3, run several)
         and one searched pair per gating/sum block (a set of pairs has none)."""

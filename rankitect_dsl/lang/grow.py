@@ -19,11 +19,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Optional
 
-from ..core.blocks import BLOCK_NAMES, has_dim, is_multi_hot
+from ..core.blocks import BLOCK_NAMES, has_dim
 from ..core.errors import RksError
 from ..core.graph import reads
 from ..core.names import identifier_problem
 from .formatter import format_source
+from .writer import assignment
 
 GROUPS = (("dot_compressed", "embed_fc"), ("linear", "gating", "sum"))
 COPIED = {"embed_fc", "dot_compressed"}
@@ -166,7 +167,7 @@ def grow_source(space, cfg: GrowConfig, base_label: str) -> str:
     lines += ["", f"output from {', '.join(spec.outputs)}", "", f"baseline {spec.baseline_name} {{"]
     for c in choices:
         note = f"  # copy of {c.source}, read by no other choice" if c.is_copy else ""
-        lines.append(f"  {c.name} = {_assignment(arch.choices[c.source])}{note}")
+        lines.append(f"  {c.name} = {assignment(arch.choices[c.source].to_dict())}{note}")
     lines.append("}")
     return format_source("\n".join(lines) + "\n", f"<grown {name}>")
 
@@ -202,10 +203,3 @@ def _choice_text(c: GrownChoice, order: list, arch, dims: dict, defaults: dict, 
         body.append(f"  from {', '.join(extra)}")
     body += [f"  dim {b} {text}" for b, text in dims.items() if defaults.get(b) != text]
     return "\n".join([head, f"choice {c.name} {{", *body, "}"])
-
-
-def _assignment(ca) -> str:
-    block = ca.blocks[0]
-    args = ca.pairs[0] if not is_multi_hot(block) else ca.inputs
-    dim = f" dim {ca.dims[block]}" if block in ca.dims else ""
-    return f"{block}({', '.join(args)}){dim}"
