@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
-from .core.blocks import BLOCK_NAMES
+from .core.blocks import BLOCK_NAMES, has_dim
 from .core.errors import RksError
 from .core.files import atomic_write
 
@@ -230,9 +232,11 @@ def cmd_scale(args):
 
     space = _space(args.file)
     arch = _read_arch(space, args.arch, args.baseline)
-    factors = {b: args.dims for b in ("linear", "embed_fc", "dot_compressed")} if args.dims else {}
+    from .core.blocks import EmbedFCBlock
+
+    factors = {b: args.dims for b in BLOCK_NAMES if has_dim(b)} if args.dims else {}
     if args.embed_fc:
-        factors["embed_fc"] = factors.get("embed_fc", 1.0) * args.embed_fc
+        factors[EmbedFCBlock.name] = factors.get(EmbedFCBlock.name, 1.0) * args.embed_fc
     if not factors and not args.bottleneck:
         raise RksError("nothing to scale: give --embed-fc F, --dims F and/or --bottleneck F")
     scaled, outside, bottleneck = scale_arch(space.spec, arch, factors, args.bottleneck or 1.0)
@@ -420,8 +424,11 @@ def cmd_search(args):
         )
     else:
         proxy = EarlyStopProxy(space, data, args.seed, args.batch_size, args.lr)
+    pretrains = args.proxy == "weight-sharing" and not _beside_storage(url, f"{study}.supernet.pt").exists()
+    started = time.time()
     search = Search(space, proxy, store, cfg)
     summary = search.run()
+    store.record_run(space, args.command_line, time.time() - started, pretrain if pretrains else 0, summary)
     plot_path = (
         Path(args.plot)
         if args.plot
@@ -501,6 +508,18 @@ def cmd_study_show(args):
     halving = store.completed(HALVING)
     if halving:
         print(f"successive halving: {len(halving)} evaluations up to rung {max(t.user_attrs['rung'] for t in halving)}")
+    return 0
+
+
+def cmd_report(args):
+    from .search.report import build_report, render_report
+
+    report = build_report(args.storage, args.study)
+    page, summary = render_report(report)
+    markdown = Path(args.output).with_suffix(".md")
+    atomic_write(args.output, page)
+    atomic_write(markdown, summary)
+    print(f"wrote {args.output} and {markdown}")
     return 0
 
 
@@ -674,6 +693,12 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(s)
     s.set_defaults(func=cmd_proxy_study)
 
+    s = sub.add_parser("report", help="one self-contained HTML page (and a Markdown summary) for a finished search")
+    s.add_argument("storage", help="the search's Optuna storage URL, e.g. sqlite:///runs/x.db")
+    s.add_argument("--study", help="the study (default: the store's only one)")
+    s.add_argument("-o", "--output", required=True, help="the HTML file; the Markdown summary goes beside it (.md)")
+    s.set_defaults(func=cmd_report)
+
     s = sub.add_parser("study", help="inspect a study store")
     study_sub = s.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
     show = study_sub.add_parser("show", help="print a finished or running study")
@@ -685,7 +710,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = "rks " + shlex.join(argv)
     try:
         return args.func(args) or 0
     except RksError as err:

@@ -77,6 +77,7 @@ class Block:
     template_class: str
     summary: str  # how the export's comments describe it
     roles: tuple[Role, ...]
+    group: str  # paper 4.2.1: "interaction" (dot_compressed, EmbedFC) or "dense" (linear, gating, sum)
 
     @property
     def multi_hot(self) -> bool:
@@ -123,7 +124,7 @@ class Block:
 
 
 class Linear(Block):
-    name, adaptor, output, searched_dim = "linear", "flatten", "2d", True
+    name, adaptor, output, searched_dim, group = "linear", "flatten", "2d", True, "dense"
     template_class, summary = "LinearBlock", "linear"
     roles = (
         Role("w", (DIM, IN), "weight", "linear.weight"),
@@ -148,7 +149,7 @@ class Linear(Block):
 
 
 class EmbedFCBlock(Block):
-    name, adaptor, output, searched_dim = "embed_fc", "stack", "3d", True
+    name, adaptor, output, searched_dim, group = "embed_fc", "stack", "3d", True, "interaction"
     template_class, summary = "EmbedFC", "EmbedFC"
     roles = (
         Role("w", (DIM, ROWS), "weight", "linear.weight"),
@@ -174,7 +175,7 @@ class EmbedFCBlock(Block):
 
 
 class DotCompressedBlock(Block):
-    name, adaptor, output, searched_dim = "dot_compressed", "stack", "2d", True
+    name, adaptor, output, searched_dim, group = "dot_compressed", "stack", "2d", True, "interaction"
     template_class, summary = "DotCompressed", "compressed dot product"
     roles = (
         Role("w", (DIM, ROWS), "weight", "compress.weight"),
@@ -204,7 +205,7 @@ class DotCompressedBlock(Block):
 class PairBlock(Block):
     """Eq. 2: `interaction(FC_ij(x_i), x_j)`; the shared FC_ij is `PAIR_FC`, outside the block."""
 
-    adaptor, output, searched_dim = "pair", "2d", False
+    adaptor, output, searched_dim, group = "pair", "2d", False, "dense"
     roles = _norm_roles(OUT)
     keeps_per_pair = False  # whether backward needs a B×S_j tensor per pair (checkpointing recomputes them)
 
@@ -323,6 +324,17 @@ def is_multi_hot(name: str) -> bool:
 
 def has_dim(name: str) -> bool:
     return REGISTRY[name].searched_dim
+
+
+def group_blocks(names) -> tuple[str, ...]:
+    """Every block of the 4.2.1 groups that `names` touch, in registry order: a grown choice's blocks."""
+    groups = {REGISTRY[n].group for n in names}
+    return tuple(n for n, b in REGISTRY.items() if b.group in groups)
+
+
+def is_interaction(name: str) -> bool:
+    """dot_compressed and EmbedFC: growing copies the choices holding them (paper 4.2.1)."""
+    return REGISTRY[name].group == "interaction"
 
 
 def output_block(names, output: str) -> Optional[str]:

@@ -19,15 +19,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Optional
 
-from ..core.blocks import BLOCK_NAMES, has_dim
+from ..core.blocks import BLOCK_NAMES, group_blocks, has_dim, is_interaction
 from ..core.errors import RksError
 from ..core.graph import reads
 from ..core.names import identifier_problem
 from .formatter import format_source
 from .writer import assignment
-
-GROUPS = (("dot_compressed", "embed_fc"), ("linear", "gating", "sum"))
-COPIED = {"embed_fc", "dot_compressed"}
 
 
 @dataclass(frozen=True)
@@ -68,20 +65,15 @@ def dag_order(space, rng: random.Random) -> list[str]:
     return placed
 
 
-def block_groups(blocks) -> tuple[str, ...]:
-    wanted = {b for group in GROUPS if set(group) & set(blocks) for b in group}
-    return tuple(b for b in BLOCK_NAMES if b in wanted)
-
-
 def grown_choices(space, cfg: GrowConfig) -> list[GrownChoice]:
     taken = {c.name for c in space.spec.choices} | {i.name for i in space.spec.inputs}
     out = []
     for name in dag_order(space, random.Random(cfg.seed)):
         blocks = space.spec.choice_by_name[name].blocks
-        out.append(GrownChoice(name, name, False, block_groups(blocks)))
-        if COPIED & set(blocks):
+        out.append(GrownChoice(name, name, False, group_blocks(blocks)))
+        if any(is_interaction(b) for b in blocks):
             copy = _fresh(f"{name}_copy", taken)
-            out.append(GrownChoice(copy, name, True, block_groups(blocks)))
+            out.append(GrownChoice(copy, name, True, group_blocks(blocks)))
     return out
 
 

@@ -74,6 +74,17 @@ class StudyStore:
                 if key not in existing:
                     self.study.set_user_attr(key, value)
 
+    def record_run(self, space, command: str, seconds: float, examples: int, summary: dict) -> None:
+        """What a report needs beyond the trials: the space's source, how the search was run, its cost, its
+        result. Runs of a resumed study add up; the latest summary wins."""
+        attrs = self.study.user_attrs
+        self.study.set_user_attr("space_file", space.path)
+        self.study.set_user_attr("space_source", space.source)
+        self.study.set_user_attr("commands", [*attrs.get("commands", []), command])
+        self.study.set_user_attr("wall_seconds", attrs.get("wall_seconds", 0.0) + seconds)
+        self.study.set_user_attr("pretrain_examples", attrs.get("pretrain_examples", 0) + examples)
+        self.study.set_user_attr("summary", summary)
+
     @property
     def meta(self) -> dict:
         return dict(self.study.user_attrs)

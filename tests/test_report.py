@@ -1,0 +1,106 @@
+"""`rks report`: one self-contained page for a finished search, checked in headless Chromium when it is here."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import run_rks, search_cmd, space_path
+from rankitect_dsl import Arch, load_space
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BUDGET, EXAMPLES = 4, 800
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    db = folder / "s.db"
+    proc = subprocess.run(search_cmd(db, BUDGET, examples=EXAMPLES), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = folder / "report.html"
+    rep = run_rks("report", f"sqlite:///{db}", "-o", out)
+    assert rep.returncode == 0, rep.stderr
+    return {
+        "db": db,
+        "html": out.read_text(),
+        "md": out.with_suffix(".md").read_text(),
+        "summary": json.loads(proc.stdout),
+        "out": out,
+    }
+
+
+def test_page_holds_the_plot_the_winner_its_source_cost_and_commands(finished):
+    page, summary = finished["html"], finished["summary"]
+    space = load_space(space_path("tiny"))
+    winner = Arch.from_dict(summary["best"]["arch"])
+    assert page.lstrip().startswith("<!DOCTYPE html>") and "<script" not in page
+    assert page.count("<svg") >= 1 + (shutil.which("dot") is not None)  # the plot, and the drawing with Graphviz
+    assert f"<td>{space.flops(winner):,}</td>" in page and f"<td>{space.params(winner):,}</td>" in page
+    assert "def forward(self, dense, sparse)" in page  # the exported subnet
+    # every candidate and the baseline ran the proxy on EXAMPLES examples
+    assert f"<td>{(BUDGET + 1) * EXAMPLES:,}</td>" in page
+    assert "rks search " in page and "--budget 4" in page
+    assert not re.search(r"""(?:src|href)=["'](?!#)""", page)  # nothing loaded from elsewhere
+
+
+def test_markdown_summary_beside_it(finished):
+    md = finished["md"]
+    assert md.startswith("# tiny: random search") and "| winner |" in md and "| baseline |" in md
+    arch = md[md.index("```json") + 7 :]
+    assert Arch.from_dict(json.loads(arch[: arch.index("```")])).to_dict() == finished["summary"]["best"]["arch"]
+
+
+def test_merged_and_scaled_models_cost_at_least_the_winner(finished):
+    rows = dict(re.findall(r"<tr><td>([^<]+)</td><td>[^<]*</td><td>([\d,]+)</td>", finished["html"]))
+    winner = int(rows["winner"].replace(",", ""))
+    scaled = [int(v.replace(",", "")) for k, v in rows.items() if k.startswith("scaled")]
+    assert len(scaled) == 2 and all(f >= winner for f in scaled)
+    merged = [int(v.replace(",", "")) for k, v in rows.items() if k.startswith("merged")]
+    assert all(f >= winner for f in merged)
+
+
+def test_report_errors_are_clean_and_write_nothing(tmp_path):
+    out = tmp_path / "r.html"
+    missing = tmp_path / "missing.db"
+    proc = run_rks("report", f"sqlite:///{missing}", "-o", out)
+    assert proc.returncode == 1 and "no study store" in proc.stderr and "Traceback" not in proc.stderr
+    assert not out.exists() and not missing.exists()
+    import optuna
+
+    optuna.create_study(study_name="empty", storage=f"sqlite:///{tmp_path / 'e.db'}")
+    proc = run_rks("report", f"sqlite:///{tmp_path / 'e.db'}", "-o", out)
+    assert proc.returncode == 1 and "no finished run" in proc.stderr and not out.exists()
+
+
+def chromium(url, png, tmp_path):
+    args = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,2400",
+        f"--screenshot={png}",
+        url,
+    ]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    return proc, [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt install chromium)")
+def test_report_opens_in_headless_chromium_without_console_errors(finished, tmp_path):
+    control = tmp_path / "control.html"
+    control.write_text('<html><body><script>console.error("seen"); missing_function();</script></body></html>')
+    _, seen = chromium(control.as_uri(), tmp_path / "control.png", tmp_path)
+    assert seen, "the console check must see a page's console errors"
+    shot = finished["out"].with_suffix(".png")
+    proc, console = chromium(finished["out"].as_uri(), shot, tmp_path)
+    assert proc.returncode == 0 and not console, console
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
