@@ -1,6 +1,6 @@
 """The cost model's speed and the expected-FLOPs approximation, measured in one run.
 
-    python benchmarks/bench_cost.py [--space spaces/rankitect.rks] [--archs 10000]
+    python benchmarks/bench_cost.py [--space spaces/rankitect_hand.rks] [--archs 10000]
 
 Prints: `flops_many` on N archs against N calls of `space.flops` (ratio), and `expected_flops` under the
 sampler's distribution against the Monte Carlo mean of exact FLOPs over 20,000 sampled archs.
@@ -16,7 +16,7 @@ from rankitect_dsl import load_space
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--space", default="spaces/rankitect.rks")
+    ap.add_argument("--space", default="spaces/rankitect_hand.rks")
     ap.add_argument("--archs", type=int, default=10000)
     args = ap.parse_args()
     space = load_space(args.space)

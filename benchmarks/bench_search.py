@@ -66,7 +66,7 @@ def run_seed(args, seed: int, folder: str, threads: int) -> dict:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--space", default="spaces/rankitect.rks")
+    ap.add_argument("--space", default="spaces/rankitect_hand.rks")
     ap.add_argument("--budget", type=int, default=40)
     ap.add_argument("--round-size", type=int, default=8)
     ap.add_argument("--proxy-examples", type=int, default=24000)

@@ -7,7 +7,7 @@
 3. memory: peak RSS of a fresh process running two all-on steps, without and with activation checkpointing
    (target: under 4 GB with it).
 
-    python benchmarks/bench_supernet.py [--space spaces/rankitect.rks] [--archs 4] [--repeats 3]
+    python benchmarks/bench_supernet.py [--space spaces/rankitect_hand.rks] [--archs 4] [--repeats 3]
 """
 
 import argparse
@@ -68,7 +68,7 @@ def high_water_rss_kb() -> int:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--space", default="spaces/rankitect.rks")
+    ap.add_argument("--space", default="spaces/rankitect_hand.rks")
     ap.add_argument("--archs", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=512)

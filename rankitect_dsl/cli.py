@@ -512,7 +512,7 @@ def cmd_study_show(args):
 
 
 def cmd_report(args):
-    from .search.report import build_report, render_report
+    from .report import build_report, render_report
 
     report = build_report(args.storage, args.study)
     page, summary = render_report(report)

@@ -94,10 +94,6 @@ def messy_sources(draw):
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messy_sources())
 def test_fmt_is_idempotent_keeps_comments_and_the_space(source):
-    try:
-        load_source(source)
-    except RksError:
-        return  # the generator can draw a space the checker rejects (e.g. a dim block it cannot feed)
     once = format_source(source)
     assert format_source(once) == once
     assert comments(once) == comments(source)

@@ -20,7 +20,7 @@ from .program import build_program
 WRAP = 110  # generated lines are wrapped near this width
 
 
-class _PackageLoader(jinja2.BaseLoader):
+class PackageLoader(jinja2.BaseLoader):
     """Templates read through importlib.resources from the installed `rankitect_dsl.codegen_templates`."""
 
     def get_source(self, environment, template):
@@ -33,7 +33,7 @@ class _PackageLoader(jinja2.BaseLoader):
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=_PackageLoader(),
+        loader=PackageLoader(),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,

@@ -17,12 +17,16 @@ from pathlib import Path
 
 import jinja2
 
-from ..core.arch import Arch
-from ..core.blocks import BLOCK_NAMES, EmbedFCBlock, has_dim
-from ..core.errors import RksError
-from ..core.files import figure
-from ..core.scale import extended_spec, scale_arch
-from .study_store import BASELINE, CANDIDATE, HALVING, StudyStore, list_studies
+from .compiler.codegen import PackageLoader
+from .compiler.dot import arch_dot, render
+from .core.arch import Arch
+from .core.blocks import BLOCK_NAMES, EmbedFCBlock, has_dim
+from .core.errors import RksError
+from .core.files import figure
+from .core.scale import extended_spec, scale_arch
+from .lang.writer import spec_source
+from .search.study_store import BASELINE, CANDIDATE, HALVING, StudyStore, list_studies
+from .space import load_source
 
 RECIPES = (  # paper 4.2.3: (label, dim factor per block, bottleneck factor, the `rks scale` flags)
     ("scaled: EmbedFC dims ×3", {EmbedFCBlock.name: 3.0}, 1.0, "--embed-fc 3"),
@@ -56,8 +60,6 @@ def open_study(url: str, study: str | None) -> StudyStore:
 
 
 def build_report(url: str, study: str | None = None) -> dict:
-    from ..space import load_source
-
     store = open_study(url, study)
     meta = store.meta
     if "summary" not in meta or "space_source" not in meta:
@@ -104,8 +106,6 @@ def build_report(url: str, study: str | None = None) -> dict:
 
 
 def _spec_text(space, outside, bottleneck) -> str:
-    from ..lang.writer import spec_source
-
     return spec_source(extended_spec(space.spec, outside, bottleneck), [])
 
 
@@ -163,8 +163,6 @@ def plot_svg(report: dict) -> str:
 
 def winner_svg(report: dict) -> str | None:
     """The winner's subnet drawn by Graphviz, or None when Graphviz is not installed."""
-    from ..compiler.dot import arch_dot, render
-
     try:
         return _bare_svg(render(arch_dot(report["space"], report["winner"]), "svg").decode())
     except RksError:
@@ -189,10 +187,8 @@ def duration(seconds: float) -> str:
 
 
 def _env() -> jinja2.Environment:
-    from ..compiler.codegen import _PackageLoader
-
     env = jinja2.Environment(
-        loader=_PackageLoader(),
+        loader=PackageLoader(),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
         trim_blocks=True,
         lstrip_blocks=True,
@@ -205,8 +201,6 @@ def _env() -> jinja2.Environment:
 
 def render_report(report: dict) -> tuple[str, str]:
     """(HTML page, Markdown summary)."""
-    from ..compiler.dot import arch_dot
-
     context = dict(
         report,
         plot=jinja2.utils.markupsafe.Markup(plot_svg(report)),
