@@ -14,6 +14,7 @@ from pathlib import Path
 from .core.blocks import BLOCK_NAMES, has_dim
 from .core.errors import RksError
 from .core.files import atomic_write
+from .runtime import EMBED_OPTIMIZERS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -326,7 +327,16 @@ def cmd_train(args):
     arch = _read_arch(space, args.arch, args.baseline)
     data = load_data(args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction)
     model = build_model(space, arch, data, args.seed)
-    result = train(model, data, TrainConfig(args.examples, args.batch_size, args.lr, args.seed, not args.json))
+    cfg = TrainConfig(
+        args.examples,
+        args.batch_size,
+        args.lr,
+        args.seed,
+        not args.json,
+        embed_optimizer=args.embed_optimizer,
+        embed_lr=args.embed_lr,
+    )
+    result = train(model, data, cfg)
     out = {
         "space": space.name,
         "data": data.name,
@@ -375,7 +385,7 @@ def _beside_storage(url: str, name: str) -> Path:
 
 def cmd_search(args):
     from .data.loading import load_data
-    from .search.constraints import check_flops_rule, parse_flops
+    from .search.constraints import check_flops_rule, default_flops_cap, parse_flops
     from .search.loop import Search, SearchConfig, space_fingerprint
     from .search.pareto import plot_pareto
     from .search.proxies import EarlyStopProxy, WeightSharingProxy
@@ -389,7 +399,7 @@ def cmd_search(args):
         args.proxy_examples,
         args.round_size,
         args.halving,
-        parse_flops(args.flops_max, space, "--flops-max"),
+        default_flops_cap(args.flops_max, space),
         parse_flops(args.flops_target, space, "--flops-target"),
         args.seed,
         not args.json,
@@ -410,6 +420,8 @@ def cmd_search(args):
         "proxy_examples": args.proxy_examples,
         "seed": args.seed,
     }
+    if args.proxy_repeats > 1:  # studies made before repeats existed stay resumable
+        meta["proxy_repeats"] = args.proxy_repeats
     store = StudyStore(url, study, meta)
     if args.proxy == "weight-sharing":
         proxy = WeightSharingProxy(
@@ -421,9 +433,10 @@ def cmd_search(args):
             args.lr,
             _beside_storage(url, f"{study}.supernet.pt"),
             not args.json,
+            args.proxy_repeats,
         )
     else:
-        proxy = EarlyStopProxy(space, data, args.seed, args.batch_size, args.lr)
+        proxy = EarlyStopProxy(space, data, args.seed, args.batch_size, args.lr, args.proxy_repeats)
     pretrains = args.proxy == "weight-sharing" and not _beside_storage(url, f"{study}.supernet.pt").exists()
     started = time.time()
     search = Search(space, proxy, store, cfg)
@@ -652,6 +665,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--examples", type=_positive(int), required=True, help="training examples (one ordered pass)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--save", help="folder for model.py, arch.json, weights.pt and metrics.json")
+    s.add_argument(
+        "--embed-optimizer",
+        choices=EMBED_OPTIMIZERS,
+        default="rowwise-adagrad",
+        help="optimiser of the embedding tables (default rowwise-adagrad; the body always uses Adam at --lr)",
+    )
+    s.add_argument("--embed-lr", type=_positive(float), default=0.1, help="the tables' learning rate (default 0.1)")
     _data_args(s)
     s.set_defaults(func=cmd_train)
 
@@ -669,7 +689,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--round-size", type=_positive(int), help="candidates per round (default budget/5, at least 2)")
     s.add_argument("--halving", type=int, default=0, metavar="K", help="successive halving over the best K candidates")
     s.add_argument("--flops-target", help="FLOPs target (L1 penalty), absolute or relative to the baseline like 2.5x")
-    s.add_argument("--flops-max", help="FLOPs cap, absolute or relative to the baseline like 2.5x")
+    s.add_argument(
+        "--flops-max",
+        help="FLOPs cap, absolute or relative to the baseline like 2.5x (default: the baseline's FLOPs; none: no cap)",
+    )
+    s.add_argument(
+        "--proxy-repeats",
+        type=_positive(int),
+        default=1,
+        help="proxy runs per candidate, averaged; run k uses seed+k for every candidate (default 1)",
+    )
     s.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/STUDY.db)")
     s.add_argument("--study", help="study name (default SPACE-METHOD-PROXY)")
     s.add_argument("--export", help="folder for the winner's Python source and arch JSON")

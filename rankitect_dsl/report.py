@@ -84,8 +84,8 @@ def build_report(url: str, study: str | None = None) -> dict:
         target = load_source(_spec_text(space, outside, new_bn), "<scaled>") if outside else space
         command = f"rks scale {spec_file} best_arch.json {flags} --extend scaled.rks -o scaled.json"
         models.append(Model(label, target.flops(scaled), target.params(scaled), None, command))
-    examples = sum(t.user_attrs.get("examples", 0) for t in store.completed(CANDIDATE) + store.completed(HALVING))
-    examples += sum(t.user_attrs.get("examples", 0) for t in store.completed(BASELINE))
+    evaluated = store.completed(CANDIDATE) + store.completed(HALVING) + store.completed(BASELINE)
+    examples = sum(t.user_attrs.get("examples_processed", t.user_attrs.get("examples", 0)) for t in evaluated)
     examples += meta.get("pretrain_examples", 0)
     return {
         "study": store.name,

@@ -29,6 +29,7 @@ class ScriptedProxy:
         self.calls.append((arch.to_json(), examples))
         return SimpleNamespace(
             window_ne=self.value(arch, examples),
+            examples=examples,
             seconds=0.0,
             extra={"flops": self.space.flops(arch), "params": self.space.params(arch)},
         )

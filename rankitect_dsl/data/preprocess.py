@@ -1,5 +1,8 @@
 """Turn raw rows into a cached `Dataset` as ranking teams do: log(1+x) for counts, per-feature
 vocabularies with a frequency threshold and an out-of-vocabulary bucket, fitted on the training part only.
+A count feature is the id's running count, its occurrences before the row, as a serving-time counter
+sees it: a total over the training part would tell each training row how often its id will still occur,
+and give every id new in the tail a value no training row had.
 
 Three streamed passes (validate and count, fit on the training part, encode into memory-mapped arrays),
 so a file larger than memory works. The cache entry is written to a temporary folder and renamed only
@@ -20,7 +23,7 @@ import numpy as np
 
 from .dataset import DataError, Dataset
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def cache_root() -> Path:
@@ -41,10 +44,10 @@ def load_dataset(source, min_count: int = 2, eval_fraction: float = 0.2, cache: 
     n_train = n_total - n_eval
     if n_train < 1:
         raise DataError(f"{source.name}: {n_total} example(s) leave nothing to train on")
-    vocabs, count_tables, stats = _fit(source, n_train, min_count)
+    vocabs, stats = _fit(source, n_train, min_count)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=_ensure(cache_root())))
     try:
-        _encode(source, tmp, n_total, vocabs, count_tables, stats)
+        _encode(source, tmp, n_total, vocabs, stats)
         meta = {"name": source.name, "n_train": n_train, "vocab_sizes": [len(v) + 1 for v in vocabs]}
         (tmp / "meta.json").write_text(json.dumps(meta))
         if not cache:
@@ -68,7 +71,7 @@ def _ensure(path: Path) -> Path:
 
 def _fit(source, n_train: int, min_count: int):
     n_cat = source.n_cat
-    counters = [Counter() for _ in range(n_cat + source.n_count)]
+    counters = [Counter() for _ in range(n_cat)]
     n_plain = len(source.dense_transforms)
     sums, squares, counts = np.zeros(n_plain), np.zeros(n_plain), np.zeros(n_plain)
     for i, row in enumerate(source.rows()):
@@ -82,22 +85,23 @@ def _fit(source, n_train: int, min_count: int):
                 squares[k] += v * v
                 counts[k] += 1
     vocabs = []
-    for c in counters[:n_cat]:
+    for c in counters:
         frequent = sorted((kv for kv in c.items() if kv[1] >= min_count), key=lambda kv: (-kv[1], kv[0]))
         vocabs.append({token: i + 1 for i, (token, _) in enumerate(frequent)})
     mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
     var = np.divide(squares, counts, out=np.zeros_like(sums), where=counts > 0) - mean**2
     stats = (mean, np.sqrt(np.maximum(var, 1e-12)))
-    return vocabs, counters[n_cat:], stats
+    return vocabs, stats
 
 
-def _encode(source, folder: Path, n: int, vocabs, count_tables, stats) -> None:
+def _encode(source, folder: Path, n: int, vocabs, stats) -> None:
     n_cat = source.n_cat
     transforms = source.dense_transforms
     dense = np.lib.format.open_memmap(folder / "dense.npy", mode="w+", dtype=np.float32, shape=(n, source.n_dense))
     cats = np.lib.format.open_memmap(folder / "cats.npy", mode="w+", dtype=np.int64, shape=(n, n_cat))
     labels = np.lib.format.open_memmap(folder / "labels.npy", mode="w+", dtype=np.float32, shape=(n,))
     mean, std = stats
+    running = [Counter() for _ in range(source.n_count)]
     chunk = 65536
     buf_d, buf_c, buf_l, start = [], [], [], 0
     for row in source.rows():
@@ -109,7 +113,9 @@ def _encode(source, folder: Path, n: int, vocabs, count_tables, stats) -> None:
                 values.append(math.log1p(max(v, 0.0)))
             else:
                 values.append((v - mean[k]) / std[k])
-        values.extend(math.log1p(table.get(tok, 0)) for table, tok in zip(count_tables, row.cats[n_cat:]))
+        for seen, tok in zip(running, row.cats[n_cat:]):
+            values.append(math.log1p(seen[tok]))
+            seen[tok] += 1
         buf_d.append(values)
         buf_c.append([v.get(tok, 0) for v, tok in zip(vocabs, row.cats[:n_cat])])
         buf_l.append(row.label)

@@ -1,5 +1,6 @@
-"""Train and score an architecture on CTR data: embeddings outside the searched part, Adam, BCE with
-logits, one ordered pass over the stream, NE / window NE / eval NE / AUC."""
+"""Train and score an architecture on CTR data: embeddings outside the searched part, Adam for the body
+and row-wise Adagrad for the tables, BCE with logits, one ordered pass over the stream, NE / window NE /
+eval NE / AUC."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from ..data.dataset import Dataset
 from .metrics import auc, normalized_entropy, window_ne
 from .model import CTRModel
+from .optim import make_optimizers
 
 
 @dataclass
@@ -25,6 +27,8 @@ class TrainConfig:
     progress: bool = True
     description: str = "train"
     start: int = 0  # first training row of the pass (rows wrap around the training part)
+    embed_optimizer: str = "rowwise-adagrad"
+    embed_lr: float = 0.1
 
 
 @dataclass
@@ -79,7 +83,7 @@ def train(
     if cfg.examples < 1:
         raise ValueError("examples must be at least 1")
     forward = forward or (lambda m, d, c, step: m(d, c))
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizers = make_optimizers(model, cfg.lr, cfg.embed_optimizer, cfg.embed_lr)
     seen_logits = torch.empty(cfg.examples)
     seen_labels = torch.empty(cfg.examples)
     model.train()
@@ -98,9 +102,11 @@ def train(
         ):
             logits = forward(model, dense, cats, step)
             loss = F.binary_cross_entropy_with_logits(logits, labels)
-            opt.zero_grad(set_to_none=True)
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            for opt in optimizers:
+                opt.step()
             n = len(labels)
             seen_logits[done : done + n] = logits.detach()
             seen_labels[done : done + n] = labels

@@ -53,8 +53,9 @@ class FlopsRule:
 
 
 def parse_flops(text: Optional[str], space, flag: str) -> Optional[float]:
-    """`2.5x` is relative to the space's baseline arch; a plain number is absolute FLOPs per example."""
-    if text is None:
+    """`2.5x` is relative to the space's baseline arch; a plain number is absolute FLOPs per example;
+    `none` (or no value) is no limit."""
+    if text is None or text.lower() == "none":
         return None
     try:
         if text.endswith("x"):
@@ -100,6 +101,14 @@ def flops_range(space, seed: int = 0, samples: int = 3000) -> tuple[int, int]:
                 best, best_value, improved = neighbours[j], int(values[j]), True
         out.append(best_value)
     return out[0], out[1]
+
+
+def default_flops_cap(text: Optional[str], space) -> Optional[float]:
+    """The search's cap: as given; else the baseline's FLOPs when the space has a baseline (the paper always
+    searches against a FLOPs target); `none` lifts it."""
+    if text is None and space.baseline is not None:
+        return float(space.flops(space.baseline))
+    return parse_flops(text, space, "--flops-max")
 
 
 def check_flops_rule(space, cap: Optional[float], target: Optional[float], seed: int = 0) -> None:

@@ -189,6 +189,8 @@ class Search:
                 "flops": flops,
                 "params": result.extra["params"],
                 "seconds": result.seconds,
+                "examples_processed": result.examples,
+                "window_ne_runs": result.extra.get("window_ne_runs", [result.window_ne]),
             },
         )
 
@@ -267,6 +269,7 @@ class Search:
             "baseline": {"window_ne": base[0].user_attrs["window_ne"], "flops": base[0].user_attrs["flops"]}
             if base
             else None,
+            "flops_max": self.cfg.flops_cap,
             "pareto": pareto(done),
             "finalists": [{"rung": r, "score": s, "arch": json.loads(k)} for k, r, s, _ in ranked[: self.cfg.halving]],
         }

@@ -1,6 +1,8 @@
 """Low-cost NE proxies (paper 3.2.1): early-stop (train the subnet from scratch on little data) and
 weight-sharing (pretrain the supernet once, fine-tune each subnet from transferred weights). Both score
-an arch by its window NE over the last 25% of its data."""
+an arch by its window NE over the last 25% of its data, which is training data: no proxy reads the
+evaluation tail. With `repeats` R, a proxy runs R times with seeds seed … seed+R−1 (the same seeds for
+every candidate, so the draws are common random numbers) and scores the mean window NE."""
 
 from __future__ import annotations
 
@@ -18,14 +20,40 @@ from ..runtime.trainer import TrainConfig, TrainResult, train
 from ..runtime.transfer import transfer_weights
 
 
+def averaged(runs: list[TrainResult]) -> TrainResult:
+    """One result for R proxy runs: mean window and train NE, total examples and seconds, each run's window NE.
+    A single run is returned as it is (with its predictions, which the proxy study reads)."""
+    first = runs[0]
+    if len(runs) == 1:
+        first.extra["window_ne_runs"] = [first.window_ne]
+        return first
+    return TrainResult(
+        sum(r.window_ne for r in runs) / len(runs),
+        sum(r.train_ne for r in runs) / len(runs),
+        float("nan"),
+        float("nan"),
+        sum(r.examples for r in runs),
+        0,
+        sum(r.passes for r in runs),
+        sum(r.seconds for r in runs),
+        {**first.extra, "window_ne_runs": [r.window_ne for r in runs]},
+    )
+
+
 class EarlyStopProxy:
     name = "early-stop"
 
-    def __init__(self, space, data: Dataset, seed: int = 0, batch_size: int = 256, lr: float = 1e-3):
+    def __init__(self, space, data: Dataset, seed: int = 0, batch_size: int = 256, lr: float = 1e-3, repeats: int = 1):
         self.space, self.data, self.seed, self.batch_size, self.lr = space, data, seed, batch_size, lr
+        self.repeats = repeats
 
     def __call__(self, arch, examples: int) -> TrainResult:
-        return early_stop_proxy(self.space, arch, self.data, examples, self.seed, self.batch_size, self.lr)
+        return averaged(
+            [
+                early_stop_proxy(self.space, arch, self.data, examples, self.seed + k, self.batch_size, self.lr)
+                for k in range(self.repeats)
+            ]
+        )
 
 
 class WeightSharingProxy:
@@ -45,9 +73,10 @@ class WeightSharingProxy:
         lr: float = 1e-3,
         checkpoint: Optional[Path] = None,
         progress: bool = False,
+        repeats: int = 1,
     ):
         self.space, self.data, self.seed, self.batch_size, self.lr = space, data, seed, batch_size, lr
-        self.pretrain_examples = pretrain_examples
+        self.pretrain_examples, self.repeats = pretrain_examples, repeats
         torch.manual_seed(seed)
         self.model = CTRModel(space.supernet(), data.vocab_sizes, space.spec.embed.dim)
         if checkpoint is not None and Path(checkpoint).exists():
@@ -72,15 +101,16 @@ class WeightSharingProxy:
         return train(self.model, self.data, cfg, forward=forward, evaluate=False)
 
     def __call__(self, arch, examples: int) -> TrainResult:
-        torch.manual_seed(self.seed)
+        return averaged([self.fine_tune(arch, examples, self.seed + k) for k in range(self.repeats)])
+
+    def fine_tune(self, arch, examples: int, seed: int) -> TrainResult:
+        torch.manual_seed(seed)
         subnet = self.space.subnet(arch)
         transfer_weights(self.model.body, subnet, arch)
         model = CTRModel(subnet, self.data.vocab_sizes, self.space.spec.embed.dim)
         with torch.no_grad():
             model.embedding.weight.copy_(self.model.embedding.weight)
-        cfg = TrainConfig(
-            examples, self.batch_size, self.lr, self.seed, False, "fine-tune", start=self.pretrain_examples
-        )
+        cfg = TrainConfig(examples, self.batch_size, self.lr, seed, False, "fine-tune", start=self.pretrain_examples)
         result = train(model, self.data, cfg, evaluate=False)
         result.extra.update(flops=self.space.flops(arch), params=self.space.params(arch))
         return result

@@ -1,0 +1,113 @@
+"""Training defaults and search rules that make results hold on real data: row-wise Adagrad tables, the
+baseline FLOPs cap by default, averaged proxy repeats, and selection that never reads the evaluation tail."""
+
+import dataclasses
+import json
+import math
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import search_cmd, space_path
+from rankitect_dsl import load_space
+from rankitect_dsl.data.loading import load_data
+from rankitect_dsl.runtime.optim import RowWiseAdagrad, make_optimizers
+from rankitect_dsl.runtime.trainer import evaluate_tail
+from rankitect_dsl.search.loop import Search, SearchConfig
+from rankitect_dsl.search.proxies import EarlyStopProxy, WeightSharingProxy, early_stop_proxy
+from rankitect_dsl.search.study_store import StudyStore
+
+TINY = load_space(space_path("tiny"))
+
+
+def test_rowwise_adagrad_matches_its_formula_and_leaves_absent_rows_alone():
+    table = torch.nn.Parameter(torch.randn(5, 3, dtype=torch.float64))
+    start = table.detach().clone()
+    opt = RowWiseAdagrad([table], lr=0.5, eps=1e-10)
+    grads = [torch.zeros(5, 3, dtype=torch.float64) for _ in range(2)]
+    grads[0][1] = torch.tensor([1.0, -2.0, 2.0])
+    grads[1][1] = torch.tensor([0.5, 0.5, 0.5])
+    grads[1][3] = torch.tensor([3.0, 0.0, 0.0])
+    expected, acc = start.clone(), torch.zeros(5, dtype=torch.float64)
+    for g in grads:
+        table.grad = g.clone()
+        opt.step()
+        touched = g.abs().sum(1) > 0
+        acc[touched] += g[touched].pow(2).mean(1)
+        expected[touched] -= 0.5 * g[touched] / acc[touched].sqrt().unsqueeze(1)
+    assert torch.allclose(table.detach(), expected)
+    assert torch.equal(table.detach()[[0, 2, 4]], start[[0, 2, 4]])
+
+
+def test_trainer_gives_the_tables_rowwise_adagrad_and_the_body_adam():
+    from rankitect_dsl.runtime.model import build_model
+
+    data = load_data("synthetic:0", TINY, 500)
+    model = build_model(TINY, TINY.baseline, data, 0)
+    adam, rowwise = make_optimizers(model, 1e-3)
+    assert isinstance(rowwise, RowWiseAdagrad) and rowwise.param_groups[0]["params"] == [model.embedding.weight]
+    body = {id(p) for p in adam.param_groups[0]["params"]}
+    assert id(model.embedding.weight) not in body and len(body) == len(list(model.parameters())) - 1
+    with pytest.raises(ValueError, match="unknown embedding optimiser"):
+        make_optimizers(model, 1e-3, "sgd")
+
+
+def run(*extra, budget=3):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run(search_cmd(f"{tmp}/s.db", budget, *extra, examples=600), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    return json.loads(proc.stdout)
+
+
+def test_search_caps_flops_at_the_baseline_by_default_and_none_lifts_it():
+    baseline = TINY.flops(TINY.baseline)
+    capped = run(budget=6)
+    assert capped["flops_max"] == baseline and capped["best"]["flops"] <= baseline
+    assert all(p["flops"] <= baseline for p in capped["pareto"])
+    free = run("--flops-max", "none", budget=6)
+    assert free["flops_max"] is None
+
+
+def test_proxy_repeats_average_runs_with_the_same_seeds_for_every_candidate():
+    data = load_data("synthetic:2", TINY, 2000)
+    arch = TINY.sample(5)
+    averaged = EarlyStopProxy(TINY, data, seed=3, repeats=3)(arch, 600)
+    runs = [early_stop_proxy(TINY, arch, data, 600, seed=s).window_ne for s in (3, 4, 5)]
+    assert averaged.extra["window_ne_runs"] == pytest.approx(runs)
+    assert averaged.window_ne == pytest.approx(sum(runs) / 3) and averaged.examples == 1800
+    assert len(set(runs)) == 3  # the repeats differ, so averaging does something
+
+
+def poisoned(data):
+    """The data with its evaluation tail made NaN: any score computed from the tail comes out NaN."""
+    dense, labels = np.array(data.dense, copy=True), np.array(data.labels, copy=True)
+    dense[data.n_train :] = np.nan
+    labels[data.n_train :] = np.nan
+    return dataclasses.replace(data, dense=dense, labels=labels)
+
+
+@pytest.mark.parametrize("proxy_kind", ["early-stop", "weight-sharing"])
+def test_selection_never_reads_the_evaluation_tail(tmp_path, proxy_kind):
+    data = poisoned(load_data("synthetic:3", TINY, 3000))
+    model_ne = evaluate_tail(_any_model(data), data)[0]
+    assert math.isnan(model_ne)  # the poison shows wherever the tail is read
+    if proxy_kind == "early-stop":
+        proxy = EarlyStopProxy(TINY, data, repeats=2)
+    else:
+        proxy = WeightSharingProxy(TINY, data, pretrain_examples=600, repeats=2)
+    store = StudyStore(f"sqlite:///{tmp_path}/s.db", "s")
+    cfg = SearchConfig("predictor", budget=6, proxy_examples=300, halving=2, progress=False)
+    summary = Search(TINY, proxy, store, cfg).run()
+    values = [t.value for t in store.trials() if t.value is not None]
+    assert values and all(math.isfinite(v) for v in values)
+    assert math.isfinite(summary["best"]["window_ne"])
+
+
+def _any_model(data):
+    from rankitect_dsl.runtime.model import build_model
+
+    return build_model(TINY, TINY.baseline, data, 0)
