@@ -411,13 +411,20 @@ def cmd_search(args):
     pretrain = args.pretrain_examples or 5 * args.proxy_examples
     needed = args.proxy_examples * 2**rungs + (pretrain if args.proxy == "weight-sharing" else 0)
     data = load_data(args.data, space, needed, args.schema, args.min_count, args.eval_fraction)
+    if args.proxy == "early-stop" and cfg.proxy_examples * 2**rungs > data.n_train:
+        cfg.proxy_examples = max(args.batch_size, data.n_train // 2**rungs)
+        print(
+            f"--proxy-examples lowered to {cfg.proxy_examples:,}: the last rung reads one pass over the "
+            f"{data.n_train:,} training rows, not several",
+            file=sys.stderr,
+        )
     meta = {
         "space": space.name,
         "space_sha": space_fingerprint(space),
         "method": args.method,
         "proxy": args.proxy,
         "data": args.data,
-        "proxy_examples": args.proxy_examples,
+        "proxy_examples": cfg.proxy_examples,
         "seed": args.seed,
     }
     if args.proxy_repeats > 1:  # studies made before repeats existed stay resumable
@@ -441,6 +448,13 @@ def cmd_search(args):
     started = time.time()
     search = Search(space, proxy, store, cfg)
     summary = search.run()
+    if args.retrain_seeds:
+        from .core.arch import Arch
+        from .search.final import final_scores
+
+        seeds = range(args.seed, args.seed + args.retrain_seeds)
+        winner = Arch.from_dict(summary["best"]["arch"])
+        summary["final"] = final_scores(space, winner, data, seeds, args.batch_size, args.lr)
     store.record_run(space, args.command_line, time.time() - started, pretrain if pretrains else 0, summary)
     plot_path = (
         Path(args.plot)
@@ -486,6 +500,14 @@ def _print_search(summary):
             print(f"  {i}. rung {f['rung']}  {f['score']:.4f}")
     best = summary["best"]
     print(f"winner         window NE {best['window_ne']:.4f}   FLOPs {best['flops']:,}")
+    if "final" in summary:
+        won = summary["final"]["winner"]
+        print(
+            f"retrained on {won['examples']:,} examples, seeds {', '.join(map(str, won['seeds']))}, "
+            "scored on the held-out tail:"
+        )
+        for role, r in summary["final"].items():
+            print(f"  {role:<9} eval NE {r['eval_ne']:.4f}   AUC {r['auc']:.4f}")
     print(f"wrote {summary['plot']}")
     if "export" in summary:
         print(f"exported the winner to {summary['export']}")
@@ -692,6 +714,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--flops-max",
         help="FLOPs cap, absolute or relative to the baseline like 2.5x (default: the baseline's FLOPs; none: no cap)",
+    )
+    s.add_argument(
+        "--retrain-seeds",
+        type=int,
+        default=3,
+        help="after the search, retrain the winner and the baseline with this many seeds and score them on "
+        "the evaluation tail, which nothing before reads (default 3; 0 skips)",
     )
     s.add_argument(
         "--proxy-repeats",

@@ -43,6 +43,7 @@ class Model:
     params: int
     ne: float | None = None
     command: str = ""
+    eval_ne: float | None = None  # retrained after the search and scored on the held-out tail
 
 
 def open_study(url: str, study: str | None) -> StudyStore:
@@ -69,10 +70,28 @@ def build_report(url: str, study: str | None = None) -> dict:
     winner = Arch.from_dict(summary["best"]["arch"])
     candidates = store.completed(CANDIDATE)
     spec_file = shlex.quote(meta["space_file"])
-    models = [Model("winner", summary["best"]["flops"], space.params(winner), summary["best"]["window_ne"])]
+    final = summary.get("final", {})
+    models = [
+        Model(
+            "winner",
+            summary["best"]["flops"],
+            space.params(winner),
+            summary["best"]["window_ne"],
+            eval_ne=final.get("winner", {}).get("eval_ne"),
+        )
+    ]
     base = summary.get("baseline")
     if base:
-        models.insert(0, Model("baseline", base["flops"], space.params(space.baseline), base["window_ne"]))
+        models.insert(
+            0,
+            Model(
+                "baseline",
+                base["flops"],
+                space.params(space.baseline),
+                base["window_ne"],
+                eval_ne=final.get("baseline", {}).get("eval_ne"),
+            ),
+        )
     top = _top_archs(summary, candidates)
     if len(top) > 1:
         merged = space.merge(top)

@@ -68,8 +68,16 @@ def test_search_caps_flops_at_the_baseline_by_default_and_none_lifts_it():
     capped = run(budget=6)
     assert capped["flops_max"] == baseline and capped["best"]["flops"] <= baseline
     assert all(p["flops"] <= baseline for p in capped["pareto"])
-    free = run("--flops-max", "none", budget=6)
-    assert free["flops_max"] is None
+    free = run("--flops-max", "none", "--retrain-seeds", "0", budget=6)
+    assert free["flops_max"] is None and "final" not in free
+
+
+def test_search_ends_by_retraining_winner_and_baseline_and_scoring_them_on_the_tail():
+    summary = run(budget=3)
+    for role in ("winner", "baseline"):
+        final = summary["final"][role]
+        assert final["seeds"] == [0, 1, 2] and len(set(final["eval_ne_seeds"])) == 3
+        assert final["eval_ne"] == pytest.approx(sum(final["eval_ne_seeds"]) / 3)
 
 
 def test_proxy_repeats_average_runs_with_the_same_seeds_for_every_candidate():

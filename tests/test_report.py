@@ -54,7 +54,7 @@ def test_markdown_summary_beside_it(finished):
 
 
 def test_merged_and_scaled_models_cost_at_least_the_winner(finished):
-    rows = dict(re.findall(r"<tr><td>([^<]+)</td><td>[^<]*</td><td>([\d,]+)</td>", finished["html"]))
+    rows = dict(re.findall(r"<tr><td>([^<]+)</td><td>[^<]*</td><td>[^<]*</td><td>([\d,]+)</td>", finished["html"]))
     winner = int(rows["winner"].replace(",", ""))
     scaled = [int(v.replace(",", "")) for k, v in rows.items() if k.startswith("scaled")]
     assert len(scaled) == 2 and all(f >= winner for f in scaled)

@@ -1,0 +1,34 @@
+"""The search's final word: after selection is over, retrain the winner and the baseline from scratch on
+the whole training part with several seeds and score them on the evaluation tail. The tail is read here
+and nowhere before, so the quoted NE is a held-out measurement of a choice made without it."""
+
+from __future__ import annotations
+
+import statistics
+
+from ..data.dataset import Dataset
+from ..runtime.model import build_model
+from ..runtime.trainer import TrainConfig, train
+
+
+def retrain(space, arch, data: Dataset, seeds, batch_size: int = 256, lr: float = 1e-3) -> dict:
+    """Eval NE and AUC of `arch` trained one pass over the training part, per seed and their mean."""
+    runs = []
+    for seed in seeds:
+        model = build_model(space, arch, data, seed)
+        runs.append(train(model, data, TrainConfig(data.n_train, batch_size, lr, seed, False, "retrain")))
+    nes = [r.eval_ne for r in runs]
+    return {
+        "eval_ne": statistics.mean(nes),
+        "eval_ne_seeds": nes,
+        "auc": statistics.mean(r.auc for r in runs),
+        "examples": data.n_train,
+        "seeds": list(seeds),
+    }
+
+
+def final_scores(space, winner, data: Dataset, seeds, batch_size: int = 256, lr: float = 1e-3) -> dict:
+    out = {"winner": retrain(space, winner, data, seeds, batch_size, lr)}
+    if space.baseline is not None:
+        out["baseline"] = retrain(space, space.baseline, data, seeds, batch_size, lr)
+    return out
