@@ -228,6 +228,7 @@ def render_report(report: dict) -> tuple[str, str]:
         drawing=None,
         dot_text=None,
         wall=duration(report["wall_seconds"]),
+        retrain_seeds=len(report["summary"].get("final", {}).get("winner", {}).get("seeds", [])),
     )
     drawing = winner_svg(report)
     if drawing is not None:

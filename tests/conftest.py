@@ -49,5 +49,7 @@ def search_cmd(db, budget, *extra, examples=3000):
         "--study",
         "s",
         "--json",
+        "--retrain-seeds",  # the final retraining is tested on its own (test_quality.py); `extra` may ask for it
+        "0",
         *extra,
     ]

@@ -73,7 +73,7 @@ def test_search_caps_flops_at_the_baseline_by_default_and_none_lifts_it():
 
 
 def test_search_ends_by_retraining_winner_and_baseline_and_scoring_them_on_the_tail():
-    summary = run(budget=3)
+    summary = run("--retrain-seeds", "3", budget=3)
     for role in ("winner", "baseline"):
         final = summary["final"][role]
         assert final["seeds"] == [0, 1, 2] and len(set(final["eval_ne_seeds"])) == 3

@@ -18,7 +18,9 @@ BUDGET, EXAMPLES = 4, 800
 def finished(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     db = folder / "s.db"
-    proc = subprocess.run(search_cmd(db, BUDGET, examples=EXAMPLES), capture_output=True, text=True)
+    proc = subprocess.run(
+        search_cmd(db, BUDGET, "--retrain-seeds", "1", examples=EXAMPLES), capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     out = folder / "report.html"
     rep = run_rks("report", f"sqlite:///{db}", "-o", out)
@@ -40,6 +42,8 @@ def test_page_holds_the_plot_the_winner_its_source_cost_and_commands(finished):
     assert page.count("<svg") >= 1 + (shutil.which("dot") is not None)  # the plot, and the drawing with Graphviz
     assert f"<td>{space.flops(winner):,}</td>" in page and f"<td>{space.params(winner):,}</td>" in page
     assert "def forward(self, dense, sparse)" in page  # the exported subnet
+    assert f"<td>{summary['final']['winner']['eval_ne']:.4f}</td>" in page  # retrained, scored on the tail
+    assert f"<td>{summary['final']['baseline']['eval_ne']:.4f}</td>" in page
     # every candidate and the baseline ran the proxy on EXAMPLES examples
     assert f"<td>{(BUDGET + 1) * EXAMPLES:,}</td>" in page
     assert "rks search " in page and "--budget 4" in page

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import optuna
 import pytest
+import sqlalchemy.exc
 import torch
 
 from conftest import run_rks, search_cmd, space_path
@@ -48,7 +49,7 @@ def test_kill_and_resume_loses_nothing_and_reruns_nothing(tmp_path):
                 continue
             try:
                 done, running = candidates(db, S.COMPLETE), candidates(db, S.RUNNING)
-            except KeyError:  # the study is not created yet
+            except (KeyError, sqlalchemy.exc.OperationalError):  # the study or its tables are being created
                 continue
             if len(done) >= 2 and running:
                 break
