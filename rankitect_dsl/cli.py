@@ -11,7 +11,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from .core.blocks import BLOCK_NAMES, has_dim
+from .compiler.dot import FORMATS
+from .core.blocks import BLOCK_NAMES
 from .core.errors import RksError
 from .core.files import atomic_write
 from .runtime import EMBED_OPTIMIZERS
@@ -127,8 +128,7 @@ def cmd_grow(args):
     name = args.name or Path(args.output).stem
     cfg = GrowConfig(args.seed, args.distances, low, high, steps, args.keep, args.bottleneck, name)
     source = grow_source(base, cfg, Path(args.file).name)
-    grown = load_source(source, args.output)
-    grown.validate(grown.baseline)
+    grown = load_source(source, args.output)  # the checker also checks the baseline is in the space
     atomic_write(args.output, source)
     print(
         f"wrote {args.output}: space `{grown.name}`, {len(grown.spec.choices)} choices "
@@ -190,7 +190,7 @@ def cmd_sample(args):
 
 
 def cmd_graph(args):
-    from .compiler.dot import FORMATS, arch_dot, render, space_dot
+    from .compiler.dot import arch_dot, render, space_dot
 
     space = _space(args.file)
     fmt = args.format or next((f for f in FORMATS if args.output.endswith("." + f)), "dot")
@@ -215,29 +215,27 @@ def cmd_export(args):
     return 0
 
 
+def _cost(space, arch) -> str:
+    return f"{space.flops(arch):,} FLOPs, {space.params(arch):,} params"
+
+
 def cmd_merge(args):
     space = _space(args.file)
     archs = [_read_arch(space, path) for path in args.archs]
     merged = space.merge(archs)
     atomic_write(args.output, merged.to_json(indent=2) + "\n")
     for path, arch in zip(args.archs, archs):
-        print(f"{path}: {space.flops(arch):,} FLOPs, {space.params(arch):,} params")
-    print(f"wrote {args.output}: {space.flops(merged):,} FLOPs, {space.params(merged):,} params")
+        print(f"{path}: {_cost(space, arch)}")
+    print(f"wrote {args.output}: {_cost(space, merged)}")
     return 0
 
 
 def cmd_scale(args):
-    from .core.scale import extended_spec, scale_arch
-    from .lang.writer import spec_source
-    from .space import load_source
+    from .core.scale import recipe_factors, scale_arch
 
     space = _space(args.file)
     arch = _read_arch(space, args.arch, args.baseline)
-    from .core.blocks import EmbedFCBlock
-
-    factors = {b: args.dims for b in BLOCK_NAMES if has_dim(b)} if args.dims else {}
-    if args.embed_fc:
-        factors[EmbedFCBlock.name] = factors.get(EmbedFCBlock.name, 1.0) * args.embed_fc
+    factors = recipe_factors(args.dims, args.embed_fc)
     if not factors and not args.bottleneck:
         raise RksError("nothing to scale: give --embed-fc F, --dims F and/or --bottleneck F")
     scaled, outside, bottleneck = scale_arch(space.spec, arch, factors, args.bottleneck or 1.0)
@@ -257,14 +255,13 @@ def cmd_scale(args):
             f"{', '.join(recipe)}:",
             *(f"  {o.describe()}" for o in outside),
         ]
-        source = spec_source(extended_spec(space.spec, outside, bottleneck), header)
-        target = load_source(source, args.extend)
+        target = space.extended(outside, bottleneck, header)
         target.validate(scaled)
-        atomic_write(args.extend, source)
+        atomic_write(args.extend, target.source)
         print(f"wrote {args.extend}: space `{target.name}` admitting {len(outside)} scaled value(s)")
     atomic_write(args.output, scaled.to_json(indent=2) + "\n")
-    print(f"{args.arch or 'baseline'}: {space.flops(arch):,} FLOPs, {space.params(arch):,} params")
-    print(f"wrote {args.output}: {target.flops(scaled):,} FLOPs, {target.params(scaled):,} params")
+    print(f"{args.arch or 'baseline'}: {_cost(space, arch)}")
+    print(f"wrote {args.output}: {_cost(target, scaled)}")
     return 0
 
 
@@ -430,6 +427,9 @@ def cmd_search(args):
     if args.proxy_repeats > 1:  # studies made before repeats existed stay resumable
         meta["proxy_repeats"] = args.proxy_repeats
     store = StudyStore(url, study, meta)
+    checkpoint = _beside_storage(url, f"{study}.supernet.pt")
+    pretrains = args.proxy == "weight-sharing" and not checkpoint.exists()  # this run pays for pretraining
+    started = time.time()
     if args.proxy == "weight-sharing":
         proxy = WeightSharingProxy(
             space,
@@ -438,14 +438,12 @@ def cmd_search(args):
             args.seed,
             args.batch_size,
             args.lr,
-            _beside_storage(url, f"{study}.supernet.pt"),
+            checkpoint,
             not args.json,
             args.proxy_repeats,
         )
     else:
         proxy = EarlyStopProxy(space, data, args.seed, args.batch_size, args.lr, args.proxy_repeats)
-    pretrains = args.proxy == "weight-sharing" and not _beside_storage(url, f"{study}.supernet.pt").exists()
-    started = time.time()
     search = Search(space, proxy, store, cfg)
     summary = search.run()
     if args.retrain_seeds:
@@ -514,17 +512,10 @@ def _print_search(summary):
 
 
 def cmd_study_show(args):
-    from .search.study_store import BASELINE, CANDIDATE, HALVING, StudyStore, list_studies
+    from .search.study_store import BASELINE, CANDIDATE, HALVING, open_study
 
-    names = list_studies(args.storage)
-    if not names:
-        raise RksError(f"no study in {args.storage}")
-    if args.study is None and len(names) > 1:
-        raise RksError(f"{args.storage} holds several studies ({', '.join(names)}); pick one with --study")
-    name = args.study or names[0]
-    if name not in names:
-        raise RksError(f"no study `{name}` in {args.storage} (it holds {', '.join(names)})")
-    store = StudyStore(args.storage, name)
+    store = open_study(args.storage, args.study)
+    name = store.name
     trials = store.trials()
     states = Counter(t.state.name for t in trials)
     print(f"study {name}: " + ", ".join(f"{k}={v}" for k, v in store.meta.items()))
@@ -644,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("graph", help="draw the space or one subnet (Graphviz DOT, SVG or PNG)")
     s.add_argument("file")
     s.add_argument("--arch", metavar="ARCH.json", help="draw this arch's subnet instead of the whole space")
-    s.add_argument("--format", choices=["dot", "svg", "png"], help="default: from the output's suffix, else dot")
+    s.add_argument("--format", choices=FORMATS, help="default: from the output's suffix, else dot")
     s.add_argument("-o", "--output", required=True)
     s.set_defaults(func=cmd_graph)
 

@@ -7,30 +7,26 @@ so it opens anywhere and can be mailed as one file.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shlex
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 import jinja2
 
 from .compiler.codegen import PackageLoader
 from .compiler.dot import arch_dot, render
 from .core.arch import Arch
-from .core.blocks import BLOCK_NAMES, EmbedFCBlock, has_dim
 from .core.errors import RksError
-from .core.files import figure
-from .core.scale import extended_spec, scale_arch
-from .lang.writer import spec_source
-from .search.study_store import BASELINE, CANDIDATE, HALVING, StudyStore, list_studies
+from .core.files import figure, figure_svg
+from .core.scale import recipe_factors, scale_arch
+from .search.study_store import BASELINE, CANDIDATE, HALVING, open_study
 from .space import load_source
 
 RECIPES = (  # paper 4.2.3: (label, dim factor per block, bottleneck factor, the `rks scale` flags)
-    ("scaled: EmbedFC dims ×3", {EmbedFCBlock.name: 3.0}, 1.0, "--embed-fc 3"),
-    ("scaled: dims ×1.5, bottleneck ×2", {b: 1.5 for b in BLOCK_NAMES if has_dim(b)}, 2.0, "--dims 1.5 --bottleneck 2"),
+    ("scaled: EmbedFC dims ×3", recipe_factors(embed_fc=3.0), 1.0, "--embed-fc 3"),
+    ("scaled: dims ×1.5, bottleneck ×2", recipe_factors(dims=1.5), 2.0, "--dims 1.5 --bottleneck 2"),
 )
 
 
@@ -44,20 +40,6 @@ class Model:
     ne: float | None = None
     command: str = ""
     eval_ne: float | None = None  # retrained after the search and scored on the held-out tail
-
-
-def open_study(url: str, study: str | None) -> StudyStore:
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
-        raise RksError(f"no study store at {url[len('sqlite:///') :]}")
-    names = list_studies(url)
-    if not names:
-        raise RksError(f"no study in {url}")
-    if study is None and len(names) > 1:
-        raise RksError(f"{url} holds several studies ({', '.join(names)}); pick one with --study")
-    name = study or names[0]
-    if name not in names:
-        raise RksError(f"no study `{name}` in {url} (it holds {', '.join(names)})")
-    return StudyStore(url, name)
 
 
 def build_report(url: str, study: str | None = None) -> dict:
@@ -100,10 +82,10 @@ def build_report(url: str, study: str | None = None) -> dict:
         models.append(Model(f"merged top {len(top)}", space.flops(merged), space.params(merged), None, command))
     for label, factors, bottleneck, flags in RECIPES:
         scaled, outside, new_bn = scale_arch(space.spec, winner, factors, bottleneck)
-        target = load_source(_spec_text(space, outside, new_bn), "<scaled>") if outside else space
+        target = space.extended(outside, new_bn) if outside else space
         command = f"rks scale {spec_file} best_arch.json {flags} --extend scaled.rks -o scaled.json"
         models.append(Model(label, target.flops(scaled), target.params(scaled), None, command))
-    evaluated = store.completed(CANDIDATE) + store.completed(HALVING) + store.completed(BASELINE)
+    evaluated = candidates + store.completed(HALVING) + store.completed(BASELINE)
     examples = sum(t.user_attrs.get("examples_processed", t.user_attrs.get("examples", 0)) for t in evaluated)
     examples += meta.get("pretrain_examples", 0)
     return {
@@ -122,10 +104,6 @@ def build_report(url: str, study: str | None = None) -> dict:
         "follow_up": _follow_up(meta, spec_file),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
-
-
-def _spec_text(space, outside, bottleneck) -> str:
-    return spec_source(extended_spec(space.spec, outside, bottleneck), [])
 
 
 def _top_archs(summary: dict, candidates) -> list[Arch]:
@@ -171,19 +149,13 @@ def plot_svg(report: dict) -> str:
     ax.set_xlabel("FLOPs per example")
     ax.set_ylabel("window NE (proxy, lower is better)")
     ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return _bare_svg(buffer.getvalue())
+    return _bare_svg(figure_svg(fig))
 
 
-def winner_svg(report: dict) -> str | None:
-    """The winner's subnet drawn by Graphviz, or None when Graphviz is not installed."""
+def drawn(dot_text: str) -> str | None:
+    """DOT drawn by Graphviz as inline SVG, or None when Graphviz is not installed."""
     try:
-        return _bare_svg(render(arch_dot(report["space"], report["winner"]), "svg").decode())
+        return _bare_svg(render(dot_text, "svg").decode())
     except RksError:
         return None
 
@@ -225,16 +197,12 @@ def render_report(report: dict) -> tuple[str, str]:
         plot=jinja2.utils.markupsafe.Markup(plot_svg(report)),
         source=report["space"].subnet_source(report["winner"]),
         arch_json=arch_text(report["winner"]),
-        drawing=None,
-        dot_text=None,
+        dot_text=arch_dot(report["space"], report["winner"]),
         wall=duration(report["wall_seconds"]),
         retrain_seeds=len(report["summary"].get("final", {}).get("winner", {}).get("seeds", [])),
     )
-    drawing = winner_svg(report)
-    if drawing is not None:
-        context["drawing"] = jinja2.utils.markupsafe.Markup(drawing)
-    else:
-        context["dot_text"] = arch_dot(report["space"], report["winner"])
+    drawing = drawn(context["dot_text"])
+    context["drawing"] = jinja2.utils.markupsafe.Markup(drawing) if drawing is not None else None
     env = _env()
     page = env.get_template("report.html.j2").render(**context)
     summary = env.get_template("report.md.j2").render(**context)

@@ -122,6 +122,15 @@ class Space:
         }
         return Arch(self.name, choices)
 
+    def extended(self, outside, bottleneck=None, header=()) -> "Space":
+        """This space admitting the scaled values `outside` (and the new `bottleneck`), as written `.rks`
+        (`.source`, with `header` as its leading comment) and loaded back."""
+        from .core.scale import extended_spec
+        from .lang.writer import spec_source
+
+        source = spec_source(extended_spec(self.spec, outside, bottleneck), list(header))
+        return load_source(source, self.path)
+
     def has_encoding(self, arch: Arch) -> bool:
         """Whether the arch has a flat encoding: one block per choice (merged models, paper 4.2.3, run several)
         and one searched pair per gating/sum block (a set of pairs has none)."""

@@ -49,7 +49,7 @@ def space_dot(space) -> str:
         for x in c.candidates:
             d = c.distances[x]
             lines.append(f"  {_q(x)} -> {_q(c.name)}" + (f" [label={_q(str(d))}];" if d is not None else ";"))
-    lines += _output(space, space.spec.outputs, parts.get("head", {}).get("flops", 0))
+    lines += _output(space.spec.outputs, parts.get("head", {}).get("flops", 0))
     return "\n".join(lines + ["}"]) + "\n"
 
 
@@ -72,11 +72,11 @@ def arch_dot(space, arch: Arch) -> str:
         for x in reads(arch, name):
             style = " [style=dashed]" if x in pairs and x not in ca.inputs else ""
             lines.append(f"  {_q(x)} -> {_q(name)}{style};")
-    lines += _output(space, space.spec.outputs, parts.get("head", {}).get("flops", 0))
+    lines += _output(space.spec.outputs, parts.get("head", {}).get("flops", 0))
     return "\n".join(lines + ["}"]) + "\n"
 
 
-def _output(space, sources, head_flops: int) -> list[str]:
+def _output(sources, head_flops: int) -> list[str]:
     label = f"output\nLinear(·, 1)\n{head_flops:,} FLOPs"
     return [f"  __output [shape=doubleoctagon, label={_q(label)}];"] + [f"  {_q(s)} -> __output;" for s in sources]
 

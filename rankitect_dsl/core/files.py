@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -44,14 +45,21 @@ def figure(ncols: int = 1, figsize=(6.4, 4.4)):
     return plt.subplots(1, ncols, figsize=figsize)
 
 
-def save_figure(fig, path: str | Path) -> Path:
-    """Lay out, write as PNG atomically, and release the figure."""
-    import io
-
+def _rendered(fig, fmt: str, buffer):
+    """Lay out, render into `buffer`, release the figure; the buffer's contents."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
+    fig.savefig(buffer, format=fmt, dpi=110)
     plt.close(fig)
-    return atomic_write(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write as PNG atomically, and release the figure."""
+    return atomic_write(path, _rendered(fig, "png", io.BytesIO()))
+
+
+def figure_svg(fig) -> str:
+    """Lay out, render as SVG text, and release the figure."""
+    return _rendered(fig, "svg", io.StringIO())

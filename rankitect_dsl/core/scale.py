@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .arch import Arch
-from .blocks import has_dim
+from .blocks import BLOCK_NAMES, EmbedFCBlock, has_dim
 from .decisions import validate
 from .spec import SpaceSpec
 
@@ -29,6 +29,14 @@ class Outside:
         if self.path == "bottleneck":
             return f"bottleneck: {self.value} (the space's is {self.options[0]})"
         return f"{self.path}: {self.value} is not offered (options {', '.join(map(str, self.options))})"
+
+
+def recipe_factors(dims: Optional[float] = None, embed_fc: Optional[float] = None) -> dict:
+    """Per dim block, its factor: `dims` for every dim block, times `embed_fc` for EmbedFC."""
+    factors = {b: dims for b in BLOCK_NAMES if has_dim(b)} if dims else {}
+    if embed_fc:
+        factors[EmbedFCBlock.name] = factors.get(EmbedFCBlock.name, 1.0) * embed_fc
+    return factors
 
 
 def scaled(value: int, factor: float) -> int:

@@ -17,10 +17,9 @@ from __future__ import annotations
 import bisect
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Optional
 
-from lark import Lark, Token
+from lark import Token
 
 from . import parser as P
 
@@ -61,17 +60,11 @@ class _Stmt:
         return self.tokens[0].type
 
 
-@lru_cache(maxsize=1)
-def _token_parser() -> Lark:
-    return Lark(P._grammar_text(), parser="lalr", keep_all_tokens=True)
-
-
 def _tokens(source: str, filename: str) -> list[_Tok]:
     """Every token and comment in order, typed as the LALR parser typed them (it also validates).
 
     `#` occurs in no other token, so a comment is exactly `#` to the end of its line."""
-    P.parse(source, filename)  # a positioned error for bad input before any layout
-    tree = _token_parser().parse(source)
+    tree = P.syntax_tree(source, filename, keep_all_tokens=True)
     found = [(t.line, t.column, _Tok(t.type, str(t), t.line)) for t in tree.scan_values(lambda v: isinstance(v, Token))]
     starts = [0] + [m.end() for m in re.finditer("\n", source)]
     for m in re.finditer(r"#[^\n]*", source):

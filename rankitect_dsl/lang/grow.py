@@ -24,7 +24,7 @@ from ..core.errors import RksError
 from ..core.graph import reads
 from ..core.names import identifier_problem
 from .formatter import format_source
-from .writer import assignment
+from .writer import assignment, prelude
 
 
 @dataclass(frozen=True)
@@ -145,13 +145,7 @@ def grow_source(space, cfg: GrowConfig, base_label: str) -> str:
         f"#  - every choice reads the choices at distances {', '.join(map(str, cfg.distances))} "
         "and its production inputs;",
         f"#  - dims {cfg.low:g} .. {cfg.high:g} x the production width in {cfg.steps} options.",
-        f"space {name}",
-        "",
-        f"input {spec.dense.name} : dense[{spec.dense.width}]",
-        f"input {spec.embed.name} : embed[{spec.embed.count}, {spec.embed.dim}]",
-        "",
-        f"keep {cfg.keep:g}",
-        f"bottleneck {cfg.bottleneck}",
+        *prelude(name, spec, cfg.keep, cfg.bottleneck),
     ]
     lines += [f"dim {b} {text}" for b, text in defaults.items()]
     for c in choices:

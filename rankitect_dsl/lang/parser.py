@@ -33,9 +33,15 @@ def _grammar_text() -> str:
     return resources.files("rankitect_dsl.grammars").joinpath("rks.lark").read_text()
 
 
-@lru_cache(maxsize=1)
-def _parser() -> Lark:
-    return Lark(_grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
+@lru_cache(maxsize=2)
+def _parser(keep_all_tokens: bool = False) -> Lark:
+    return Lark(
+        _grammar_text(),
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        keep_all_tokens=keep_all_tokens,
+    )
 
 
 def _span(tok: Token) -> Span:
@@ -147,16 +153,22 @@ def _syntax_diagnostic(err: UnexpectedInput) -> Diagnostic:
     return Diagnostic(str(err), Span(getattr(err, "line", 1), getattr(err, "column", 1), 1))
 
 
-def parse(source: str, filename: str = "<input>") -> S.Module:
-    """Parse source text; raise RksError with one positioned diagnostic on a syntax error."""
+def syntax_tree(source: str, filename: str = "<input>", keep_all_tokens: bool = False):
+    """The lark parse tree (with every keyword token when `keep_all_tokens`, as the formatter reads it);
+    raise RksError with one positioned diagnostic on a syntax error."""
     try:
-        tree = _parser().parse(source)
+        return _parser(keep_all_tokens).parse(source)
     except UnexpectedInput as err:
         diag = _syntax_diagnostic(err)
         if diag.span is not None and diag.span.line < 1:
             lines = source.splitlines() or [""]
             diag = Diagnostic(diag.message, Span(len(lines), len(lines[-1]) + 1, 1))
         raise RksError([diag], filename, source) from None
+
+
+def parse(source: str, filename: str = "<input>") -> S.Module:
+    """Parse source text into the AST; raise RksError with one positioned diagnostic on a syntax error."""
+    tree = syntax_tree(source, filename)
     try:
         return _ToAst().transform(tree)
     except VisitError as err:  # a bug in the transformer, not bad input

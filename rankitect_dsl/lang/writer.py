@@ -11,18 +11,22 @@ from ..core.spec import SpaceSpec
 from .formatter import format_source
 
 
-def spec_source(spec: SpaceSpec, header: list[str]) -> str:
-    lines = [f"# {line}" if line else "#" for line in header]
-    lines += [
-        f"space {spec.name}",
+def prelude(name: str, spec: SpaceSpec, keep: float, bottleneck: int) -> list[str]:
+    """A space's first lines: its name, `spec`'s two inputs, and the settings."""
+    return [
+        f"space {name}",
         "",
         f"input {spec.dense.name} : dense[{spec.dense.width}]",
         f"input {spec.embed.name} : embed[{spec.embed.count}, {spec.embed.dim}]",
         "",
-        f"keep {spec.keep:g}",
-        f"bottleneck {spec.bottleneck}",
-        "",
+        f"keep {keep:g}",
+        f"bottleneck {bottleneck}",
     ]
+
+
+def spec_source(spec: SpaceSpec, header: list[str]) -> str:
+    lines = [f"# {line}" if line else "#" for line in header]
+    lines += [*prelude(spec.name, spec, spec.keep, spec.bottleneck), ""]
     for c in spec.choices:
         body = [f"blocks {', '.join(c.blocks)}", f"from {', '.join(c.candidates)}"]
         if c.fixed_inputs:

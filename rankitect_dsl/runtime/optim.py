@@ -36,7 +36,7 @@ class RowWiseAdagrad(torch.optim.Optimizer):
                 if not state:
                     state["sum"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
                 grad = p.grad
-                rows = grad.abs().sum(1).nonzero().squeeze(1)
+                rows = grad.any(1).nonzero().squeeze(1)
                 if rows.numel() == 0:
                     continue
                 g = grad[rows]

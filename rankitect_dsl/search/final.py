@@ -7,16 +7,12 @@ from __future__ import annotations
 import statistics
 
 from ..data.dataset import Dataset
-from ..runtime.model import build_model
-from ..runtime.trainer import TrainConfig, train
+from .proxies import early_stop_proxy
 
 
 def retrain(space, arch, data: Dataset, seeds, batch_size: int = 256, lr: float = 1e-3) -> dict:
     """Eval NE and AUC of `arch` trained one pass over the training part, per seed and their mean."""
-    runs = []
-    for seed in seeds:
-        model = build_model(space, arch, data, seed)
-        runs.append(train(model, data, TrainConfig(data.n_train, batch_size, lr, seed, False, "retrain")))
+    runs = [early_stop_proxy(space, arch, data, data.n_train, seed, batch_size, lr, evaluate=True) for seed in seeds]
     nes = [r.eval_ne for r in runs]
     return {
         "eval_ne": statistics.mean(nes),

@@ -139,3 +139,19 @@ class StudyStore:
 
 def list_studies(url: str) -> list[str]:
     return _optuna().get_all_study_names(open_storage(url))
+
+
+def open_study(url: str, study: Optional[str] = None) -> StudyStore:
+    """An existing study to read: the named one, or the store's only one. A missing SQLite file is an
+    error here, not a new empty store."""
+    if url.startswith("sqlite:///") and not os.path.isfile(url[len("sqlite:///") :]):
+        raise RksError(f"no study store at {url[len('sqlite:///') :]}")
+    names = list_studies(url)
+    if not names:
+        raise RksError(f"no study in {url}")
+    if study is None and len(names) > 1:
+        raise RksError(f"{url} holds several studies ({', '.join(names)}); pick one with --study")
+    name = study or names[0]
+    if name not in names:
+        raise RksError(f"no study `{name}` in {url} (it holds {', '.join(names)})")
+    return StudyStore(url, name)
