@@ -23,10 +23,11 @@ SETS = {
 }
 # (label, TrainConfig fields); the first is `rks train`'s default
 SETTINGS = [
-    ("default: tables row-wise Adagrad 0.1, body Adam 1e-3, batch 256", {}),
+    ("default: tables row-wise Adagrad 0.1, body Adam 1e-3, batch by size", {}),
     ("tables row-wise Adagrad 0.05", {"embed_lr": 0.05}),
     ("tables row-wise Adagrad 0.2", {"embed_lr": 0.2}),
     ("body Adam 3e-3", {"lr": 3e-3}),
+    ("batch 256", {"batch_size": 256}),
     ("batch 512", {"batch_size": 512}),
     ("all Adam 1e-3 (the old default)", {"embed_optimizer": "adam", "embed_lr": 1e-3}),
     ("all Adam 3e-3", {"embed_optimizer": "adam", "embed_lr": 3e-3, "lr": 3e-3}),

@@ -308,7 +308,11 @@ def _data_args(s):
     s.add_argument("--schema", help="schema JSON for a table: source")
     s.add_argument("--min-count", type=_positive(int), default=2, help="vocabulary frequency threshold (default 2)")
     s.add_argument("--eval-fraction", type=float, default=0.2, help="held-out tail of the data (default 0.2)")
-    s.add_argument("--batch-size", type=_positive(int), default=256)
+    s.add_argument(
+        "--batch-size",
+        type=_positive(int),
+        help="default: 256, doubled for each doubling of the training part beyond 40,000 rows",
+    )
     s.add_argument("--lr", type=_positive(float), default=1e-3)
     s.add_argument("--seed", type=int, default=0)
 
@@ -409,7 +413,7 @@ def cmd_search(args):
     needed = args.proxy_examples * 2**rungs + (pretrain if args.proxy == "weight-sharing" else 0)
     data = load_data(args.data, space, needed, args.schema, args.min_count, args.eval_fraction)
     if args.proxy == "early-stop" and cfg.proxy_examples * 2**rungs > data.n_train:
-        cfg.proxy_examples = max(args.batch_size, data.n_train // 2**rungs)
+        cfg.proxy_examples = max(args.batch_size or 256, data.n_train // 2**rungs)
         print(
             f"--proxy-examples lowered to {cfg.proxy_examples:,}: the last rung reads one pass over the "
             f"{data.n_train:,} training rows, not several",
@@ -557,7 +561,7 @@ def cmd_proxy_study(args):
     budgets = (
         sorted({int(b) for b in args.budgets.split(",")})
         if args.budgets
-        else sorted({max(args.batch_size, args.long // 2**k) for k in (5, 4, 3, 2, 1)})
+        else sorted({max(args.batch_size or 256, args.long // 2**k) for k in (5, 4, 3, 2, 1)})
     )
     if any(b <= 0 or b > args.long for b in budgets):
         raise RksError(f"--budgets must lie in 1..{args.long} (the long run)")

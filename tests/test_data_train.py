@@ -13,7 +13,7 @@ from conftest import DATA, ROOT, run_rks, space_path
 from rankitect_dsl import load_source
 from rankitect_dsl.data.dataset import DataError
 from rankitect_dsl.data.loading import load_data
-from rankitect_dsl.data.preprocess import cache_root, load_dataset
+from rankitect_dsl.data.preprocess import RATE_PRIOR_ROWS, cache_root, load_dataset
 from rankitect_dsl.data.sources import CriteoSource, TableSource, parse_data_spec
 from rankitect_dsl.runtime.metrics import auc, normalized_entropy, window_ne
 from rankitect_dsl.runtime.model import build_model
@@ -172,6 +172,59 @@ def test_table_with_rule_join_and_count_features(tmp_path):
     # the item's running count: rows cycle through the 4 items, so row k follows k // 4 rows of its item,
     # and the count runs on through the evaluation tail as a serving-time counter would
     assert np.allclose(data.dense[:, 1], np.log1p(np.arange(40) // 4))
+
+
+def _rate_table(tmp_path, ratings):
+    """A user/item table sorted by time; `ratings[k]` is row k's rating (a click where >= 4)."""
+    rows = [(f"u{k % 3}", f"i{(k * 7) % 5}", r, 1000 + k) for k, r in enumerate(ratings)]
+    (tmp_path / "r.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\tts:float\n" + "".join("%s\t%s\t%s\t%s\n" % r for r in rows)
+    )
+    schema = tmp_path / "s.json"
+    schema.write_text(
+        json.dumps(
+            {
+                "files": ["r.inter"],
+                "sort_by": "ts",
+                "label": {"column": "rating", "rule": ">= 4"},
+                "categorical": ["user_id", "item_id"],
+                "rate_features": ["user_id", "item_id"],
+            }
+        )
+    )
+    return rows, load_dataset(TableSource(str(tmp_path), str(schema)), min_count=1, cache=False)
+
+
+def test_rate_features_are_running_smoothed_click_rates(tmp_path):
+    rng = np.random.default_rng(0)
+    ratings = rng.integers(1, 6, 60).tolist()
+    rows, data = _rate_table(tmp_path, ratings)
+    clicks = [1.0 if r >= 4 else 0.0 for r in ratings]
+    prior = sum(clicks[: data.n_train]) / data.n_train
+    for column in (0, 1):
+        # brute force: each row's earlier rows with the same id, smoothed by RATE_PRIOR_ROWS pseudo-rows
+        raw = []
+        for k, row in enumerate(rows):
+            earlier = [clicks[j] for j in range(k) if rows[j][column] == row[column]]
+            raw.append((sum(earlier) + RATE_PRIOR_ROWS * prior) / (len(earlier) + RATE_PRIOR_ROWS))
+        raw = np.array(raw)
+        train = raw[: data.n_train]
+        expected = (raw - train.mean()) / train.std()
+        assert np.allclose(data.dense[:, column], expected, atol=1e-5)
+
+
+def test_a_rows_own_label_never_reaches_its_features(tmp_path):
+    ratings = [5, 1, 4, 2, 3] * 10
+    flipped = list(ratings)
+    flipped[42] = 1  # a click in the evaluation tail (rows 40..49) becomes a non-click
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _, data = _rate_table(tmp_path / "a", ratings)
+    _, other = _rate_table(tmp_path / "b", flipped)
+    assert data.n_train == 40 and data.labels[42] != other.labels[42]
+    # rows up to and including 42 see the same history, and the prior comes from the training part
+    assert np.array_equal(data.dense[:43], other.dense[:43])
+    assert not np.array_equal(data.dense[38:], other.dense[38:])
 
 
 def test_parquet_table(tmp_path):

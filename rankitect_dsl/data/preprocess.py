@@ -2,7 +2,11 @@
 vocabularies with a frequency threshold and an out-of-vocabulary bucket, fitted on the training part only.
 A count feature is the id's running count, its occurrences before the row, as a serving-time counter
 sees it: a total over the training part would tell each training row how often its id will still occur,
-and give every id new in the tail a value no training row had.
+and give every id new in the tail a value no training row had. A rate feature is the id's running
+positive rate, the historical CTR ranking systems keep per user and per item: the labels of the id's
+earlier rows, smoothed toward the training part's rate by `RATE_PRIOR_ROWS` pseudo-rows and
+standardised over the training part. Like a serving counter, it reads only rows before its own, so a row's
+own label never reaches its features.
 
 Three streamed passes (validate and count, fit on the training part, encode into memory-mapped arrays),
 so a file larger than memory works. The cache entry is written to a temporary folder and renamed only
@@ -23,7 +27,8 @@ import numpy as np
 
 from .dataset import DataError, Dataset
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+RATE_PRIOR_ROWS = 5.0
 
 
 def cache_root() -> Path:
@@ -69,14 +74,39 @@ def _ensure(path: Path) -> Path:
     return path
 
 
+class _RunningRate:
+    """One id column's earlier rows and positives. `terms` splits the smoothed rate into a + prior·b, so
+    the pass that finds the prior also finds the rate's mean and spread over the training part."""
+
+    def __init__(self):
+        self.seen, self.clicks = Counter(), Counter()
+
+    def terms(self, token: str) -> tuple[float, float]:
+        rows = self.seen[token] + RATE_PRIOR_ROWS
+        return self.clicks[token] / rows, RATE_PRIOR_ROWS / rows
+
+    def add(self, token: str, label: float) -> None:
+        self.seen[token] += 1
+        self.clicks[token] += label
+
+
 def _fit(source, n_train: int, min_count: int):
     n_cat = source.n_cat
     counters = [Counter() for _ in range(n_cat)]
     n_plain = len(source.dense_transforms)
     sums, squares, counts = np.zeros(n_plain), np.zeros(n_plain), np.zeros(n_plain)
+    positives = 0.0
+    rates = [_RunningRate() for _ in range(source.n_rate)]
+    moments = np.zeros((source.n_rate, 5))  # sums of a, b, a², ab, b²
+    first_rate = n_cat + source.n_count
     for i, row in enumerate(source.rows()):
         if i >= n_train:
             break
+        positives += row.label
+        for k, (rate, token) in enumerate(zip(rates, row.cats[first_rate:])):
+            a, b = rate.terms(token)
+            moments[k] += (a, b, a * a, a * b, b * b)
+            rate.add(token, row.label)
         for c, token in zip(counters, row.cats):
             c[token] += 1
         for k, v in enumerate(row.dense):
@@ -90,7 +120,11 @@ def _fit(source, n_train: int, min_count: int):
         vocabs.append({token: i + 1 for i, (token, _) in enumerate(frequent)})
     mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
     var = np.divide(squares, counts, out=np.zeros_like(sums), where=counts > 0) - mean**2
-    stats = (mean, np.sqrt(np.maximum(var, 1e-12)))
+    prior = positives / n_train
+    sa, sb, saa, sab, sbb = (moments / n_train).T
+    rate_mean = sa + prior * sb
+    rate_var = saa + 2 * prior * sab + prior**2 * sbb - rate_mean**2
+    stats = (mean, np.sqrt(np.maximum(var, 1e-12)), prior, rate_mean, np.sqrt(np.maximum(rate_var, 1e-12)))
     return vocabs, stats
 
 
@@ -100,8 +134,10 @@ def _encode(source, folder: Path, n: int, vocabs, stats) -> None:
     dense = np.lib.format.open_memmap(folder / "dense.npy", mode="w+", dtype=np.float32, shape=(n, source.n_dense))
     cats = np.lib.format.open_memmap(folder / "cats.npy", mode="w+", dtype=np.int64, shape=(n, n_cat))
     labels = np.lib.format.open_memmap(folder / "labels.npy", mode="w+", dtype=np.float32, shape=(n,))
-    mean, std = stats
+    mean, std, prior, rate_mean, rate_std = stats
     running = [Counter() for _ in range(source.n_count)]
+    rates = [_RunningRate() for _ in range(source.n_rate)]
+    first_rate = n_cat + source.n_count
     chunk = 65536
     buf_d, buf_c, buf_l, start = [], [], [], 0
     for row in source.rows():
@@ -113,9 +149,13 @@ def _encode(source, folder: Path, n: int, vocabs, stats) -> None:
                 values.append(math.log1p(max(v, 0.0)))
             else:
                 values.append((v - mean[k]) / std[k])
-        for seen, tok in zip(running, row.cats[n_cat:]):
+        for seen, tok in zip(running, row.cats[n_cat:first_rate]):
             values.append(math.log1p(seen[tok]))
             seen[tok] += 1
+        for k, (rate, tok) in enumerate(zip(rates, row.cats[first_rate:])):
+            a, b = rate.terms(tok)
+            values.append((a + prior * b - rate_mean[k]) / rate_std[k])
+            rate.add(tok, row.label)
         buf_d.append(values)
         buf_c.append([v.get(tok, 0) for v, tok in zip(vocabs, row.cats[:n_cat])])
         buf_l.append(row.label)

@@ -62,7 +62,7 @@ def _label(value: str, where: str) -> float:
 class CriteoSource:
     """The Criteo display-ads format: label, 13 integer counts, 26 hashed categoricals; tab-separated."""
 
-    n_dense, n_cat, n_count = CRITEO_DENSE, CRITEO_CATS, 0
+    n_dense, n_cat, n_count, n_rate = CRITEO_DENSE, CRITEO_CATS, 0, 0
     dense_transforms = ("log1p",) * CRITEO_DENSE
 
     def __init__(self, path: str):
@@ -105,6 +105,7 @@ class Schema:
     dense: list  # [(column, transform)]
     categorical: list
     count_features: list
+    rate_features: list = field(default_factory=list)
     joins: list = field(default_factory=list)
     sort_by: Optional[str] = None
     delimiter: Optional[str] = None
@@ -126,6 +127,7 @@ class Schema:
             "dense",
             "categorical",
             "count_features",
+            "rate_features",
             "joins",
             "sort_by",
             "delimiter",
@@ -157,6 +159,7 @@ class Schema:
             dense,
             list(cats),
             list(data.get("count_features", [])),
+            list(data.get("rate_features", [])),
             list(data.get("joins", [])),
             data.get("sort_by"),
             data.get("delimiter"),
@@ -203,7 +206,8 @@ class TableSource:
                 raise DataError(f"no such file: {f}")
         self.rule = _label_rule(self.schema.rule)
         self.n_count = len(self.schema.count_features)
-        self.n_dense = len(self.schema.dense) + self.n_count
+        self.n_rate = len(self.schema.rate_features)
+        self.n_dense = len(self.schema.dense) + self.n_count + self.n_rate
         self.n_cat = len(self.schema.categorical)
         self.dense_transforms = tuple(t for _, t in self.schema.dense)
         self.name = f"table:{path}"
@@ -266,7 +270,7 @@ class TableSource:
         records = self._all_records()
         if s.sort_by:
             records = sorted(records, key=lambda t: float(t[2].get(s.sort_by) or 0))
-        needed = [s.label] + [c for c, _ in s.dense] + s.categorical + s.count_features
+        needed = [s.label] + [c for c, _ in s.dense] + s.categorical + s.count_features + s.rate_features
         for path, n, rec in records:
             for key, table in sides:
                 extra = table.get(rec.get(key, ""))
@@ -292,7 +296,7 @@ class TableSource:
                 except ValueError:
                     raise DataError(f"{where}: dense column `{col}` is `{v}`, not a number") from None
             cats = [rec[c].split(" ")[0] for c in s.categorical]
-            yield Row(n, label, dense, cats + [rec[c] for c in s.count_features])
+            yield Row(n, label, dense, cats + [rec[c] for c in s.count_features + s.rate_features])
 
 
 def parse_data_spec(spec: str, schema: Optional[str] = None):

@@ -5,12 +5,13 @@ and nowhere before, so the quoted NE is a held-out measurement of a choice made 
 from __future__ import annotations
 
 import statistics
+from typing import Optional
 
 from ..data.dataset import Dataset
 from .proxies import early_stop_proxy
 
 
-def retrain(space, arch, data: Dataset, seeds, batch_size: int = 256, lr: float = 1e-3) -> dict:
+def retrain(space, arch, data: Dataset, seeds, batch_size: Optional[int] = None, lr: float = 1e-3) -> dict:
     """Eval NE and AUC of `arch` trained one pass over the training part, per seed and their mean."""
     runs = [early_stop_proxy(space, arch, data, data.n_train, seed, batch_size, lr, evaluate=True) for seed in seeds]
     nes = [r.eval_ne for r in runs]
@@ -23,7 +24,7 @@ def retrain(space, arch, data: Dataset, seeds, batch_size: int = 256, lr: float 
     }
 
 
-def final_scores(space, winner, data: Dataset, seeds, batch_size: int = 256, lr: float = 1e-3) -> dict:
+def final_scores(space, winner, data: Dataset, seeds, batch_size: Optional[int] = None, lr: float = 1e-3) -> dict:
     out = {"winner": retrain(space, winner, data, seeds, batch_size, lr)}
     if space.baseline is not None:
         out["baseline"] = retrain(space, space.baseline, data, seeds, batch_size, lr)

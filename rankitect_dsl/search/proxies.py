@@ -16,7 +16,7 @@ import torch
 from ..core.files import atomic_write
 from ..data.dataset import Dataset
 from ..runtime.model import CTRModel, build_model
-from ..runtime.trainer import TrainConfig, TrainResult, train
+from ..runtime.trainer import TrainConfig, TrainResult, default_batch_size, train
 from ..runtime.transfer import transfer_weights
 
 
@@ -43,7 +43,9 @@ def averaged(runs: list[TrainResult]) -> TrainResult:
 class EarlyStopProxy:
     name = "early-stop"
 
-    def __init__(self, space, data: Dataset, seed: int = 0, batch_size: int = 256, lr: float = 1e-3, repeats: int = 1):
+    def __init__(
+        self, space, data: Dataset, seed: int = 0, batch_size: Optional[int] = None, lr: float = 1e-3, repeats: int = 1
+    ):
         self.space, self.data, self.seed, self.batch_size, self.lr = space, data, seed, batch_size, lr
         self.repeats = repeats
 
@@ -69,13 +71,14 @@ class WeightSharingProxy:
         data: Dataset,
         pretrain_examples: int,
         seed: int = 0,
-        batch_size: int = 256,
+        batch_size: Optional[int] = None,
         lr: float = 1e-3,
         checkpoint: Optional[Path] = None,
         progress: bool = False,
         repeats: int = 1,
     ):
-        self.space, self.data, self.seed, self.batch_size, self.lr = space, data, seed, batch_size, lr
+        self.space, self.data, self.seed, self.lr = space, data, seed, lr
+        self.batch_size = batch_size or default_batch_size(data.n_train)
         self.pretrain_examples, self.repeats = pretrain_examples, repeats
         torch.manual_seed(seed)
         self.model = CTRModel(space.supernet(), data.vocab_sizes, space.spec.embed.dim)
@@ -122,7 +125,7 @@ def early_stop_proxy(
     data: Dataset,
     examples: int,
     seed: int = 0,
-    batch_size: int = 256,
+    batch_size: Optional[int] = None,
     lr: float = 1e-3,
     progress: bool = False,
     evaluate: bool = False,

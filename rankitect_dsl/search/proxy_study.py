@@ -9,6 +9,8 @@ model from the pretrained supernet gives the weight-sharing proxy at every budge
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ..core.files import figure, save_figure
 from ..runtime.metrics import window_ne
 from ..runtime.model import build_model
@@ -49,7 +51,7 @@ def run_proxy_study(
     budgets: list,
     pretrain: int,
     seed: int = 0,
-    batch_size: int = 256,
+    batch_size: Optional[int] = None,
     lr: float = 1e-3,
     progress: bool = True,
 ) -> dict:
