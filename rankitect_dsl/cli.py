@@ -385,6 +385,10 @@ def _beside_storage(url: str, name: str) -> Path:
 
 
 def cmd_search(args):
+    if args.method == "oneshot":
+        return cmd_oneshot(args)
+    if args.budget is None:
+        raise RksError(f"--method {args.method} needs --budget N (candidates to evaluate)")
     from .data.loading import load_data
     from .search.constraints import check_flops_rule, default_flops_cap, parse_flops
     from .search.loop import Search, SearchConfig, space_fingerprint
@@ -553,6 +557,131 @@ def cmd_report(args):
     return 0
 
 
+def cmd_oneshot(args):
+    """`rks search --method oneshot`: the RL policy trained in place with the supernet."""
+    import hashlib
+
+    from .data.loading import load_data
+    from .search.constraints import check_flops_rule
+    from .search.final import final_scores
+    from .search.loop import space_fingerprint
+    from .search.oneshot import OneShotConfig, OneShotSearch
+
+    space = _space(args.file)
+    if args.examples is None:
+        raise RksError("--method oneshot needs --examples N (training examples the supernet streams)")
+    if args.flops_target is None:
+        raise RksError("--method oneshot needs --flops-target C (absolute FLOPs or a multiple like 1x)")
+    if args.alpha < 0:
+        raise RksError(f"--alpha must be >= 0, got {args.alpha}")
+    if not 0 <= args.warmup < 1:
+        raise RksError(f"--warmup is a fraction of the steps in [0, 1), got {args.warmup}")
+    if args.baseline_arch:
+        baseline = _read_arch(space, args.baseline_arch, False)
+    elif space.baseline is not None:
+        baseline = space.baseline
+    else:
+        raise RksError(
+            f"space `{space.name}` has no baseline arch, and one-shot search measures NE% against one: "
+            "pass --baseline-arch ARCH.json"
+        )
+    text = args.flops_target
+    try:
+        target = float(text[:-1]) * space.flops(baseline) if text.endswith("x") else float(text)
+    except ValueError:
+        raise RksError(f"--flops-target `{text}` is not a number of FLOPs or a multiple like 1x") from None
+    if target <= 0:
+        raise RksError(f"--flops-target must be positive, got {text}")
+    check_flops_rule(space, None, target, args.seed)
+    data = load_data(args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction)
+    cfg = OneShotConfig(
+        args.examples,
+        target,
+        args.alpha,
+        args.penalty,
+        args.policy,
+        args.rl_batch,
+        args.replay_k,
+        policy_lr=args.policy_lr,
+        warmup=args.warmup,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+    )
+    study = args.study or f"{space.name}-oneshot"
+    url = args.storage or _default_storage(study)
+    key = hashlib.sha256(
+        json.dumps([space_fingerprint(space), args.data, baseline.to_dict(), repr(cfg)]).encode()
+    ).hexdigest()[:12]
+    search = OneShotSearch(
+        space,
+        data,
+        baseline,
+        cfg,
+        _beside_storage(url, f"{study}-{key}.oneshot.pt"),
+        _beside_storage(url, f"{study}-{key}.oneshot.jsonl"),
+    )
+    if search.checkpoint.exists():
+        print(f"resuming from {search.checkpoint}", file=sys.stderr)
+    from tqdm import tqdm
+
+    with tqdm(total=search.steps, desc="one-shot search", unit="step", disable=True if args.json else None) as bar:
+        bar.update(search.step if search.checkpoint.exists() else 0)
+        result = search.run(lambda step, total, record: bar.update(1))
+    winner = result.pop("arch")
+    summary = {
+        "study": study,
+        "method": "oneshot",
+        "best": {"arch": winner.to_dict(), **{k: result.pop(k) for k in ("flops", "params", "probability")}},
+        "baseline": {"arch": baseline.to_dict(), "flops": space.flops(baseline), "params": space.params(baseline)},
+        "flops_target": target,
+        **result,
+        "log": str(search.log),
+        "checkpoint": str(search.checkpoint),
+    }
+    if summary["target_gap"] > 0.1:
+        print(
+            f"warning: the winner's {summary['best']['flops']:,} FLOPs are {100 * summary['target_gap']:.0f}% from "
+            f"the target {target:,.0f}; raise --alpha or --examples",
+            file=sys.stderr,
+        )
+    if args.retrain_seeds:
+        seeds = range(args.seed, args.seed + args.retrain_seeds)
+        summary["final"] = final_scores(space, winner, data, seeds, args.batch_size, args.lr, baseline)
+    if args.export:
+        folder = Path(args.export)
+        atomic_write(folder / f"{space.name}_best.py", space.subnet_source(winner))
+        atomic_write(folder / "best_arch.json", winner.to_json(indent=1) + "\n")
+        summary["export"] = str(folder / f"{space.name}_best.py")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        _print_oneshot(summary)
+    return 0
+
+
+def _print_oneshot(summary):
+    best, base = summary["best"], summary["baseline"]
+    print(
+        f"one-shot search: {summary['steps']:,} supernet steps, {summary['policy_updates']:,} policy updates, "
+        f"{summary['seconds']:.0f} s; log {summary['log']}"
+    )
+    print(f"baseline       FLOPs {base['flops']:,}")
+    print(
+        f"winner γ(θ)    FLOPs {best['flops']:,} ({summary['flops_ratio']:.2f}x the baseline; target "
+        f"{summary['flops_target']:,.0f}, {100 * summary['target_gap']:.1f}% off)"
+    )
+    if "final" in summary:
+        won = summary["final"]["winner"]
+        print(f"retrained on {won['examples']:,} examples, seeds {', '.join(map(str, won['seeds']))}:")
+        print(f"  winner   eval NE {won['eval_ne']:.4f}")
+        if "baseline" in summary["final"]:
+            print(f"  baseline eval NE {summary['final']['baseline']['eval_ne']:.4f}")
+    if "export" in summary:
+        print(f"exported {summary['export']}")
+
+
 def cmd_proxy_study(args):
     from .data.loading import load_data
     from .search.proxy_study import plot_proxy_study, run_proxy_study
@@ -694,8 +823,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="sampling-based architecture search with a resumable study")
     s.add_argument("file")
-    s.add_argument("--method", choices=["random", "predictor"], required=True)
-    s.add_argument("--budget", type=_positive(int), required=True, help="candidates to evaluate")
+    s.add_argument("--method", choices=["random", "predictor", "oneshot"], required=True)
+    s.add_argument("--budget", type=_positive(int), help="candidates to evaluate (random, predictor)")
     s.add_argument("--proxy", choices=["early-stop", "weight-sharing"], default="early-stop")
     s.add_argument(
         "--proxy-examples", type=_positive(int), default=20000, help="training examples per proxy evaluation"
@@ -723,6 +852,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="proxy runs per candidate, averaged; run k uses seed+k for every candidate (default 1)",
     )
+    oneshot = s.add_argument_group("one-shot search (--method oneshot; docs/search.md)")
+    oneshot.add_argument("--examples", type=_positive(int), help="training examples the supernet streams")
+    oneshot.add_argument("--alpha", type=float, default=0.01, help="weight of the FLOPs cost in the reward (0.01)")
+    oneshot.add_argument("--penalty", choices=["l1", "relu"], default="l1", help="|F - c| or max(F - c, 0) (l1)")
+    oneshot.add_argument("--policy", choices=["on", "on-off"], default="on-off", help="policy gradient (on-off)")
+    oneshot.add_argument("--replay-k", type=_positive(int), default=50, help="off-policy updates per on-policy (50)")
+    oneshot.add_argument("--rl-batch", type=_positive(int), default=16, help="sampled archs per policy update (16)")
+    oneshot.add_argument("--policy-lr", type=_positive(float), default=0.05, help="the policy's Adam rate (0.05)")
+    oneshot.add_argument("--warmup", type=float, default=0.25, help="fraction of steps before the policy learns (0.25)")
+    oneshot.add_argument(
+        "--checkpoint-every", type=_positive(int), default=200, help="supernet steps between checkpoints (200)"
+    )
+    oneshot.add_argument("--baseline-arch", help="the in-place baseline's arch JSON (default: the space's baseline)")
     s.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/STUDY.db)")
     s.add_argument("--study", help="study name (default SPACE-METHOD-PROXY)")
     s.add_argument("--export", help="folder for the winner's Python source and arch JSON")

@@ -24,8 +24,12 @@ def retrain(space, arch, data: Dataset, seeds, batch_size: Optional[int] = None,
     }
 
 
-def final_scores(space, winner, data: Dataset, seeds, batch_size: Optional[int] = None, lr: float = 1e-3) -> dict:
+def final_scores(
+    space, winner, data: Dataset, seeds, batch_size: Optional[int] = None, lr: float = 1e-3, baseline=None
+) -> dict:
+    """The winner's and the baseline's retrained scores; the baseline is the space's unless one is given."""
+    baseline = baseline or space.baseline
     out = {"winner": retrain(space, winner, data, seeds, batch_size, lr)}
-    if space.baseline is not None:
-        out["baseline"] = retrain(space, space.baseline, data, seeds, batch_size, lr)
+    if baseline is not None:
+        out["baseline"] = retrain(space, baseline, data, seeds, batch_size, lr)
     return out

@@ -1,0 +1,133 @@
+"""The one-shot search's policy (paper 3.2.2): one independent categorical per decision of the space, its
+logits θ, and the two gradient estimators of Appendix A, on-policy REINFORCE (Eq. 3) and the off-policy
+update from a replay buffer with weighted importance sampling (Eqs. 5–6)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from .constraints import valid_mask
+
+IMPORTANCE_CLIP = 1e4  # Eq. 6's clip of w
+RESAMPLE_TRIES = 20
+
+
+class Policy:
+    """Logits (decisions × most options, padding at -inf). A draw that leaves every connection bit of a
+    chosen multi-hot block off is drawn again (the space has no such arch); log-probabilities are those of
+    the independent categoricals, without the rejection's normalising constant."""
+
+    def __init__(self, space, lr: float):
+        self.space = space
+        sizes = [d.size for d in space.decisions]
+        self.sizes = sizes
+        logits = torch.full((len(sizes), max(sizes, default=1)), -math.inf)
+        for i, size in enumerate(sizes):
+            logits[i, :size] = 0.0
+        self.logits = logits.requires_grad_(True)
+        self.rows = torch.arange(len(sizes))
+        groups: dict = {}
+        for i, d in enumerate(space.decisions):
+            if d.kind == "input":
+                groups.setdefault(d.choice, []).append(i)
+        self.input_groups = list(groups.values())
+        self.optimizer = torch.optim.Adam([self.logits], lr=lr, betas=(0.0, 0.999))  # β1 = 0, as TuNAS
+
+    def log_softmax(self) -> torch.Tensor:
+        return torch.log_softmax(self.logits, -1)
+
+    def sample(self, n: int, generator: torch.Generator) -> np.ndarray:
+        """n flat vectors (Gumbel-max over every decision at once), each a valid arch."""
+        logits = self.logits.detach()
+        out = np.empty((n, len(self.sizes)), dtype=np.int64)
+        todo = np.arange(n)
+        for _ in range(RESAMPLE_TRIES):
+            u = torch.rand((len(todo), *logits.shape), generator=generator).clamp_min(1e-12)
+            out[todo] = (logits - torch.log(-torch.log(u))).argmax(-1).numpy()
+            todo = todo[~valid_mask(self.space, out[todo])]
+            if len(todo) == 0:
+                return out
+        out[todo] = self.repair(out[todo])
+        return out
+
+    def repair(self, vectors: np.ndarray) -> np.ndarray:
+        """Turn on, where a chosen multi-hot block has no input, the connection bit most likely on."""
+        vectors = np.array(vectors)
+        if not self.input_groups:
+            return vectors
+        p_on = self.log_softmax().detach()[:, 1].numpy()
+        for row in np.nonzero(~valid_mask(self.space, vectors))[0]:
+            for cols in self.input_groups:
+                if not vectors[row, cols].any():
+                    vectors[row, max(cols, key=lambda i: p_on[i])] = 1
+        return vectors
+
+    def log_prob(self, vectors: np.ndarray) -> torch.Tensor:
+        return self.log_softmax()[self.rows, torch.from_numpy(np.asarray(vectors))].sum(-1)
+
+    def most_likely(self) -> np.ndarray:
+        """γ(θ): each decision's most likely option, repaired to a valid arch."""
+        return self.repair(self.logits.detach().argmax(-1).numpy()[None])[0]
+
+    def entropy(self) -> float:
+        logp = self.log_softmax().detach()
+        p = logp.exp()
+        return float(-(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum())
+
+    def on_policy_step(self, vectors: np.ndarray, rewards: np.ndarray) -> None:
+        """Eq. 3: minimise E[R] by REINFORCE with the batch's mean reward as the baseline b."""
+        advantage = torch.as_tensor(rewards - rewards.mean(), dtype=torch.float32)
+        self._step((advantage * self.log_prob(vectors)).mean())
+
+    def off_policy_step(self, vectors: np.ndarray, rewards: np.ndarray, old_log_probs: np.ndarray) -> None:
+        """Eqs. 5–6: replayed samples (a', R', log P_θ'(a')) weighted by w = min(P_θ(a') / P_θ'(a'), 1e4),
+        normalised by Σw, with b' = mean R'. The ratio is taken in log space, where Eq. 6's ε (a guard
+        against dividing by a vanishing P_θ') is not needed: ours is 0."""
+        log_p = self.log_prob(vectors)
+        w = torch.exp(log_p.detach() - torch.as_tensor(old_log_probs, dtype=torch.float32)).clamp_max(IMPORTANCE_CLIP)
+        advantage = torch.as_tensor(rewards - rewards.mean(), dtype=torch.float32)
+        self._step(((w / w.sum()) * advantage * log_p).sum())
+
+    def _step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    def state_dict(self) -> dict:
+        return {"logits": self.logits.detach().clone(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        with torch.no_grad():
+            self.logits.copy_(state["logits"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class ReplayBuffer:
+    """The last `size` on-policy samples: (a', R', log P_θ'(a')), θ' the policy that drew a'."""
+
+    def __init__(self, size: int, n_decisions: int):
+        self.size = size
+        self.vectors = np.zeros((0, n_decisions), dtype=np.int64)
+        self.rewards = np.zeros(0)
+        self.log_probs = np.zeros(0)
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    def add(self, vectors, rewards, log_probs) -> None:
+        self.vectors = np.concatenate([self.vectors, vectors])[-self.size :]
+        self.rewards = np.concatenate([self.rewards, rewards])[-self.size :]
+        self.log_probs = np.concatenate([self.log_probs, log_probs])[-self.size :]
+
+    def draw(self, n: int, rng: np.random.Generator):
+        idx = rng.integers(len(self), size=n)
+        return self.vectors[idx], self.rewards[idx], self.log_probs[idx]
+
+    def state_dict(self) -> dict:
+        return {"vectors": self.vectors, "rewards": self.rewards, "log_probs": self.log_probs}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.vectors, self.rewards, self.log_probs = state["vectors"], state["rewards"], state["log_probs"]
