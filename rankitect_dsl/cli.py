@@ -642,8 +642,8 @@ def cmd_oneshot(args):
     }
     if summary["target_gap"] > 0.1:
         print(
-            f"warning: the winner's {summary['best']['flops']:,} FLOPs are {100 * summary['target_gap']:.0f}% from "
-            f"the target {target:,.0f}; raise --alpha or --examples",
+            f"warning: the winner's {summary['best']['flops']:,} FLOPs are {100 * summary['target_gap']:.0f}% "
+            f"{'from' if args.penalty == 'l1' else 'above'} the target {target:,.0f}; raise --alpha or --examples",
             file=sys.stderr,
         )
     if args.retrain_seeds:

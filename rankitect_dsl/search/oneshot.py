@@ -239,7 +239,8 @@ class OneShotSearch:
             "flops": flops,
             "params": params,
             "flops_ratio": flops / self.baseline_flops,
-            "target_gap": abs(flops - self.cfg.target) / self.cfg.target,
+            "target_gap": float(penalty_cost(self.cfg.penalty, np.array([flops]), self.cfg.target)[0])
+            / self.cfg.target,
             "probability": float(math.exp(float(self.policy.log_prob(vector[None]).detach()[0]))),
             "steps": self.steps,
             "policy_updates": self.updates,
