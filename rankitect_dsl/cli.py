@@ -478,11 +478,7 @@ def cmd_search(args):
     if args.export:
         from .core.arch import Arch
 
-        best = Arch.from_dict(summary["best"]["arch"])
-        folder = Path(args.export)
-        atomic_write(folder / f"{space.name}_best.py", space.subnet_source(best))
-        atomic_write(folder / "best_arch.json", best.to_json(indent=1) + "\n")
-        summary["export"] = str(folder / f"{space.name}_best.py")
+        summary["export"] = _export_winner(space, Arch.from_dict(summary["best"]["arch"]), Path(args.export))
     if args.json:
         print(json.dumps(summary))
         return 0
@@ -650,15 +646,19 @@ def cmd_oneshot(args):
         seeds = range(args.seed, args.seed + args.retrain_seeds)
         summary["final"] = final_scores(space, winner, data, seeds, args.batch_size, args.lr, baseline)
     if args.export:
-        folder = Path(args.export)
-        atomic_write(folder / f"{space.name}_best.py", space.subnet_source(winner))
-        atomic_write(folder / "best_arch.json", winner.to_json(indent=1) + "\n")
-        summary["export"] = str(folder / f"{space.name}_best.py")
+        summary["export"] = _export_winner(space, winner, Path(args.export))
     if args.json:
         print(json.dumps(summary))
     else:
         _print_oneshot(summary)
     return 0
+
+
+def _export_winner(space, arch, folder: Path) -> str:
+    """The winner's readable Python and its arch JSON in `folder`, as every search method writes them."""
+    source = atomic_write(folder / f"{space.name}_best.py", space.subnet_source(arch))
+    atomic_write(folder / "best_arch.json", arch.to_json(indent=1) + "\n")
+    return str(source)
 
 
 def _print_oneshot(summary):
