@@ -175,3 +175,14 @@ def test_bad_input_is_one_line(tmp_path):
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
         assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not list(tmp_path.glob("*.oneshot.*"))
+
+
+@pytest.mark.parametrize("blocks_name, production", [("rankitect_blocks", "dlrm"), ("ml100k_blocks", "ml100k_dlrm")])
+def test_blocks_spaces_fix_the_production_connections(blocks_name, production):
+    space, prod = load_space(space_path(blocks_name)), load_space(space_path(production))
+    assert space.baseline.to_dict()["choices"] == prod.baseline.to_dict()["choices"]
+    assert space.flops(space.baseline) == prod.flops(prod.baseline)
+    for c, p in zip(space.spec.choices, prod.spec.choices):
+        assert c.name == p.name and c.candidates == p.candidates and c.fixed_inputs
+        assert len(c.blocks) >= 2  # one block is searched per choice
+    assert {d.kind for d in space.decisions} == {"block", "dim"}  # no connection or pair decisions
