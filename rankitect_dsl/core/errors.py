@@ -40,11 +40,10 @@ class Diagnostic:
 
 
 class RksError(Exception):
-    """Bad user input. Carries one or more diagnostics; `str()` renders all of them."""
+    """Bad user input. Carries one or more diagnostics; `str()` renders all of them. Without a file (a bad
+    flag or value) the diagnostics are prefixed with the program, `rks: error: …`."""
 
-    def __init__(
-        self, diagnostics: Iterable[Diagnostic] | str, filename: str = "<input>", source: Optional[str] = None
-    ):
+    def __init__(self, diagnostics: Iterable[Diagnostic] | str, filename: str = "rks", source: Optional[str] = None):
         if isinstance(diagnostics, str):
             diagnostics = [Diagnostic(diagnostics)]
         self.diagnostics = list(diagnostics)
