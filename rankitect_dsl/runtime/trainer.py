@@ -59,6 +59,16 @@ class TrainResult:
         return out
 
 
+def logloss_step(optimizers, logits: torch.Tensor, labels: torch.Tensor) -> None:
+    """One optimiser step on the batch's log loss: what every model the project trains takes per batch."""
+    loss = F.binary_cross_entropy_with_logits(logits, labels)
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in optimizers:
+        opt.step()
+
+
 def batches(data: Dataset, start: int, stop: int, batch_size: int):
     """Contiguous (dense, cats, labels) tensors over rows [start, stop) of the training part, wrapping."""
     pos = start
@@ -109,12 +119,7 @@ def train(
             batches(data, cfg.start, cfg.start + cfg.examples, cfg.batch_size or default_batch_size(data.n_train))
         ):
             logits = forward(model, dense, cats, step)
-            loss = F.binary_cross_entropy_with_logits(logits, labels)
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for opt in optimizers:
-                opt.step()
+            logloss_step(optimizers, logits, labels)
             n = len(labels)
             seen_logits[done : done + n] = logits.detach()
             seen_labels[done : done + n] = labels

@@ -29,14 +29,13 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..core.files import atomic_write
 from ..data.dataset import Dataset
 from ..runtime.metrics import normalized_entropy
 from ..runtime.model import CTRModel, build_model
 from ..runtime.optim import make_optimizers
-from ..runtime.trainer import default_batch_size
+from ..runtime.trainer import default_batch_size, logloss_step
 from .policy import Policy, ReplayBuffer
 
 PENALTIES = ("l1", "relu")
@@ -187,16 +186,8 @@ class OneShotSearch:
             arch = self.space.decode(vector.tolist())
             logits = self.supernet(dense, cats, arch=arch)
         ref_logits = self.reference(dense, cats)
-        for _model, opts, out in (
-            (self.supernet, self.supernet_opts, logits),
-            (self.reference, self.reference_opts, ref_logits),
-        ):
-            loss = F.binary_cross_entropy_with_logits(out, labels)
-            for opt in opts:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for opt in opts:
-                opt.step()
+        logloss_step(self.supernet_opts, logits, labels)
+        logloss_step(self.reference_opts, ref_logits, labels)
         ne_ref = normalized_entropy(ref_logits.detach(), labels)
         record["ne_batch_baseline"] = ne_ref
         if all_on:
