@@ -390,6 +390,7 @@ def cmd_search(args):
     if args.budget is None:
         raise RksError(f"--method {args.method} needs --budget N (candidates to evaluate)")
     from .data.loading import load_data
+    from .runtime.trainer import default_batch_size
     from .search.constraints import check_flops_rule, default_flops_cap, parse_flops
     from .search.loop import Search, SearchConfig, space_fingerprint
     from .search.pareto import plot_pareto
@@ -417,7 +418,7 @@ def cmd_search(args):
     needed = args.proxy_examples * 2**rungs + (pretrain if args.proxy == "weight-sharing" else 0)
     data = load_data(args.data, space, needed, args.schema, args.min_count, args.eval_fraction)
     if args.proxy == "early-stop" and cfg.proxy_examples * 2**rungs > data.n_train:
-        cfg.proxy_examples = max(args.batch_size or 256, data.n_train // 2**rungs)
+        cfg.proxy_examples = max(args.batch_size or default_batch_size(data.n_train), data.n_train // 2**rungs)
         print(
             f"--proxy-examples lowered to {cfg.proxy_examples:,}: the last rung reads one pass over the "
             f"{data.n_train:,} training rows, not several",
@@ -558,7 +559,7 @@ def cmd_oneshot(args):
     import hashlib
 
     from .data.loading import load_data
-    from .search.constraints import check_flops_rule
+    from .search.constraints import check_flops_rule, parse_flops
     from .search.final import final_scores
     from .search.loop import space_fingerprint
     from .search.oneshot import OneShotConfig, OneShotSearch
@@ -581,13 +582,9 @@ def cmd_oneshot(args):
             f"space `{space.name}` has no baseline arch, and one-shot search measures NE% against one: "
             "pass --baseline-arch ARCH.json"
         )
-    text = args.flops_target
-    try:
-        target = float(text[:-1]) * space.flops(baseline) if text.endswith("x") else float(text)
-    except ValueError:
-        raise RksError(f"--flops-target `{text}` is not a number of FLOPs or a multiple like 1x") from None
-    if target <= 0:
-        raise RksError(f"--flops-target must be positive, got {text}")
+    target = parse_flops(args.flops_target, space, "--flops-target", baseline)
+    if target is None:
+        raise RksError("--flops-target none: one-shot search needs a FLOPs target")
     check_flops_rule(space, None, target, args.seed)
     data = load_data(args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction)
     cfg = OneShotConfig(
@@ -623,8 +620,7 @@ def cmd_oneshot(args):
     from tqdm import tqdm
 
     with tqdm(total=search.steps, desc="one-shot search", unit="step", disable=True if args.json else None) as bar:
-        bar.update(search.step if search.checkpoint.exists() else 0)
-        result = search.run(lambda step, total, record: bar.update(1))
+        result = search.run(lambda step, total, record: bar.update(step - bar.n))
     winner = result.pop("arch")
     summary = {
         "study": study,

@@ -52,16 +52,17 @@ class FlopsRule:
         return flops <= self.cap if self.cap else np.ones(len(flops), dtype=bool)
 
 
-def parse_flops(text: Optional[str], space, flag: str) -> Optional[float]:
-    """`2.5x` is relative to the space's baseline arch; a plain number is absolute FLOPs per example;
-    `none` (or no value) is no limit."""
+def parse_flops(text: Optional[str], space, flag: str, baseline=None) -> Optional[float]:
+    """`2.5x` is relative to the baseline arch (`baseline`, else the space's); a plain number is absolute
+    FLOPs per example; `none` (or no value) is no limit."""
     if text is None or text.lower() == "none":
         return None
+    baseline = baseline or space.baseline
     try:
         if text.endswith("x"):
-            if space.baseline is None:
+            if baseline is None:
                 raise RksError(f"{flag} {text}: a relative FLOPs value needs a baseline arch in space `{space.name}`")
-            value = float(text[:-1]) * space.flops(space.baseline)
+            value = float(text[:-1]) * space.flops(baseline)
         else:
             value = float(text)
     except ValueError:

@@ -4,12 +4,11 @@ update from a replay buffer with weighted importance sampling (Eqs. 5–6)."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
 from .constraints import valid_mask
+from .sampler import centred_logits, draw
 
 IMPORTANCE_CLIP = 1e4  # Eq. 6's clip of w
 RESAMPLE_TRIES = 20
@@ -22,13 +21,8 @@ class Policy:
 
     def __init__(self, space, lr: float):
         self.space = space
-        sizes = [d.size for d in space.decisions]
-        self.sizes = sizes
-        logits = torch.full((len(sizes), max(sizes, default=1)), -math.inf)
-        for i, size in enumerate(sizes):
-            logits[i, :size] = 0.0
-        self.logits = logits.requires_grad_(True)
-        self.rows = torch.arange(len(sizes))
+        self.logits = centred_logits(space, None, 0.0).requires_grad_(True)  # uniform over every decision
+        self.rows = torch.arange(len(space.decisions))
         groups: dict = {}
         for i, d in enumerate(space.decisions):
             if d.kind == "input":
@@ -41,12 +35,10 @@ class Policy:
 
     def sample(self, n: int, generator: torch.Generator) -> np.ndarray:
         """n flat vectors (Gumbel-max over every decision at once), each a valid arch."""
-        logits = self.logits.detach()
-        out = np.empty((n, len(self.sizes)), dtype=np.int64)
+        out = np.empty((n, len(self.rows)), dtype=np.int64)
         todo = np.arange(n)
         for _ in range(RESAMPLE_TRIES):
-            u = torch.rand((len(todo), *logits.shape), generator=generator).clamp_min(1e-12)
-            out[todo] = (logits - torch.log(-torch.log(u))).argmax(-1).numpy()
+            out[todo] = draw(self.logits.detach(), len(todo), generator)
             todo = todo[~valid_mask(self.space, out[todo])]
             if len(todo) == 0:
                 return out
