@@ -385,8 +385,8 @@ def _beside_storage(url: str, name: str) -> Path:
 
 
 def cmd_search(args):
-    if args.method == "oneshot":
-        return cmd_oneshot(args)
+    if args.method in ("oneshot", "dnas"):
+        return cmd_inplace_search(args)
     if args.budget is None:
         raise RksError(f"--method {args.method} needs --budget N (candidates to evaluate)")
     from .data.loading import load_data
@@ -554,77 +554,107 @@ def cmd_report(args):
     return 0
 
 
-def cmd_oneshot(args):
-    """`rks search --method oneshot`: the RL policy trained in place with the supernet."""
+def _inplace_config(args, target):
+    """The one-shot or DNAS settings from the flags, each refused with one line when out of range."""
+    warmup = args.warmup if args.warmup is not None else (0.25 if args.method == "oneshot" else 0.1)
+    if not 0 <= warmup < 1:
+        raise RksError(f"--warmup is a fraction of the steps in [0, 1), got {warmup}")
+    common = dict(batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every)
+    if args.method == "oneshot":
+        from .search.oneshot import OneShotConfig
+
+        if args.alpha < 0:
+            raise RksError(f"--alpha must be >= 0, got {args.alpha}")
+        return OneShotConfig(
+            args.examples,
+            target,
+            args.alpha,
+            args.penalty,
+            args.policy,
+            args.rl_batch,
+            args.replay_k,
+            policy_lr=args.policy_lr,
+            warmup=warmup,
+            **common,
+        )
+    from .search.dnas import DNASConfig
+
+    if args.lam < 0:
+        raise RksError(f"--lambda must be >= 0, got {args.lam}")
+    if args.tau_end > args.tau_start:
+        raise RksError(
+            f"the temperature must not increase: --tau-start {args.tau_start} is below --tau-end {args.tau_end}"
+        )
+    return DNASConfig(
+        args.examples,
+        target,
+        lam=args.lam,
+        tau_start=args.tau_start,
+        tau_end=args.tau_end,
+        arch_lr=args.arch_lr,
+        warmup=warmup,
+        checkpoint_activations=args.checkpoint_activations,
+        **common,
+    )
+
+
+def cmd_inplace_search(args):
+    """`rks search --method oneshot|dnas`: a distribution over archs trained in place with the supernet."""
     import hashlib
 
     from .data.loading import load_data
     from .search.constraints import check_flops_rule, parse_flops
+    from .search.dnas import DNASSearch
     from .search.final import final_scores
     from .search.loop import space_fingerprint
-    from .search.oneshot import OneShotConfig, OneShotSearch
+    from .search.oneshot import OneShotSearch
 
     space = _space(args.file)
+    method = args.method
     if args.examples is None:
-        raise RksError("--method oneshot needs --examples N (training examples the supernet streams)")
+        raise RksError(f"--method {method} needs --examples N (training examples the supernet streams)")
     if args.flops_target is None:
-        raise RksError("--method oneshot needs --flops-target C (absolute FLOPs or a multiple like 1x)")
-    if args.alpha < 0:
-        raise RksError(f"--alpha must be >= 0, got {args.alpha}")
-    if not 0 <= args.warmup < 1:
-        raise RksError(f"--warmup is a fraction of the steps in [0, 1), got {args.warmup}")
+        raise RksError(f"--method {method} needs --flops-target C (absolute FLOPs or a multiple like 1x)")
     if args.baseline_arch:
         baseline = _read_arch(space, args.baseline_arch, False)
     elif space.baseline is not None:
         baseline = space.baseline
     else:
         raise RksError(
-            f"space `{space.name}` has no baseline arch, and one-shot search measures NE% against one: "
-            "pass --baseline-arch ARCH.json"
+            f"space `{space.name}` has no baseline arch, and --method {method} measures FLOPs (and one-shot NE%) "
+            "against one: pass --baseline-arch ARCH.json"
         )
     target = parse_flops(args.flops_target, space, "--flops-target", baseline)
     if target is None:
-        raise RksError("--flops-target none: one-shot search needs a FLOPs target")
+        raise RksError(f"--flops-target none: --method {method} needs a FLOPs target")
+    cfg = _inplace_config(args, target)
     check_flops_rule(space, None, target, args.seed)
     data = load_data(args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction)
-    cfg = OneShotConfig(
-        args.examples,
-        target,
-        args.alpha,
-        args.penalty,
-        args.policy,
-        args.rl_batch,
-        args.replay_k,
-        policy_lr=args.policy_lr,
-        warmup=args.warmup,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        checkpoint_every=args.checkpoint_every,
-    )
-    study = args.study or f"{space.name}-oneshot"
+    study = args.study or f"{space.name}-{method}"
     url = args.storage or _default_storage(study)
     key = hashlib.sha256(
         json.dumps([space_fingerprint(space), args.data, baseline.to_dict(), repr(cfg)]).encode()
     ).hexdigest()[:12]
-    search = OneShotSearch(
+    kind = OneShotSearch if method == "oneshot" else DNASSearch
+    search = kind(
         space,
         data,
         baseline,
         cfg,
-        _beside_storage(url, f"{study}-{key}.oneshot.pt"),
-        _beside_storage(url, f"{study}-{key}.oneshot.jsonl"),
+        _beside_storage(url, f"{study}-{key}.{method}.pt"),
+        _beside_storage(url, f"{study}-{key}.{method}.jsonl"),
     )
     if search.checkpoint.exists():
         print(f"resuming from {search.checkpoint}", file=sys.stderr)
     from tqdm import tqdm
 
-    with tqdm(total=search.steps, desc="one-shot search", unit="step", disable=True if args.json else None) as bar:
+    label = "one-shot search" if method == "oneshot" else "DNAS"
+    with tqdm(total=search.steps, desc=label, unit="step", disable=True if args.json else None) as bar:
         result = search.run(lambda step, total, record: bar.update(step - bar.n))
     winner = result.pop("arch")
     summary = {
         "study": study,
-        "method": "oneshot",
+        "method": method,
         "best": {"arch": winner.to_dict(), **{k: result.pop(k) for k in ("flops", "params", "probability")}},
         "baseline": {"arch": baseline.to_dict(), "flops": space.flops(baseline), "params": space.params(baseline)},
         "flops_target": target,
@@ -633,9 +663,11 @@ def cmd_oneshot(args):
         "checkpoint": str(search.checkpoint),
     }
     if summary["target_gap"] > 0.1:
+        knob = "--alpha" if method == "oneshot" else "--lambda"
+        above = method == "oneshot" and args.penalty == "relu"
         print(
             f"warning: the winner's {summary['best']['flops']:,} FLOPs are {100 * summary['target_gap']:.0f}% "
-            f"{'from' if args.penalty == 'l1' else 'above'} the target {target:,.0f}; raise --alpha or --examples",
+            f"{'above' if above else 'from'} the target {target:,.0f}; raise {knob} or --examples",
             file=sys.stderr,
         )
     if args.retrain_seeds:
@@ -646,7 +678,7 @@ def cmd_oneshot(args):
     if args.json:
         print(json.dumps(summary))
     else:
-        _print_oneshot(summary)
+        _print_inplace(summary)
     return 0
 
 
@@ -657,12 +689,13 @@ def _export_winner(space, arch, folder: Path) -> str:
     return str(source)
 
 
-def _print_oneshot(summary):
+def _print_inplace(summary):
     best, base = summary["best"], summary["baseline"]
-    print(
-        f"one-shot search: {summary['steps']:,} supernet steps, {summary['policy_updates']:,} policy updates, "
-        f"{summary['seconds']:.0f} s; log {summary['log']}"
-    )
+    if summary["method"] == "oneshot":
+        work = f"one-shot search: {summary['steps']:,} supernet steps, {summary['policy_updates']:,} policy updates"
+    else:
+        work = f"DNAS: {summary['steps']:,} joint steps of the supernet and θ"
+    print(f"{work}, {summary['seconds']:.0f} s; log {summary['log']}")
     print(f"baseline       FLOPs {base['flops']:,}")
     print(
         f"winner γ(θ)    FLOPs {best['flops']:,} ({summary['flops_ratio']:.2f}x the baseline; target "
@@ -819,7 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("search", help="sampling-based architecture search with a resumable study")
     s.add_argument("file")
-    s.add_argument("--method", choices=["random", "predictor", "oneshot"], required=True)
+    s.add_argument("--method", choices=["random", "predictor", "oneshot", "dnas"], required=True)
     s.add_argument("--budget", type=_positive(int), help="candidates to evaluate (random, predictor)")
     s.add_argument("--proxy", choices=["early-stop", "weight-sharing"], default="early-stop")
     s.add_argument(
@@ -848,19 +881,32 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="proxy runs per candidate, averaged; run k uses seed+k for every candidate (default 1)",
     )
-    oneshot = s.add_argument_group("one-shot search (--method oneshot; docs/search.md)")
-    oneshot.add_argument("--examples", type=_positive(int), help="training examples the supernet streams")
+    inplace = s.add_argument_group("searches trained with the supernet (--method oneshot, dnas)")
+    inplace.add_argument("--examples", type=_positive(int), help="training examples the supernet streams")
+    inplace.add_argument(
+        "--warmup", type=float, help="fraction of steps before the arch distribution learns (oneshot 0.25, dnas 0.1)"
+    )
+    inplace.add_argument(
+        "--checkpoint-every", type=_positive(int), default=200, help="supernet steps between checkpoints (200)"
+    )
+    inplace.add_argument("--baseline-arch", help="the baseline's arch JSON (default: the space's baseline)")
+    oneshot = s.add_argument_group("one-shot search (--method oneshot; docs/oneshot.md)")
     oneshot.add_argument("--alpha", type=float, default=0.01, help="weight of the FLOPs cost in the reward (0.01)")
     oneshot.add_argument("--penalty", choices=["l1", "relu"], default="l1", help="|F - c| or max(F - c, 0) (l1)")
     oneshot.add_argument("--policy", choices=["on", "on-off"], default="on-off", help="policy gradient (on-off)")
     oneshot.add_argument("--replay-k", type=_positive(int), default=50, help="off-policy updates per on-policy (50)")
     oneshot.add_argument("--rl-batch", type=_positive(int), default=16, help="sampled archs per policy update (16)")
     oneshot.add_argument("--policy-lr", type=_positive(float), default=0.05, help="the policy's Adam rate (0.05)")
-    oneshot.add_argument("--warmup", type=float, default=0.25, help="fraction of steps before the policy learns (0.25)")
-    oneshot.add_argument(
-        "--checkpoint-every", type=_positive(int), default=200, help="supernet steps between checkpoints (200)"
+    dnas = s.add_argument_group("DNAS (--method dnas; docs/dnas.md)")
+    dnas.add_argument(
+        "--lambda", dest="lam", type=float, default=1.0, help="weight of E|FLOPs(a) - c| / c in the loss (1)"
     )
-    oneshot.add_argument("--baseline-arch", help="the in-place baseline's arch JSON (default: the space's baseline)")
+    dnas.add_argument("--tau-start", type=_positive(float), default=5.0, help="first Gumbel-softmax temperature (5)")
+    dnas.add_argument("--tau-end", type=_positive(float), default=0.1, help="last temperature, exponential decay (0.1)")
+    dnas.add_argument("--arch-lr", type=_positive(float), default=0.05, help="Adam rate of the arch logits (0.05)")
+    dnas.add_argument(
+        "--checkpoint-activations", action="store_true", help="recompute each choice in backward: memory for time"
+    )
     s.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/STUDY.db)")
     s.add_argument("--study", help="study name (default SPACE-METHOD-PROXY)")
     s.add_argument("--export", help="folder for the winner's Python source and arch JSON")

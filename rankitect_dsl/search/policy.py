@@ -19,7 +19,7 @@ class Policy:
     chosen multi-hot block off is drawn again (the space has no such arch); log-probabilities are those of
     the independent categoricals, without the rejection's normalising constant."""
 
-    def __init__(self, space, lr: float):
+    def __init__(self, space, lr: float, betas=(0.0, 0.999)):
         self.space = space
         self.logits = centred_logits(space, None, 0.0).requires_grad_(True)  # uniform over every decision
         self.rows = torch.arange(len(space.decisions))
@@ -28,7 +28,7 @@ class Policy:
             if d.kind == "input":
                 groups.setdefault(d.choice, []).append(i)
         self.input_groups = list(groups.values())
-        self.optimizer = torch.optim.Adam([self.logits], lr=lr, betas=(0.0, 0.999))  # β1 = 0, as TuNAS
+        self.optimizer = torch.optim.Adam([self.logits], lr=lr, betas=betas)  # β1 = 0 for RL, as TuNAS
 
     def log_softmax(self) -> torch.Tensor:
         return torch.log_softmax(self.logits, -1)
@@ -64,10 +64,14 @@ class Policy:
         """γ(θ): each decision's most likely option, repaired to a valid arch."""
         return self.repair(self.logits.detach().argmax(-1).numpy()[None])[0]
 
-    def entropy(self) -> float:
+    def entropies(self) -> list[float]:
+        """Each decision's entropy in nats."""
         logp = self.log_softmax().detach()
         p = logp.exp()
-        return float(-(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum())
+        return (-(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum(-1)).tolist()
+
+    def entropy(self) -> float:
+        return float(sum(self.entropies()))
 
     def on_policy_step(self, vectors: np.ndarray, rewards: np.ndarray) -> None:
         """Eq. 3: minimise E[R] by REINFORCE with the batch's mean reward as the baseline b."""

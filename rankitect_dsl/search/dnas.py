@@ -1,0 +1,134 @@
+"""DNAS (paper 3.2.3, Eqs. 8–9): architecture logits θ trained jointly with the supernet weights W.
+
+Every decision of `space.decisions` is a categorical over its options with logits θ. Each step draws, for
+every example of the mini-batch, its own Gumbel-softmax realisation of every decision (Eq. 8: "each
+minibatch element using a separate realization") and runs the batch through the supernet's mask path with
+those per-example weights; dim decisions become soft leading-ones masks there. The loss is
+
+    CE(W, a, d) + λ · mean_i |F(a_i) − c| / c                                     (Eq. 9)
+
+with F(a_i) the compiler's FLOPs formula evaluated at example i's relaxed sample, so the regulariser is
+the Monte-Carlo estimate of E_a|F(a) − c| on the same samples the loss sees, and differentiable in θ.
+W and θ take separate Adam optimisers (rates `lr` and `arch_lr`) on the one backward pass.
+
+The temperature anneals exponentially from `tau_start` to `tau_end` over the run, as FBNet does (its
+τ0 = 5, ×e^−0.045 per epoch over 90 epochs, ending near 0.09): the paper gives no schedule. FBNet also
+trains W alone first (10 of 90 epochs); `warmup` is that fraction here. `ne_weight` scales the CE's
+gradient into θ only (the forward pass is unchanged): 0 searches FLOPs alone, the convergence test the
+paper runs against RL. The result is γ(θ), each decision's most likely option.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..data.dataset import Dataset
+from ..runtime.metrics import normalized_entropy
+from .inplace import InPlaceSearch
+from .policy import Policy
+
+
+@dataclass
+class DNASConfig:
+    """λ and Eq. 9 are the paper's; the temperature schedule and warm-up are FBNet's; the rates are ours
+    (docs/dnas.md)."""
+
+    examples: int
+    target: float  # FLOPs per example, absolute
+    lam: float = 1.0
+    tau_start: float = 5.0
+    tau_end: float = 0.1
+    arch_lr: float = 0.05
+    warmup: float = 0.1
+    ne_weight: float = 1.0
+    checkpoint_activations: bool = False
+    batch_size: Optional[int] = None
+    lr: float = 1e-3
+    seed: int = 0
+    checkpoint_every: int = 200
+
+
+def temperature(step: int, steps: int, tau_start: float, tau_end: float) -> float:
+    """τ at `step` of `steps`: exponential decay from tau_start at the first step to tau_end at the last."""
+    return tau_start * (tau_end / tau_start) ** (step / max(1, steps - 1))
+
+
+def gumbel_softmax(logits: torch.Tensor, n: int, tau: float, generator: torch.Generator) -> torch.Tensor:
+    """n relaxed samples of every decision at once: softmax((θ + g) / τ) over each row of `logits`
+    (decisions × most options, padding at -inf, which gets weight 0)."""
+    u = torch.rand((n, *logits.shape), generator=generator).clamp(1e-12, 1 - 1e-7)
+    return torch.softmax((logits - torch.log(-torch.log(u))) / tau, -1)
+
+
+class DNASSearch(InPlaceSearch):
+    def __init__(self, space, data: Dataset, baseline, cfg: DNASConfig, checkpoint: Path, log: Path):
+        super().__init__(space, data, baseline, cfg, checkpoint, log, cfg.checkpoint_activations)
+        self.warmup_steps = int(cfg.warmup * self.steps)
+        self.theta = Policy(space, cfg.arch_lr, betas=(0.9, 0.999))
+        self.sizes = [d.size for d in space.decisions]
+
+    def extra_state(self) -> dict:
+        return {"theta": self.theta.state_dict()}
+
+    def load_extra_state(self, state: dict) -> None:
+        self.theta.load_state_dict(state["theta"])
+
+    def split(self, samples: torch.Tensor) -> list:
+        """(B, decisions, options) samples as one (B, size) tensor per decision."""
+        return [samples[:, i, :size] for i, size in enumerate(self.sizes)]
+
+    def train_step(self, dense, cats, labels) -> dict:
+        cfg = self.cfg
+        tau = temperature(self.step, self.steps, cfg.tau_start, cfg.tau_end)
+        samples = gumbel_softmax(self.theta.logits, len(labels), tau, self.generator)
+        seen = samples if cfg.ne_weight == 1 else cfg.ne_weight * samples + (1 - cfg.ne_weight) * samples.detach()
+        masks = {d.name: m for d, m in zip(self.space.decisions, self.split(seen))}
+        logits = self.supernet(dense, cats, masks=masks)
+        ce = F.binary_cross_entropy_with_logits(logits, labels)
+        flops = self.space.cost.expected(self.split(samples))[0]
+        reg = ((flops - cfg.target).abs() / cfg.target).mean()
+        loss = ce + cfg.lam * reg
+        learns = self.step >= self.warmup_steps
+        for opt in self.supernet_opts + [self.theta.optimizer]:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in self.supernet_opts:
+            opt.step()
+        if learns:
+            self.theta.optimizer.step()
+        probs = self.split(self.theta.log_softmax().detach().exp()[None])
+        expected = float(self.space.cost.expected([p[0] for p in probs])[0])
+        gamma = self.theta.most_likely()
+        entropies = self.theta.entropies()
+        return {
+            "step": self.step,
+            "examples": (self.step + 1) * self.batch_size,
+            "temperature": tau,
+            "arch_learns": learns,
+            "loss": float(loss.detach()),
+            "ce": float(ce.detach()),
+            "ne_batch": normalized_entropy(logits.detach(), labels),
+            "flops_reg": float(reg.detach()),
+            "sample_flops_ratio": float(flops.detach().mean()) / self.baseline_flops,
+            "expected_flops_ratio": expected / self.baseline_flops,
+            "gamma": gamma.tolist(),
+            "gamma_flops_ratio": self.space.cost.evaluate(gamma.tolist())[0] / self.baseline_flops,
+            "entropy": sum(entropies),
+            "entropies": entropies,
+        }
+
+    def result(self) -> dict:
+        vector = self.theta.most_likely()
+        probability = float(math.exp(float(self.theta.log_prob(vector[None]).detach()[0])))
+        out = self.winner_summary(vector, probability)
+        out.update(
+            target_gap=abs(out["flops"] - self.cfg.target) / self.cfg.target,
+            examples_processed=self.steps * self.batch_size,
+        )
+        return out

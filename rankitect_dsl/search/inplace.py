@@ -1,0 +1,142 @@
+"""What the searches trained in place with the supernet share (one-shot RL, DNAS): the step loop over the
+training part, the per-step JSON-lines log, and checkpoints that a rerun of the same command resumes.
+
+Step k reads training rows k·B … (k+1)·B − 1 (wrapping), so a resumed run sees exactly the rows an
+uninterrupted one would; every random state is in the checkpoint, so it also draws the same archs. A
+checkpoint is written atomically every `checkpoint_every` steps and at the end; on resume the log is cut
+back to the steps the checkpoint holds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..core.files import atomic_write
+from ..data.dataset import Dataset
+from ..runtime.model import CTRModel
+from ..runtime.optim import make_optimizers
+from ..runtime.trainer import default_batch_size
+
+
+class InPlaceSearch:
+    """A supernet trained for `cfg.examples` examples while a distribution over archs learns beside it.
+    Subclasses give `train_step(dense, cats, labels) -> record`, `result()`, and their own state through
+    `extra_state` / `load_extra_state`. `cfg` needs `examples`, `target`, `batch_size`, `lr`, `seed` and
+    `checkpoint_every`."""
+
+    def __init__(self, space, data: Dataset, baseline, cfg, checkpoint: Path, log: Path, checkpoint_activations=False):
+        self.space, self.data, self.baseline, self.cfg = space, data, baseline, cfg
+        self.checkpoint, self.log = Path(checkpoint), Path(log)
+        self.batch_size = cfg.batch_size or default_batch_size(data.n_train)
+        self.steps = math.ceil(cfg.examples / self.batch_size)
+        self.baseline_flops = float(space.flops(baseline))
+        self.target_ratio = cfg.target / self.baseline_flops
+        torch.manual_seed(cfg.seed)
+        body = space.supernet(checkpoint_activations=checkpoint_activations)
+        self.supernet = CTRModel(body, data.vocab_sizes, space.spec.embed.dim, seed=cfg.seed)
+        self.supernet_opts = make_optimizers(self.supernet, cfg.lr)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.step = 0
+        self.seconds = 0.0
+        self.resumed_from: Optional[int] = None
+
+    # -- state --------------------------------------------------------------------------------
+    def extra_state(self) -> dict:
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {
+            "config": asdict(self.cfg),
+            "step": self.step,
+            "seconds": self.seconds,
+            "supernet": self.supernet.state_dict(),
+            "supernet_opts": [o.state_dict() for o in self.supernet_opts],
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            **self.extra_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.seconds = state["step"], state["seconds"]
+        self.supernet.load_state_dict(state["supernet"])
+        for opt, s in zip(self.supernet_opts, state["supernet_opts"]):
+            opt.load_state_dict(s)
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.load_extra_state(state)
+
+    def save(self) -> None:
+        buffer = io.BytesIO()
+        torch.save(self.state_dict(), buffer)
+        atomic_write(self.checkpoint, buffer.getvalue())
+
+    def resume(self) -> None:
+        """Load the checkpoint when there is one and cut the log back to the steps it holds."""
+        if not self.checkpoint.exists():
+            self.log.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.log, "")
+            return
+        self.load_state_dict(torch.load(self.checkpoint, weights_only=False))
+        self.resumed_from = self.step
+        kept = []
+        if self.log.exists():
+            for line in self.log.read_text().splitlines():
+                if line.strip() and json.loads(line)["step"] < self.step:
+                    kept.append(line + "\n")
+        atomic_write(self.log, "".join(kept))
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, progress=None) -> dict:
+        self.resume()
+        started = time.perf_counter()
+        with open(self.log, "a") as log:
+            while self.step < self.steps:
+                record = self.train_step(*self.batch(self.step))
+                log.write(json.dumps(record) + "\n")
+                self.step += 1
+                if progress is not None:
+                    progress(self.step, self.steps, record)
+                if self.step % self.cfg.checkpoint_every == 0 or self.step == self.steps:
+                    log.flush()
+                    self.seconds += time.perf_counter() - started
+                    started = time.perf_counter()
+                    self.save()
+        self.seconds += time.perf_counter() - started
+        return self.result()
+
+    def batch(self, step: int):
+        """Step k's mini-batch: training rows k·B … (k+1)·B − 1, wrapping around the training part."""
+        rows = np.arange(step * self.batch_size, (step + 1) * self.batch_size) % self.data.n_train
+        return tuple(torch.from_numpy(np.asarray(a[rows])) for a in (self.data.dense, self.data.cats, self.data.labels))
+
+    def train_step(self, dense, cats, labels) -> dict:
+        raise NotImplementedError
+
+    def result(self) -> dict:
+        raise NotImplementedError
+
+    def winner_summary(self, vector, probability: float) -> dict:
+        """γ(θ) as every in-place search reports it: the arch, its cost, and how far it is from the target."""
+        flops, params = (int(v) for v in self.space.cost.evaluate(vector.tolist())[:2])
+        return {
+            "arch": self.space.decode(vector.tolist()),
+            "flops": flops,
+            "params": params,
+            "flops_ratio": flops / self.baseline_flops,
+            "probability": probability,
+            "steps": self.steps,
+            "seconds": self.seconds,
+            "resumed_from": self.resumed_from,
+        }
