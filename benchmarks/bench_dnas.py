@@ -112,10 +112,10 @@ def main():
     space = load_space(SPACE)
     base = float(space.flops(space.baseline))
     lengths = [int(x) for x in args.lengths.split(",")]
-    data = load_data(args.data, space, max(args.examples, 256 * max(args.oneshot_steps, *lengths)), args.schema)
     folder = Path(tempfile.mkdtemp(prefix="bench-dnas-"))
 
-    print(f"\n== FLOPs control: CE + λ·E|F(a) - c|/c, λ = 1, {args.examples:,} examples ==")
+    print(f"\n== FLOPs control: CE + λ·E|F(a) - c|/c, λ = 1, {args.examples:,} examples, default flags ==")
+    data = load_data(args.data, space, args.examples, args.schema)  # the data `rks search --examples` loads
     for multiple in (0.5, 2.0):
         cfg = DNASConfig(args.examples, multiple * base, checkpoint_every=10**9)
         search = DNASSearch(space, data, space.baseline, cfg, folder / "c.pt", folder / "c.jsonl")
@@ -127,6 +127,7 @@ def main():
             f"{r['steps']} steps of {search.batch_size}, {time.perf_counter() - t0:.0f} s"
         )
 
+    data = load_data(args.data, space, 256 * max(args.oneshot_steps, *lengths), args.schema)
     print(f"\n== convergence on FLOPs alone: steps until γ(θ) is within {100 * WITHIN:.0f}% of the target ==")
     for multiple in (0.5, 2.0):
         target = multiple * base

@@ -903,7 +903,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dnas.add_argument("--tau-start", type=_positive(float), default=5.0, help="first Gumbel-softmax temperature (5)")
     dnas.add_argument("--tau-end", type=_positive(float), default=0.1, help="last temperature, exponential decay (0.1)")
-    dnas.add_argument("--arch-lr", type=_positive(float), default=0.05, help="Adam rate of the arch logits (0.05)")
+    dnas.add_argument("--arch-lr", type=_positive(float), default=0.1, help="Adam rate of the arch logits (0.1)")
     dnas.add_argument(
         "--checkpoint-activations", action="store_true", help="recompute each choice in backward: memory for time"
     )

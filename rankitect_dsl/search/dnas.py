@@ -44,7 +44,7 @@ class DNASConfig:
     lam: float = 1.0
     tau_start: float = 5.0
     tau_end: float = 0.1
-    arch_lr: float = 0.05
+    arch_lr: float = 0.1
     warmup: float = 0.1
     ne_weight: float = 1.0
     checkpoint_activations: bool = False
