@@ -7,14 +7,18 @@
   term), target 0.5x and 2x. One-shot runs once for `--oneshot-steps`; its count is the step from which
   γ(θ) stays within 5% of the target to the end. DNAS anneals its temperature over the run, so a run's
   length is part of its schedule: its count is the shortest of runs of 25, 50, 100, … steps whose γ(θ)
-  ends within 5% and stays there for every longer run. Same batch (256), same data.
+  ends within 5% and stays there for every longer run. Same batch (256), same data; the median over
+  seeds, and their ratio.
 
-    python benchmarks/bench_dnas.py [--data synthetic] [--oneshot-steps 1600] [--examples 200000]
+    python benchmarks/bench_dnas.py [--parts memory,control,convergence] [--data synthetic]
+        [--examples 200000] [--oneshot-steps 800] [--lengths 25,50,100,200] [--seeds 0,1,2]
 """
 
 import argparse
 import json
+import math
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +32,7 @@ from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
 
 SPACE = Path(__file__).resolve().parent.parent / "spaces" / "rankitect_blocks.rks"
 WITHIN = 0.05
+RL_BATCH, REPLAY_K = OneShotConfig.rl_batch, OneShotConfig.replay_k
 
 
 def memory_probe(checkpointing: bool, batch: int) -> dict:
@@ -51,8 +56,8 @@ def memory_probe(checkpointing: bool, batch: int) -> dict:
     return {"before_mb": before / 1024, "peak_mb": peak / 1024, "step_s": min(seconds[1:])}
 
 
-def run_dnas(space, data, steps, target, folder, **kw) -> tuple:
-    cfg = DNASConfig(steps * 256, target, batch_size=256, checkpoint_every=10**9, **kw)
+def run_dnas(space, data, steps, target, folder, seed, **kw) -> tuple:
+    cfg = DNASConfig(steps * 256, target, batch_size=256, checkpoint_every=10**9, seed=seed, **kw)
     search = DNASSearch(space, data, space.baseline, cfg, folder / "d.pt", folder / "d.jsonl")
     (folder / "d.pt").unlink(missing_ok=True)
     t0 = time.perf_counter()
@@ -60,10 +65,10 @@ def run_dnas(space, data, steps, target, folder, **kw) -> tuple:
     return result, time.perf_counter() - t0
 
 
-def oneshot_gammas(space, data, steps, target, folder) -> tuple:
+def oneshot_gammas(space, data, steps, target, folder, seed) -> tuple:
     """γ(θ)'s FLOPs after every step of a FLOPs-only one-shot search (α = 1, no warm-up)."""
     cfg = OneShotConfig(
-        steps * 256, target, alpha=1.0, ne_weight=0.0, warmup=0.0, batch_size=256, checkpoint_every=10**9
+        steps * 256, target, alpha=1.0, ne_weight=0.0, warmup=0.0, batch_size=256, checkpoint_every=10**9, seed=seed
     )
     search = OneShotSearch(space, data, space.baseline, cfg, folder / "o.pt", folder / "o.jsonl")
     (folder / "o.pt").unlink(missing_ok=True)
@@ -81,12 +86,14 @@ def settled_at(values, target) -> int | None:
     return None if bad[-1] == len(values) - 1 else bad[-1] + 2
 
 
-def main():
+def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="synthetic")
     ap.add_argument("--schema")
-    ap.add_argument("--oneshot-steps", type=int, default=1600)
-    ap.add_argument("--lengths", default="25,50,100,200,400", help="DNAS run lengths in steps")
+    ap.add_argument("--oneshot-steps", type=int, default=800)
+    ap.add_argument("--lengths", default="25,50,100,200", help="DNAS run lengths in steps")
+    ap.add_argument("--seeds", default="0,1,2", help="seeds of the convergence comparison")
+    ap.add_argument("--parts", default="memory,control,convergence")
     ap.add_argument("--examples", type=int, default=200_000, help="examples of each FLOPs-control run")
     ap.add_argument("--probe", choices=["on", "off"], help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=512)
@@ -95,6 +102,19 @@ def main():
         print(json.dumps(memory_probe(args.probe == "on", args.batch)))
         return
 
+    parts = args.parts.split(",")
+    space = load_space(SPACE)
+    lengths = [int(x) for x in args.lengths.split(",")]
+    folder = Path(tempfile.mkdtemp(prefix="bench-dnas-"))
+    if "memory" in parts:
+        memory(args)
+    if "control" in parts:
+        control(args, space, folder)
+    if "convergence" in parts:
+        convergence(args, space, lengths, folder)
+
+
+def memory(args) -> None:
     print(f"== memory: one soft DNAS step at batch {args.batch} (fresh process each) ==")
     for mode in ("off", "on"):
         out = subprocess.run(
@@ -109,11 +129,9 @@ def main():
             f"({m['peak_mb'] - m['before_mb']:,.0f} MB above the built model), {m['step_s']:.2f} s/step"
         )
 
-    space = load_space(SPACE)
-    base = float(space.flops(space.baseline))
-    lengths = [int(x) for x in args.lengths.split(",")]
-    folder = Path(tempfile.mkdtemp(prefix="bench-dnas-"))
 
+def control(args, space, folder) -> None:
+    base = float(space.flops(space.baseline))
     print(f"\n== FLOPs control: CE + λ·E|F(a) - c|/c, λ = 1, {args.examples:,} examples, default flags ==")
     data = load_data(args.data, space, args.examples, args.schema)  # the data `rks search --examples` loads
     for multiple in (0.5, 2.0):
@@ -127,24 +145,35 @@ def main():
             f"{r['steps']} steps of {search.batch_size}, {time.perf_counter() - t0:.0f} s"
         )
 
+
+def convergence(args, space, lengths, folder) -> None:
+    base = float(space.flops(space.baseline))
+    seeds = [int(x) for x in args.seeds.split(",")]
     data = load_data(args.data, space, 256 * max(args.oneshot_steps, *lengths), args.schema)
     print(f"\n== convergence on FLOPs alone: steps until γ(θ) is within {100 * WITHIN:.0f}% of the target ==")
     for multiple in (0.5, 2.0):
         target = multiple * base
-        ends = []
-        for steps in lengths:
-            r, seconds = run_dnas(space, data, steps, target, folder, ne_weight=0.0)
-            ends.append(r["flops_ratio"] / multiple)
-            print(f"  DNAS {steps:4d}-step run: γ(θ) at {r['flops_ratio']:.3f}x, {seconds:.0f} s")
-        ok = [abs(e - 1) <= WITHIN for e in ends]
-        dnas_steps = next((lengths[k] for k in range(len(lengths)) if all(ok[k:])), None)
-        flops, seconds = oneshot_gammas(space, data, args.oneshot_steps, target, folder)
-        rl_steps = settled_at(flops, target)
-        print(f"  one-shot {args.oneshot_steps}-step run: γ(θ) ends at {flops[-1] / base:.3f}x, {seconds:.0f} s")
-        ratio = f"{rl_steps / dnas_steps:.1f}x" if dnas_steps and rl_steps else "n/a"
+        counts = {"DNAS": [], "RL": []}
+        for seed in seeds:
+            ends = []
+            for steps in lengths:
+                r, _ = run_dnas(space, data, steps, target, folder, seed, ne_weight=0.0)
+                ends.append(r["flops_ratio"] / multiple)
+            ok = [abs(e - 1) <= WITHIN for e in ends]
+            dnas_steps = next((lengths[k] for k in range(len(lengths)) if all(ok[k:])), None)
+            flops, _ = oneshot_gammas(space, data, args.oneshot_steps, target, folder, seed)
+            rl_steps = settled_at(flops, target)
+            counts["DNAS"].append(dnas_steps or math.inf)
+            counts["RL"].append(rl_steps or math.inf)
+            print(
+                f"  target {multiple}x seed {seed}: DNAS runs end at "
+                f"{', '.join(f'{e * multiple:.3f}x' for e in ends)} -> {dnas_steps or 'never'} steps; "
+                f"one-shot ends at {flops[-1] / base:.3f}x, within 5% from step {rl_steps or 'never'}"
+            )
+        dnas, rl = statistics.median(counts["DNAS"]), statistics.median(counts["RL"])
         print(
-            f"target {multiple}x: DNAS {dnas_steps or 'never'} steps, one-shot RL "
-            f"{rl_steps or f'not within {args.oneshot_steps}'} steps; RL/DNAS = {ratio}"
+            f"target {multiple}x, median over seeds {seeds}: DNAS {dnas:g} steps, one-shot RL {rl:g} steps "
+            f"({rl / RL_BATCH * (1 + REPLAY_K):g} policy updates); RL/DNAS = {rl / dnas:.1f}x"
         )
 
 
