@@ -172,3 +172,21 @@ def test_bad_input_is_one_line(tmp_path):
     flag = run_rks("search", BLOCKS, "--method", "dnas", "--examples", "512", "--flops-target", "1x", "--tau-end", "0")
     assert flag.returncode == 2 and flag.stderr.strip().splitlines()[-1].endswith("--tau-end: must be positive, got 0")
     assert not list(tmp_path.glob("*.dnas.*"))
+
+
+def test_searched_connections_and_pairs_go_through_the_mask_path_and_gamma_is_valid(tmp_path):
+    tiny = load_space(ROOT / "spaces" / "tiny.rks")
+    data = load_data("synthetic", tiny, 2048)
+    search = _search(tiny, data, tmp_path, steps=4, batch=32, warmup=0.0)
+    inputs = [i for i, d in enumerate(tiny.decisions) if d.kind == "input"]
+    assert inputs and {"left", "right"} <= {d.kind for d in tiny.decisions}
+    with torch.no_grad():
+        search.theta.logits[inputs, 1] = -50.0  # every connection bit pushed off
+    start = search.theta.logits.detach().clone()
+    result = search.run()
+    tiny.validate(result["arch"])  # γ(θ) turns a connection back on where a block would have no input
+    assert result["flops"] == tiny.flops(result["arch"])
+    learned = search.theta.logits.detach()
+    for kind in ("block", "input", "left", "dim"):
+        rows = [i for i, d in enumerate(tiny.decisions) if d.kind == kind]
+        assert not torch.equal(learned[rows], start[rows]), kind  # every kind of decision gets a gradient
