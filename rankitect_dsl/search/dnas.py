@@ -79,9 +79,9 @@ class DNASSearch(InPlaceSearch):
     def load_extra_state(self, state: dict) -> None:
         self.theta.load_state_dict(state["theta"])
 
-    def split(self, samples: torch.Tensor) -> list:
-        """(B, decisions, options) samples as one (B, size) tensor per decision."""
-        return [samples[:, i, :size] for i, size in enumerate(self.sizes)]
+    def split(self, weights: torch.Tensor) -> list:
+        """(..., decisions, options) weights as one (..., size) tensor per decision."""
+        return [weights[..., i, :size] for i, size in enumerate(self.sizes)]
 
     def train_step(self, dense, cats, labels) -> dict:
         cfg = self.cfg
@@ -102,8 +102,7 @@ class DNASSearch(InPlaceSearch):
             opt.step()
         if learns:
             self.theta.optimizer.step()
-        probs = self.split(self.theta.log_softmax().detach().exp()[None])
-        expected = float(self.space.cost.expected([p[0] for p in probs])[0])
+        expected = float(self.space.cost.expected(self.split(self.theta.log_softmax().detach().exp()))[0])
         gamma = self.theta.most_likely()
         entropies = self.theta.entropies()
         return {

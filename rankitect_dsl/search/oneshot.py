@@ -40,7 +40,7 @@ POLICIES = ("on", "on-off")
 @dataclass
 class OneShotConfig:
     """The search's settings. α, the penalty and the policy kind are the paper's; the rest (policy
-    learning rate, replay size, K, warm-up) the paper does not give: ours, documented in docs/search.md."""
+    learning rate, replay size, K, warm-up) the paper does not give: ours, documented in docs/oneshot.md."""
 
     examples: int
     target: float  # FLOPs per example, absolute
