@@ -9,6 +9,7 @@ import torch
 
 from conftest import ROOT, run_rks
 from rankitect_dsl import load_space
+from rankitect_dsl.cli import main
 from rankitect_dsl.core.arch import Arch
 from rankitect_dsl.data.loading import load_data
 from rankitect_dsl.search.dnas import DNASConfig, DNASSearch, gumbel_softmax, temperature
@@ -157,7 +158,7 @@ def test_cli_prints_and_exports_what_every_method_does(tmp_path):
     assert records[0]["temperature"] == pytest.approx(5.0) and records[-1]["temperature"] == pytest.approx(0.1)
 
 
-def test_bad_input_is_one_line(tmp_path):
+def test_bad_input_is_one_line(tmp_path, capsys):
     storage = f"sqlite:///{tmp_path}/s.db"
     cases = [
         (["--flops-target", "1x", "--lambda", "-1"], "--lambda must be >= 0"),
@@ -165,12 +166,17 @@ def test_bad_input_is_one_line(tmp_path):
         (["--flops-target", "1e12"], "no arch in space `rankitect_blocks` meets --flops-target"),
         ([], "needs --flops-target"),
     ]
-    for args, message in cases:
-        proc = run_rks("search", BLOCKS, "--method", "dnas", "--examples", "512", "--storage", storage, *args)
-        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
-        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    flag = run_rks("search", BLOCKS, "--method", "dnas", "--examples", "512", "--flops-target", "1x", "--tau-end", "0")
-    assert flag.returncode == 2 and flag.stderr.strip().splitlines()[-1].endswith("--tau-end: must be positive, got 0")
+    base = ["search", BLOCKS, "--method", "dnas", "--examples", "512", "--storage", storage]
+    proc = run_rks(*base, *cases[0][0])  # one through the installed command: no traceback, exit 1
+    assert proc.returncode == 1 and proc.stderr.strip() == f"rks: error: {cases[0][1]}, got -1.0", proc.stderr
+    for args, message in cases[1:]:
+        assert main([*base, *args]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(SystemExit) as flag:
+        main([*base, "--flops-target", "1x", "--tau-end", "0"])
+    assert flag.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("--tau-end: must be positive, got 0")
     assert not list(tmp_path.glob("*.dnas.*"))
 
 

@@ -17,6 +17,7 @@ from test_data_train import write_criteo
 
 from conftest import ROOT, run_rks, space_path
 from rankitect_dsl import load_space
+from rankitect_dsl.cli import main
 from rankitect_dsl.data.loading import load_data
 from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch, penalty_cost
 from rankitect_dsl.search.policy import Policy
@@ -155,7 +156,7 @@ def test_kill_9_then_the_same_command_resumes_where_it_stopped(tmp_path):
     assert second["best"]["arch"] == first["best"]["arch"]
 
 
-def test_bad_input_is_one_line(tmp_path):
+def test_bad_input_is_one_line(tmp_path, capsys):
     storage = f"sqlite:///{tmp_path}/s.db"
     day = tmp_path / "day.txt"
     write_criteo(day)
@@ -170,10 +171,14 @@ def test_bad_input_is_one_line(tmp_path):
         ([space_path("tiny"), "--flops-target", "1x", "--data", f"criteo:{day}"], "13 dense and 26 categorical"),
         ([BLOCKS], "needs --flops-target"),
     ]
-    for args, message in cases:
-        proc = run_rks("search", "--method", "oneshot", "--examples", "512", "--storage", storage, *args)
-        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
-        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    base = ["search", "--method", "oneshot", "--examples", "512", "--storage", storage]
+    proc = run_rks(*base, *cases[0][0])  # one through the installed command: no traceback, exit 1
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert cases[0][1] in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    for args, message in cases[1:]:
+        assert main([*base, *args]) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
     assert not list(tmp_path.glob("*.oneshot.*"))
 
 
