@@ -20,7 +20,6 @@ paper runs against RL. The result is γ(θ), each decision's most likely option.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -32,6 +31,7 @@ from ..data.dataset import Dataset
 from ..runtime.metrics import normalized_entropy
 from .inplace import InPlaceSearch
 from .policy import Policy
+from .sampler import gumbel_noise
 
 
 @dataclass
@@ -62,8 +62,7 @@ def temperature(step: int, steps: int, tau_start: float, tau_end: float) -> floa
 def gumbel_softmax(logits: torch.Tensor, n: int, tau: float, generator: torch.Generator) -> torch.Tensor:
     """n relaxed samples of every decision at once: softmax((θ + g) / τ) over each row of `logits`
     (decisions × most options, padding at -inf, which gets weight 0)."""
-    u = torch.rand((n, *logits.shape), generator=generator).clamp(1e-12, 1 - 1e-7)
-    return torch.softmax((logits - torch.log(-torch.log(u))) / tau, -1)
+    return torch.softmax((logits + gumbel_noise(n, logits, generator)) / tau, -1)
 
 
 class DNASSearch(InPlaceSearch):
@@ -123,9 +122,7 @@ class DNASSearch(InPlaceSearch):
         }
 
     def result(self) -> dict:
-        vector = self.theta.most_likely()
-        probability = float(math.exp(float(self.theta.log_prob(vector[None]).detach()[0])))
-        out = self.winner_summary(vector, probability)
+        out = self.winner_summary(self.theta)
         out.update(
             target_gap=abs(out["flops"] - self.cfg.target) / self.cfg.target,
             examples_processed=self.steps * self.batch_size,

@@ -39,7 +39,6 @@ class InPlaceSearch:
         self.batch_size = cfg.batch_size or default_batch_size(data.n_train)
         self.steps = math.ceil(cfg.examples / self.batch_size)
         self.baseline_flops = float(space.flops(baseline))
-        self.target_ratio = cfg.target / self.baseline_flops
         torch.manual_seed(cfg.seed)
         body = space.supernet(checkpoint_activations=checkpoint_activations)
         self.supernet = CTRModel(body, data.vocab_sizes, space.spec.embed.dim, seed=cfg.seed)
@@ -127,8 +126,11 @@ class InPlaceSearch:
     def result(self) -> dict:
         raise NotImplementedError
 
-    def winner_summary(self, vector, probability: float) -> dict:
-        """γ(θ) as every in-place search reports it: the arch, its cost, and how far it is from the target."""
+    def winner_summary(self, distribution) -> dict:
+        """γ(θ) of the learned distribution (a `policy.Policy`) as every in-place search reports it: the arch,
+        its cost and its probability."""
+        vector = distribution.most_likely()
+        probability = math.exp(float(distribution.log_prob(vector[None]).detach()[0]))
         flops, params = (int(v) for v in self.space.cost.evaluate(vector.tolist())[:2])
         return {
             "arch": self.space.decode(vector.tolist()),

@@ -69,6 +69,7 @@ class OneShotSearch(InPlaceSearch):
     def __init__(self, space, data: Dataset, baseline, cfg: OneShotConfig, checkpoint: Path, log: Path):
         super().__init__(space, data, baseline, cfg, checkpoint, log)
         self.warmup_steps = int(cfg.warmup * self.steps)
+        self.target_ratio = cfg.target / self.baseline_flops
         self.reference = build_model(space, baseline, data, cfg.seed)
         self.reference_opts = make_optimizers(self.reference, cfg.lr)
         self.policy = Policy(space, cfg.policy_lr)
@@ -149,9 +150,7 @@ class OneShotSearch(InPlaceSearch):
                 self.updates += 1
 
     def result(self) -> dict:
-        vector = self.policy.most_likely()
-        probability = float(math.exp(float(self.policy.log_prob(vector[None]).detach()[0])))
-        out = self.winner_summary(vector, probability)
+        out = self.winner_summary(self.policy)
         gap = penalty_cost(self.cfg.penalty, np.array([out["flops"]]), self.cfg.target)[0]
         out.update(
             target_gap=float(gap) / self.cfg.target,

@@ -33,10 +33,15 @@ def centred_logits(space, incumbent, mutations: float) -> torch.Tensor:
     return out
 
 
+def gumbel_noise(k: int, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """k draws of standard Gumbel noise shaped like `logits`: what Gumbel-max (the samplers, the RL policy)
+    and Gumbel-softmax (DNAS) add to the logits."""
+    return -torch.log(-torch.log(torch.rand((k, *logits.shape), generator=generator).clamp_min(1e-12)))
+
+
 def draw(logits: torch.Tensor, k: int, generator: torch.Generator, temperature: float = 1.0) -> np.ndarray:
     """k flat vectors from independent categoricals, all decisions at once (Gumbel-max)."""
-    noise = -torch.log(-torch.log(torch.rand((k, *logits.shape), generator=generator).clamp_min(1e-12)))
-    return (logits / temperature + noise).argmax(-1).numpy()
+    return (logits / temperature + gumbel_noise(k, logits, generator)).argmax(-1).numpy()
 
 
 def rl_propose(
