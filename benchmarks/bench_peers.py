@@ -4,7 +4,7 @@ our `Dataset`. One ordered pass, batch 256, Adam 1e-3, embeddings 16 (DeepCTR's 
 mean and spread over seeds. Needs the `[bench]` extra (`pip install -e ".[bench]"`) and ../shared/data.
 
     python benchmarks/bench_peers.py [--sets criteo-8k,avazu-9k,ml-100k] [--seeds 0,1,2]
-        [--winner ml-100k=docs/results/x.json@spaces/ml100k_rankitect.rks ...]
+        [--winner ml-100k=docs/results/x.json@spaces/ml100k_rankitect.rks ...] [--peers DeepFM,DCN | --peers none]
 """
 
 import argparse
@@ -119,7 +119,12 @@ def main():
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--winner", action="append", default=[], help="SET=ARCH.json@SPACE.rks, a searched winner")
+    ap.add_argument("--peers", default=",".join(PEERS), help="the peers to train (`none`: only our models)")
     args = ap.parse_args()
+    peers = [] if args.peers == "none" else args.peers.split(",")
+    unknown = sorted(set(peers) - set(PEERS))
+    if unknown:
+        ap.error(f"unknown peer(s) {', '.join(unknown)}; choose from {', '.join(PEERS)}")
     seeds = [int(s) for s in args.seeds.split(",")]
     winners = {}
     for item in args.winner:
@@ -128,15 +133,15 @@ def main():
         winners[key] = (arch_path, space_path)
     print(f"{'data':<10} {'model':<24} {'eval NE':>16} {'AUC':>8} {'FLOPs':>10} {'seconds':>8}")
     for key in args.sets.split(","):
-        bench_set(key, seeds, winners.get(key))
+        bench_set(key, seeds, winners.get(key), peers)
 
 
-def bench_set(key, seeds, winner):
+def bench_set(key, seeds, winner, peers):
     path, spec, schema = SETS[key]
     base_space = load_space(path)
     data = load_data(spec, base_space, 10**9, schema)
-    rows = [("LR", partial(run_lr, data))]
-    rows += [(name, partial(run_deepctr, name, data)) for name in PEERS if name != "LR"]
+    rows = [("LR", partial(run_lr, data))] if "LR" in peers else []
+    rows += [(name, partial(run_deepctr, name, data)) for name in peers if name != "LR"]
     rows.append((f"rks {Path(path).stem} baseline", partial(run_ours, base_space, base_space.baseline, data)))
     if winner:
         space = load_space(winner[1])

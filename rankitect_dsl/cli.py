@@ -15,7 +15,7 @@ from .compiler.dot import FORMATS
 from .core.blocks import BLOCK_NAMES
 from .core.errors import RksError
 from .core.files import atomic_write
-from .runtime import EMBED_OPTIMIZERS
+from .runtime import EMBED_OPTIMIZERS, LR_SCHEDULES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -336,6 +336,7 @@ def cmd_train(args):
         not args.json,
         embed_optimizer=args.embed_optimizer,
         embed_lr=args.embed_lr,
+        lr_schedule=args.lr_schedule,
     )
     result = train(model, data, cfg)
     out = {
@@ -847,6 +848,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="optimiser of the embedding tables (default rowwise-adagrad; the body always uses Adam at --lr)",
     )
     s.add_argument("--embed-lr", type=_positive(float), default=0.1, help="the tables' learning rate (default 0.1)")
+    s.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="linear",
+        help="the body rate over the pass: linear decay to zero (default) or constant",
+    )
     _data_args(s)
     s.set_defaults(func=cmd_train)
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ..data.dataset import Dataset
 from .metrics import auc, normalized_entropy, window_ne
 from .model import CTRModel
-from .optim import make_optimizers
+from .optim import body_lr_schedule, make_optimizers
 
 
 def default_batch_size(n_train: int) -> int:
@@ -37,6 +37,7 @@ class TrainConfig:
     start: int = 0  # first training row of the pass (rows wrap around the training part)
     embed_optimizer: str = "rowwise-adagrad"
     embed_lr: float = 0.1
+    lr_schedule: str = "linear"  # the body rate: "linear" to zero over the pass, or "constant"
 
 
 @dataclass
@@ -91,7 +92,8 @@ def train(
     evaluate: bool = True,
     eval_forward: Optional[Callable] = None,
 ) -> TrainResult:
-    """One ordered pass over `cfg.examples` training rows (wrapping if the data has fewer).
+    """One ordered pass over `cfg.examples` training rows (wrapping if the data has fewer), the body's
+    rate following `cfg.lr_schedule`.
 
     `forward(model, dense, cats, step)` returns logits (default: `model(dense, cats)`); searchers use it
     to sample a subnet per batch. Window NE is computed from the predictions made before each update.
@@ -102,6 +104,8 @@ def train(
         raise ValueError("examples must be at least 1")
     forward = forward or (lambda m, d, c, step: m(d, c))
     optimizers = make_optimizers(model, cfg.lr, cfg.embed_optimizer, cfg.embed_lr)
+    batch_size = cfg.batch_size or default_batch_size(data.n_train)
+    schedule = body_lr_schedule(optimizers, math.ceil(cfg.examples / batch_size), cfg.lr_schedule)
     seen_logits = torch.empty(cfg.examples)
     seen_labels = torch.empty(cfg.examples)
     model.train()
@@ -115,11 +119,10 @@ def train(
         leave=False,
         mininterval=0.5,
     ) as bar:
-        for step, (dense, cats, labels) in enumerate(
-            batches(data, cfg.start, cfg.start + cfg.examples, cfg.batch_size or default_batch_size(data.n_train))
-        ):
+        for step, (dense, cats, labels) in enumerate(batches(data, cfg.start, cfg.start + cfg.examples, batch_size)):
             logits = forward(model, dense, cats, step)
             logloss_step(optimizers, logits, labels)
+            schedule.step()
             n = len(labels)
             seen_logits[done : done + n] = logits.detach()
             seen_labels[done : done + n] = labels
