@@ -29,6 +29,9 @@ SETTINGS = [
     ("tables row-wise Adagrad 0.05", {"embed_lr": 0.05}),
     ("tables row-wise Adagrad 0.2", {"embed_lr": 0.2}),
     ("body Adam 3e-3 decayed linearly", {"lr": 3e-3}),
+    ("batch 32", {"batch_size": 32}),
+    ("batch 64", {"batch_size": 64}),
+    ("batch 128", {"batch_size": 128}),
     ("batch 256", {"batch_size": 256}),
     ("batch 512", {"batch_size": 512}),
     (

@@ -311,7 +311,7 @@ def _data_args(s):
     s.add_argument(
         "--batch-size",
         type=_positive(int),
-        help="default: 256, doubled for each doubling of the training part beyond 40,000 rows",
+        help="default: 64, doubled for each doubling of the training part beyond 20,000 rows",
     )
     s.add_argument("--lr", type=_positive(float), default=1e-3)
     s.add_argument("--seed", type=int, default=0)

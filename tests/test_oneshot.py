@@ -89,6 +89,7 @@ def test_penalties():
 
 def _search(space, tmp_path, **kw):
     examples = kw.pop("examples", 256 * 40)
+    kw.setdefault("batch_size", 256)
     data = load_data("synthetic", space, examples)
     cfg = OneShotConfig(examples, kw.pop("target", float(space.flops(space.baseline))), **kw)
     return OneShotSearch(space, data, space.baseline, cfg, tmp_path / "s.pt", tmp_path / "s.jsonl")
@@ -124,7 +125,7 @@ def test_flops_control_lands_near_the_target(blocks, tmp_path, multiple):
 def _oneshot_cmd(tmp_path, *extra):
     return [
         str(RKS), "search", BLOCKS, "--method", "oneshot", "--flops-target", "1x",
-        "--examples", str(256 * 60), "--checkpoint-every", "5", "--retrain-seeds", "0", "--json",
+        "--examples", str(256 * 60), "--batch-size", "256", "--checkpoint-every", "5", "--retrain-seeds", "0", "--json",
         "--storage", f"sqlite:///{tmp_path}/s.db", *extra,
     ]  # fmt: skip
 

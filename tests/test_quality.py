@@ -165,5 +165,6 @@ def _any_model(data):
 def test_default_batch_size_follows_the_training_part():
     from rankitect_dsl.runtime.trainer import default_batch_size
 
-    # the sweep's sets: criteo-8k, avazu-9k and synthetic under 40,000 training rows; ml-100k at 80,000
-    assert [default_batch_size(n) for n in (6400, 7199, 20000, 79999, 80000, 10**9)] == [256, 256, 256, 256, 512, 4096]
+    # the sweep's sets: criteo-8k, avazu-9k and synthetic up to 20,000 training rows; ml-100k at 80,000
+    sizes = (6400, 7199, 20000, 39999, 40000, 79999, 80000, 10**9)
+    assert [default_batch_size(n) for n in sizes] == [64, 64, 64, 64, 128, 128, 256, 4096]

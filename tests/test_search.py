@@ -336,7 +336,8 @@ def test_early_stop_budget_is_a_prefix_of_the_long_run(spaces):
     space = spaces["tiny"]
     data = load_data("synthetic:4", space, 3000)
     arch = space.sample(1)
-    long = train(build_model(space, arch, data, 0), data, TrainConfig(3000, progress=False), evaluate=False)
+    long_cfg = TrainConfig(3000, progress=False, lr_schedule="constant")
+    long = train(build_model(space, arch, data, 0), data, long_cfg, evaluate=False)
     short = early_stop_proxy(space, arch, data, 1024)
     assert prefix_window_ne(long, 1024) == pytest.approx(short.window_ne, abs=1e-6)
 

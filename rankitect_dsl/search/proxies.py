@@ -19,6 +19,10 @@ from ..runtime.model import CTRModel, build_model
 from ..runtime.trainer import TrainConfig, TrainResult, default_batch_size, train
 from ..runtime.transfer import transfer_weights
 
+# Proxies train at a constant body rate: an early-stop proxy is then exactly the prefix of a longer run of
+# the same arch, which the proxy study reads budgets off (the linear decay ties the rate to the run's end).
+PROXY_RATE = {"lr_schedule": "constant"}
+
 
 def averaged(runs: list[TrainResult]) -> TrainResult:
     """One result for R proxy runs: mean window and train NE, total examples and seconds, each run's window NE.
@@ -100,7 +104,9 @@ class WeightSharingProxy:
                 return model(dense, cats, arch=self.space.sample(rng.randrange(1 << 30)))
             return model(dense, cats)
 
-        cfg = TrainConfig(self.pretrain_examples, self.batch_size, self.lr, self.seed, progress, "supernet pretraining")
+        cfg = TrainConfig(
+            self.pretrain_examples, self.batch_size, self.lr, self.seed, progress, "supernet pretraining", **PROXY_RATE
+        )
         return train(self.model, self.data, cfg, forward=forward, evaluate=False)
 
     def __call__(self, arch, examples: int) -> TrainResult:
@@ -113,7 +119,9 @@ class WeightSharingProxy:
         model = CTRModel(subnet, self.data.vocab_sizes, self.space.spec.embed.dim)
         with torch.no_grad():
             model.embedding.weight.copy_(self.model.embedding.weight)
-        cfg = TrainConfig(examples, self.batch_size, self.lr, seed, False, "fine-tune", start=self.pretrain_examples)
+        cfg = TrainConfig(
+            examples, self.batch_size, self.lr, seed, False, "fine-tune", start=self.pretrain_examples, **PROXY_RATE
+        )
         result = train(model, self.data, cfg, evaluate=False)
         result.extra.update(flops=self.space.flops(arch), params=self.space.params(arch))
         return result
@@ -133,7 +141,7 @@ def early_stop_proxy(
     """The paper's early-stop proxy (3.2.1): train the exported subnet from scratch on a small budget;
     its window NE over the last 25% of the data is the score."""
     model = build_model(space, arch, data, seed)
-    cfg = TrainConfig(examples, batch_size, lr, seed, progress, "early-stop")
+    cfg = TrainConfig(examples, batch_size, lr, seed, progress, "early-stop", **PROXY_RATE)
     result = train(model, data, cfg, evaluate=evaluate)
     result.extra.update(flops=space.flops(arch), params=space.params(arch))
     return result
