@@ -121,6 +121,18 @@ def test_search_ends_by_retraining_winner_and_baseline_and_scoring_them_on_the_t
         assert final["eval_ne"] == pytest.approx(sum(final["eval_ne_seeds"]) / 3)
 
 
+def test_the_final_retrain_trains_as_rks_train_does_and_the_proxy_holds_its_rate():
+    """The quoted NE is `rks train`'s (decaying body rate); the proxy's constant rate is for ranking only."""
+    from rankitect_dsl.runtime.model import build_model
+    from rankitect_dsl.search.final import retrain
+
+    data = load_data("synthetic:3", TINY, 1500)
+    scored = retrain(TINY, TINY.baseline, data, [0])["eval_ne"]
+    trained = train(build_model(TINY, TINY.baseline, data, 0), data, TrainConfig(data.n_train, progress=False))
+    held = early_stop_proxy(TINY, TINY.baseline, data, data.n_train, evaluate=True)
+    assert scored == trained.eval_ne and held.eval_ne != trained.eval_ne
+
+
 def test_proxy_repeats_average_runs_with_the_same_seeds_for_every_candidate():
     data = load_data("synthetic:2", TINY, 2000)
     arch = TINY.sample(5)

@@ -8,12 +8,21 @@ import statistics
 from typing import Optional
 
 from ..data.dataset import Dataset
-from .proxies import early_stop_proxy
+from ..runtime.model import build_model
+from ..runtime.trainer import TrainConfig, train
 
 
 def retrain(space, arch, data: Dataset, seeds, batch_size: Optional[int] = None, lr: float = 1e-3) -> dict:
-    """Eval NE and AUC of `arch` trained one pass over the training part, per seed and their mean."""
-    runs = [early_stop_proxy(space, arch, data, data.n_train, seed, batch_size, lr, evaluate=True) for seed in seeds]
+    """Eval NE and AUC of `arch` trained one pass over the training part, per seed and their mean: `rks
+    train`'s training (the body's rate decaying over the pass), not the proxies' constant rate."""
+    runs = [
+        train(
+            build_model(space, arch, data, seed),
+            data,
+            TrainConfig(data.n_train, batch_size, lr, seed, False, "retrain"),
+        )
+        for seed in seeds
+    ]
     nes = [r.eval_ne for r in runs]
     return {
         "eval_ne": statistics.mean(nes),
