@@ -21,7 +21,7 @@ from ..runtime.transfer import transfer_weights
 
 # Proxies train at a constant body rate: an early-stop proxy is then exactly the prefix of a longer run of
 # the same arch, which the proxy study reads budgets off (the linear decay ties the rate to the run's end).
-PROXY_RATE = {"lr_schedule": "constant"}
+PROXY_SCHEDULE = "constant"
 
 
 def averaged(runs: list[TrainResult]) -> TrainResult:
@@ -105,7 +105,13 @@ class WeightSharingProxy:
             return model(dense, cats)
 
         cfg = TrainConfig(
-            self.pretrain_examples, self.batch_size, self.lr, self.seed, progress, "supernet pretraining", **PROXY_RATE
+            self.pretrain_examples,
+            self.batch_size,
+            self.lr,
+            self.seed,
+            progress,
+            "supernet pretraining",
+            lr_schedule=PROXY_SCHEDULE,
         )
         return train(self.model, self.data, cfg, forward=forward, evaluate=False)
 
@@ -120,7 +126,14 @@ class WeightSharingProxy:
         with torch.no_grad():
             model.embedding.weight.copy_(self.model.embedding.weight)
         cfg = TrainConfig(
-            examples, self.batch_size, self.lr, seed, False, "fine-tune", start=self.pretrain_examples, **PROXY_RATE
+            examples,
+            self.batch_size,
+            self.lr,
+            seed,
+            False,
+            "fine-tune",
+            start=self.pretrain_examples,
+            lr_schedule=PROXY_SCHEDULE,
         )
         result = train(model, self.data, cfg, evaluate=False)
         result.extra.update(flops=self.space.flops(arch), params=self.space.params(arch))
@@ -141,7 +154,7 @@ def early_stop_proxy(
     """The paper's early-stop proxy (3.2.1): train the exported subnet from scratch on a small budget;
     its window NE over the last 25% of the data is the score."""
     model = build_model(space, arch, data, seed)
-    cfg = TrainConfig(examples, batch_size, lr, seed, progress, "early-stop", **PROXY_RATE)
+    cfg = TrainConfig(examples, batch_size, lr, seed, progress, "early-stop", lr_schedule=PROXY_SCHEDULE)
     result = train(model, data, cfg, evaluate=evaluate)
     result.extra.update(flops=space.flops(arch), params=space.params(arch))
     return result
