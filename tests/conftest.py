@@ -51,5 +51,7 @@ def search_cmd(db, budget, *extra, examples=3000):
         "--json",
         "--retrain-seeds",  # the final retraining is tested on its own (test_quality.py); `extra` may ask for it
         "0",
+        "--batch-size",  # these tests check the study store, not training: a quarter of the default batch's steps
+        "256",
         *extra,
     ]

@@ -75,7 +75,7 @@ def test_flops_cap_and_target_shape_the_candidates_and_their_scores(spaces, tmp_
 
 def test_a_study_refuses_another_space_method_or_data(tmp_path):
     db = f"sqlite:///{tmp_path}/id.db"
-    common = ["--budget", "1", "--proxy-examples", "500", "--storage", db, "--study", "s"]
+    common = ["--budget", "1", "--proxy-examples", "500", "--retrain-seeds", "0", "--storage", db, "--study", "s"]
     first = run_rks("search", space_path("tiny"), "--method", "random", "--data", "synthetic:1", *common)
     assert first.returncode == 0, first.stderr[-400:]
     for args, key in [
