@@ -19,9 +19,12 @@ from ..runtime.model import CTRModel, build_model
 from ..runtime.trainer import TrainConfig, TrainResult, default_batch_size, train
 from ..runtime.transfer import transfer_weights
 
-# Proxies train at a constant body rate: an early-stop proxy is then exactly the prefix of a longer run of
-# the same arch, which the proxy study reads budgets off (the linear decay ties the rate to the run's end).
-PROXY_SCHEDULE = "constant"
+
+def proxy_config(examples, batch_size, lr, seed, progress, description, start=0) -> TrainConfig:
+    """The trainer's settings for a proxy run, with the body rate held constant: an early-stop proxy is then
+    exactly the prefix of a longer run of the same arch, which the proxy study reads budgets off (the linear
+    decay ties the rate to the run's end)."""
+    return TrainConfig(examples, batch_size, lr, seed, progress, description, start, lr_schedule="constant")
 
 
 def averaged(runs: list[TrainResult]) -> TrainResult:
@@ -104,15 +107,8 @@ class WeightSharingProxy:
                 return model(dense, cats, arch=self.space.sample(rng.randrange(1 << 30)))
             return model(dense, cats)
 
-        cfg = TrainConfig(
-            self.pretrain_examples,
-            self.batch_size,
-            self.lr,
-            self.seed,
-            progress,
-            "supernet pretraining",
-            lr_schedule=PROXY_SCHEDULE,
-        )
+        label = "supernet pretraining"
+        cfg = proxy_config(self.pretrain_examples, self.batch_size, self.lr, self.seed, progress, label)
         return train(self.model, self.data, cfg, forward=forward, evaluate=False)
 
     def __call__(self, arch, examples: int) -> TrainResult:
@@ -125,16 +121,7 @@ class WeightSharingProxy:
         model = CTRModel(subnet, self.data.vocab_sizes, self.space.spec.embed.dim)
         with torch.no_grad():
             model.embedding.weight.copy_(self.model.embedding.weight)
-        cfg = TrainConfig(
-            examples,
-            self.batch_size,
-            self.lr,
-            seed,
-            False,
-            "fine-tune",
-            start=self.pretrain_examples,
-            lr_schedule=PROXY_SCHEDULE,
-        )
+        cfg = proxy_config(examples, self.batch_size, self.lr, seed, False, "fine-tune", self.pretrain_examples)
         result = train(model, self.data, cfg, evaluate=False)
         result.extra.update(flops=self.space.flops(arch), params=self.space.params(arch))
         return result
@@ -154,7 +141,7 @@ def early_stop_proxy(
     """The paper's early-stop proxy (3.2.1): train the exported subnet from scratch on a small budget;
     its window NE over the last 25% of the data is the score."""
     model = build_model(space, arch, data, seed)
-    cfg = TrainConfig(examples, batch_size, lr, seed, progress, "early-stop", lr_schedule=PROXY_SCHEDULE)
+    cfg = proxy_config(examples, batch_size, lr, seed, progress, "early-stop")
     result = train(model, data, cfg, evaluate=evaluate)
     result.extra.update(flops=space.flops(arch), params=space.params(arch))
     return result

@@ -14,8 +14,8 @@ from typing import Optional
 from ..core.files import figure, save_figure
 from ..runtime.metrics import window_ne
 from ..runtime.model import build_model
-from ..runtime.trainer import TrainConfig, train
-from .proxies import PROXY_SCHEDULE, WeightSharingProxy
+from ..runtime.trainer import train
+from .proxies import WeightSharingProxy, proxy_config
 
 
 def kendall_tau(x, y) -> float:
@@ -62,9 +62,7 @@ def run_proxy_study(
     ws = WeightSharingProxy(space, data, pretrain, seed, batch_size, lr, progress=progress)
     for arch in tqdm(archs, desc="models", unit="model", disable=None if progress else True, leave=False):
         model = build_model(space, arch, data, seed)
-        result = train(
-            model, data, TrainConfig(long, batch_size, lr, seed, False, lr_schedule=PROXY_SCHEDULE), evaluate=False
-        )
+        result = train(model, data, proxy_config(long, batch_size, lr, seed, False, "long run"), evaluate=False)
         truth.append(result.window_ne)
         for b in budgets:
             early[b].append(prefix_window_ne(result, b))
