@@ -298,6 +298,23 @@ def test_archs_built_with_one_seed_share_their_embedding_tables(spaces):
     assert abs(a5.std().item() - 1 / math.sqrt(space.spec.embed.dim)) < 0.01
 
 
+def test_out_of_vocabulary_rows_start_at_zero_and_still_learn(spaces):
+    """A new id's embedding must not be a seed's random draw (ml-100k's tail is 85% new users), yet a zero
+    row must still get gradient where training does reach it, through dot products included."""
+    space = spaces["dlrm"]
+    data = load_data("synthetic:1", space, 3000)
+    for seed in (5, 6):
+        model = build_model(space, space.baseline, data, seed)
+        oov = model.embed(torch.zeros(4, len(data.vocab_sizes), dtype=torch.int64))
+        assert torch.count_nonzero(oov) == 0
+        assert torch.count_nonzero(model.embed(torch.ones(4, len(data.vocab_sizes), dtype=torch.int64))) > 0
+    dense = torch.randn(4, data.dense.shape[1])
+    cats = torch.zeros(4, len(data.vocab_sizes), dtype=torch.int64)
+    model(dense, cats).sum().backward()
+    grad = model.embedding.weight.grad[model.offsets]
+    assert (grad.abs().sum(-1) > 0).all()
+
+
 def test_early_stop_proxy_reports_window_ne_and_cost(spaces):
     space = spaces["tiny"]
     data = load_data("synthetic:1", space, 4000)

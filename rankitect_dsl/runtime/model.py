@@ -17,15 +17,20 @@ class CTRModel(nn.Module):
 
     With `seed`, the tables are drawn from their own generator, so every arch built with that seed starts
     from the same tables (common random numbers): on short proxy budgets the tables' draw moves NE more
-    than the architecture does, and sharing it keeps that out of the comparison between archs."""
+    than the architecture does, and sharing it keeps that out of the comparison between archs.
+
+    Each table's out-of-vocabulary row (bucket 0) starts at zero: an id the training part never saw carries
+    no information, and when training never reaches that row (ml-100k's users all occur often, yet 85% of
+    its tail's rows are new users) a random draw would make every new id's prediction depend on the seed."""
 
     def __init__(self, body: nn.Module, vocab_sizes, dim: int, seed: Optional[int] = None):
         super().__init__()
         self.embedding = nn.Embedding(int(sum(vocab_sizes)), dim)
+        self.register_buffer("offsets", torch.tensor(np.cumsum([0] + list(vocab_sizes[:-1])), dtype=torch.int64))
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         with torch.no_grad():
             self.embedding.weight.normal_(0.0, 1.0 / math.sqrt(dim), generator=generator)
-        self.register_buffer("offsets", torch.tensor(np.cumsum([0] + list(vocab_sizes[:-1])), dtype=torch.int64))
+            self.embedding.weight[self.offsets] = 0.0
         self.body = body
 
     def embed(self, cats: torch.Tensor) -> torch.Tensor:
