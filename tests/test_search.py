@@ -329,14 +329,14 @@ def test_kendall_tau_equals_scipy():
 def test_early_stop_budget_is_a_prefix_of_the_long_run(spaces):
     """The proxy study reads early-stop proxies off one long run; that equals training from scratch."""
     from rankitect_dsl.runtime.model import build_model
-    from rankitect_dsl.runtime.trainer import TrainConfig, train
-    from rankitect_dsl.search.proxies import early_stop_proxy
+    from rankitect_dsl.runtime.trainer import train
+    from rankitect_dsl.search.proxies import early_stop_proxy, proxy_config
     from rankitect_dsl.search.proxy_study import prefix_window_ne
 
     space = spaces["tiny"]
     data = load_data("synthetic:4", space, 3000)
     arch = space.sample(1)
-    long_cfg = TrainConfig(3000, progress=False, lr_schedule="constant")
+    long_cfg = proxy_config(3000, None, 1e-3, 0, False, "long run")  # the proxy study's long run
     long = train(build_model(space, arch, data, 0), data, long_cfg, evaluate=False)
     short = early_stop_proxy(space, arch, data, 1024)
     assert prefix_window_ne(long, 1024) == pytest.approx(short.window_ne, abs=1e-6)
