@@ -270,13 +270,18 @@ def cmd_flops(args):
     arch = _read_arch(space, args.arch, args.baseline)
     flops, params = space.flops(arch), space.params(arch)
     parts = space.cost_breakdown(arch)
-    used = {k: v for k, v in parts.items() if v["flops"] or v["params"]}
+    used = {part: v for part, v in parts.items() if v["flops"] or v["params"]}
     if args.json:
-        print(json.dumps({"space": space.name, "flops": flops, "params": params, "choices": used}))
+        by_kind = {
+            "choices": {p.names[0]: v for p, v in used.items() if p.kind == "choice"},
+            "pairs": [{"left": p.names[0], "right": p.names[1], **v} for p, v in used.items() if p.kind == "pair"],
+            "head": next(v for p, v in parts.items() if p.kind == "head"),
+        }
+        print(json.dumps({"space": space.name, "flops": flops, "params": params, **by_kind}))
         return 0
     print(f"{'part':<24} {'FLOPs':>14} {'params':>12}")
-    for key, v in used.items():
-        print(f"{key:<24} {v['flops']:>14,} {v['params']:>12,}")
+    for part, v in used.items():
+        print(f"{part.label:<24} {v['flops']:>14,} {v['params']:>12,}")
     print(f"{'total':<24} {flops:>14,} {params:>12,}")
     return 0
 

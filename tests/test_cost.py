@@ -7,6 +7,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from conftest import SPACES, run_rks, space_path
 from rankitect_dsl import Arch, ChoiceArch, load_source
+from rankitect_dsl.core.names import HEAD_PART, choice_part, pair_part
 
 
 def measured_flops(model, inputs):
@@ -17,10 +18,16 @@ def measured_flops(model, inputs):
 
 def measured_parts(space, arch):
     """FLOPs per cost-model part (choice, shared FC_ij, head) measured by FlopCounterMode on the exported
-    subnet's top-level modules: a choice owns its block modules and its stack adaptor."""
+    subnet's top-level modules: a choice owns its block modules and its stack adaptor. Which module is which
+    comes from the subnet plan's attribute names, not from the cost model."""
     model = space.subnet(arch).eval()
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(*space.example_inputs(1))
+    plan = space.plan(arch)
+    owner = {plan.head_attr: HEAD_PART}
+    owner.update({pp.attr: pair_part(i, j) for (i, j), pp in plan.pairs.items()})
+    for cp in plan.choices:
+        owner.update({a: choice_part(cp.name) for a in [cp.stack_attr, *(bp.attr for bp in cp.blocks)] if a})
     top, children = type(model).__name__, dict(model.named_children())
     parts = {}
     for key, ops in counter.get_flop_counts().items():
@@ -30,11 +37,7 @@ def measured_parts(space, arch):
         attr = path[1]
         if len(path) != (3 if isinstance(children[attr], torch.nn.ModuleList) else 2):
             continue
-        owners = [c for c in space.spec.choice_by_name if attr == c or attr.startswith(c + "_")]
-        part = max(owners, key=len, default=attr)  # `compress_copy_embed_fc` belongs to `compress_copy`
-        if attr.startswith("fc_") or attr == "head":
-            part = attr
-        parts[part] = parts.get(part, 0) + sum(ops.values())
+        parts[owner[attr]] = parts.get(owner[attr], 0) + sum(ops.values())
     return parts
 
 
@@ -80,7 +83,7 @@ def test_breakdown_sums_to_total_and_export_header_agrees(spaces):
         assert f"FLOPs per example: {measured_flops(model, space.example_inputs(1)):,}" in space.subnet_source(arch)
         for name in space.spec.choice_by_name:
             if name not in space.active_choices(arch):
-                assert parts[name] == {"flops": 0, "params": 0}
+                assert parts[choice_part(name)] == {"flops": 0, "params": 0}
 
 
 def fixed_connection_rankitect():
@@ -182,7 +185,8 @@ def test_cli_flops_json():
     model = space.subnet(space.baseline).eval()
     assert data["flops"] == measured_flops(model, space.example_inputs(1))
     assert data["params"] == sum(p.numel() for p in model.parameters())
-    assert data["flops"] == sum(v["flops"] for v in data["choices"].values())
+    parts = [*data["choices"].values(), *data["pairs"], data["head"]]
+    assert data["flops"] == sum(v["flops"] for v in parts) and data["params"] == sum(v["params"] for v in parts)
 
 
 def test_cli_stats_plot(tmp_path):
@@ -201,3 +205,48 @@ def test_export_comments_carry_the_cost_model_per_line(spaces):
         per_line = [int(m.replace(",", "")) for m in re.findall(r"# B[^,\n]*, ([\d,]+) FLOPs", body)]
         measured = measured_parts(space, arch)
         assert sorted(per_line) == sorted(v for v in measured.values() if v)
+
+
+COLLIDING = """space coll
+
+input dense  : dense[3]
+input sparse : embed[2, 4]
+
+choice a   { blocks linear from dense fixed inputs dim linear 5 }
+choice b_c { blocks linear from a fixed inputs dim linear 6 }
+choice a_b { blocks linear from a fixed inputs dim linear 7 }
+choice c   { blocks linear from b_c fixed inputs dim linear 8 }
+choice g1  { blocks gating from a_b, c pair a_b, c }
+choice g2  { blocks gating from a, b_c pair a, b_c }
+choice fc_a { blocks sum from b_c, c pair b_c, c }
+choice head { blocks linear from g1, g2, fc_a fixed inputs dim linear 4 }
+
+output from head
+
+baseline production {
+  a    = linear(dense) dim 5
+  b_c  = linear(a) dim 6
+  a_b  = linear(a) dim 7
+  c    = linear(b_c) dim 8
+  g1   = gating(a_b, c)
+  g2   = gating(a, b_c)
+  fc_a = sum(b_c, c)
+  head = linear(g1, g2, fc_a) dim 4
+}
+"""
+
+
+def test_names_built_to_collide_keep_their_own_costs():
+    """(a_b, c) and (a, b_c) both joined to `fc_a_b_c`, and a choice `head` beside the classifier, made the
+    breakdown (and so the totals and the export's docstring) lose parts; keys are structural now."""
+    space = load_source(COLLIDING, "coll.rks")
+    model = space.subnet(space.baseline).eval()
+    flops = space.flops(space.baseline)
+    assert flops == measured_flops(model, space.example_inputs(1))
+    assert space.params(space.baseline) == sum(p.numel() for p in model.parameters())
+    parts = space.cost_breakdown(space.baseline)
+    assert {pair_part("a_b", "c"), pair_part("a", "b_c"), choice_part("head"), HEAD_PART} <= set(parts)
+    assert {k: v for k, v in measured_parts(space, space.baseline).items() if v} == {
+        k: v["flops"] for k, v in parts.items() if v["flops"]
+    }
+    assert f"{flops:,} FLOPs per example" in space.subnet_source(space.baseline)

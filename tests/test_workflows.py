@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from conftest import run_rks, space_path
 from rankitect_dsl import Arch, load_source, load_space
+from rankitect_dsl.core.names import choice_part
 from rankitect_dsl.core.scale import extended_spec, scale_arch
 from rankitect_dsl.core.spec import spec_to_dict
 from rankitect_dsl.lang.writer import spec_source
@@ -104,7 +105,7 @@ def test_space_graph_names_every_choice_its_dims_and_all_on_flops():
     dot = space_dot(space)
     all_on = space.cost_breakdown(space.all_on())
     for c in space.spec.choices:
-        assert f'"{c.name}" [' in dot and f"all-on {all_on[c.name]['flops']:,} FLOPs" in dot
+        assert f'"{c.name}" [' in dot and f"all-on {all_on[choice_part(c.name)]['flops']:,} FLOPs" in dot
         for x in c.candidates:
             assert f'"{x}" -> "{c.name}"' in dot
     assert "linear 4..8 (2)" in dot  # c1 offers linear 4, 8

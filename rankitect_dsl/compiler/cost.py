@@ -36,7 +36,7 @@ from ..core.blocks import (
     stack_flops,
     stack_params,
 )
-from ..core.names import pair_part
+from ..core.names import HEAD_PART, choice_part, pair_part
 from ..core.spec import SpaceSpec
 
 ONE, ZERO = sp.Integer(1), sp.Integer(0)
@@ -95,11 +95,12 @@ class CostModel:
 
     # -- formulas, as a straight-line program of named intermediates ------------------------
     def let(self, name: str, expr) -> sp.Expr:
-        """Bind an intermediate (a width, a reachability) so shared subformulas are computed once."""
+        """Bind an intermediate (a width, a reachability) so shared subformulas are computed once. Each
+        gets a Dummy symbol: equal names (a readable label, not a key) never make two intermediates one."""
         expr = sp.sympify(expr)
         if expr.is_Number or expr.is_Symbol:
             return expr
-        sym = sp.Symbol(f"{name}")
+        sym = sp.Dummy(name)
         self.steps.append((sym, expr))
         return sym
 
@@ -138,8 +139,8 @@ class CostModel:
             own_flops[c.name], own_params[c.name] = f, p
         reached = self._reachability()
         self.reached = reached
-        self.choice_flops = {c.name: reached[c.name] * own_flops[c.name] for c in spec.choices}
-        self.choice_params = {c.name: reached[c.name] * own_params[c.name] for c in spec.choices}
+        self.choice_flops = {choice_part(c.name): reached[c.name] * own_flops[c.name] for c in spec.choices}
+        self.choice_params = {choice_part(c.name): reached[c.name] * own_params[c.name] for c in spec.choices}
         self.pair_flops, self.pair_params = {}, {}
         for (i, j), used in self._pair_use(reached).items():
             key = pair_part(i, j)
@@ -184,7 +185,7 @@ class CostModel:
             for i, j in c.pairs:
                 users.setdefault((i, j), []).append(reached[c.name] * any_pair * self.pair_on(c, i, j))
         return {
-            pair: self.let(f"used({pair_part(*pair)})", ONE - sp.Mul(*[ONE - u for u in us]))
+            pair: self.let(f"used({pair_part(*pair).label})", ONE - sp.Mul(*[ONE - u for u in us]))
             for pair, us in users.items()
         }
 
@@ -235,7 +236,7 @@ class CostModel:
 
     @cached_property
     def _breakdown(self):
-        keys = list(self.choice_flops) + list(self.pair_flops) + ["head"]
+        keys = list(self.choice_flops) + list(self.pair_flops) + [HEAD_PART]
         exprs = [
             *self.choice_flops.values(),
             *self.pair_flops.values(),
@@ -305,11 +306,11 @@ def plan_cost(plan) -> dict:
         for bp in cp.blocks:
             flops += REGISTRY[bp.block].flops(bp.sizes)
             params += REGISTRY[bp.block].params(bp.sizes)
-        parts[cp.name] = {"flops": flops, "params": params}
+        parts[choice_part(cp.name)] = {"flops": flops, "params": params}
     for (i, j), pp in plan.pairs.items():
         parts[pair_part(i, j)] = {
             "flops": pair_fc_flops(pp.left, pp.right, bn),
             "params": pair_fc_params(pp.left, pp.right, bn),
         }
-    parts["head"] = {"flops": head_flops(plan.head_in), "params": head_params(plan.head_in)}
+    parts[HEAD_PART] = {"flops": head_flops(plan.head_in), "params": head_params(plan.head_in)}
     return parts

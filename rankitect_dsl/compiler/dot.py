@@ -13,6 +13,7 @@ from ..core.arch import Arch
 from ..core.blocks import has_dim
 from ..core.errors import RksError
 from ..core.graph import reads
+from ..core.names import HEAD_PART, choice_part, pair_part
 
 FORMATS = ("dot", "svg", "png")
 _HEAD = ["  rankdir=TB;", '  node [fontname="Helvetica", fontsize=11];', '  edge [fontname="Helvetica", fontsize=9];']
@@ -43,13 +44,13 @@ def space_dot(space) -> str:
     lines = [f"digraph {_q(space.name)} {{", *_HEAD, *_input_nodes(space)]
     for c in space.spec.choices:
         blocks = [f"{b} {_options(c.dims[b])}" if has_dim(b) else b for b in c.blocks]
-        flops = parts.get(c.name, {}).get("flops", 0)
+        flops = parts.get(choice_part(c.name), {}).get("flops", 0)
         label = "\n".join([c.name, *blocks, f"all-on {flops:,} FLOPs"])
         lines.append(f"  {_q(c.name)} [shape=box, style=rounded, label={_q(label)}];")
         for x in c.candidates:
             d = c.distances[x]
             lines.append(f"  {_q(x)} -> {_q(c.name)}" + (f" [label={_q(str(d))}];" if d is not None else ";"))
-    lines += _output(space.spec.outputs, parts.get("head", {}).get("flops", 0))
+    lines += _output(space.spec.outputs, parts.get(HEAD_PART, {}).get("flops", 0))
     return "\n".join(lines + ["}"]) + "\n"
 
 
@@ -64,15 +65,16 @@ def arch_dot(space, arch: Arch) -> str:
     for name in active:
         ca = arch.choices[name]
         blocks = [f"{b} {ca.dims[b]}" if b in ca.dims else b for b in ca.blocks]
-        fcs = [f"FC {i}→{j}: {parts[f'fc_{i}_{j}']['flops']:,} FLOPs" for i, j in ca.pairs if f"fc_{i}_{j}" in parts]
-        own = [f"{parts[name]['flops']:,} FLOPs"] if parts[name]["flops"] or not fcs else []
+        fcs = [f"FC {i}→{j}: {parts[p]['flops']:,} FLOPs" for i, j in ca.pairs if (p := pair_part(i, j)) in parts]
+        own_flops = parts[choice_part(name)]["flops"]
+        own = [f"{own_flops:,} FLOPs"] if own_flops or not fcs else []
         label = "\n".join([name, *blocks, *own, *fcs])
         lines.append(f'  {_q(name)} [shape=box, style="rounded,filled", fillcolor="#f3f7ee", label={_q(label)}];')
         pairs = {x for pair in ca.pairs for x in pair}
         for x in reads(arch, name):
             style = " [style=dashed]" if x in pairs and x not in ca.inputs else ""
             lines.append(f"  {_q(x)} -> {_q(name)}{style};")
-    lines += _output(space.spec.outputs, parts.get("head", {}).get("flops", 0))
+    lines += _output(space.spec.outputs, parts.get(HEAD_PART, {}).get("flops", 0))
     return "\n".join(lines + ["}"]) + "\n"
 
 

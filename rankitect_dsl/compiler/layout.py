@@ -13,7 +13,7 @@ from typing import Optional
 from ..core.arch import Arch, ChoiceArch
 from ..core.blocks import HEAD, PAIR_FC, REGISTRY, STACK, Sizes
 from ..core.graph import active_choices
-from ..core.names import Namespace, block_param, head_param, pair_param, pair_part, stack_param
+from ..core.names import Namespace, block_param, head_param, pair_param, pair_stem, stack_param
 from ..core.shapes import (
     Port,
     Positions,
@@ -288,7 +288,7 @@ def build_plan(spec: SpaceSpec, arch: Arch, layout: Optional[SupernetLayout] = N
                 pair_at[(i, j)] = _at(flat_pos[j], pair_pos)
                 if (i, j) not in pairs:
                     pairs[(i, j)] = PairPlan(
-                        attrs.create(pair_part(i, j)),
+                        attrs.create(pair_stem(i, j)),
                         count(flat_pos[i]),
                         count(flat_pos[j]),
                         {

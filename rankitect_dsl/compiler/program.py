@@ -10,7 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from ..core.blocks import PAIR_FC, REGISTRY
-from ..core.names import Namespace, pair_part
+from ..core.names import HEAD_PART, Namespace, Part, choice_part, pair_part, pair_stem
 from .layout import SubnetPlan
 
 
@@ -28,7 +28,7 @@ class Line:
     expr: str
     shape: str
     note: str = ""
-    part: str = ""  # the cost-model part the line belongs to: a choice, `fc_I_J`, or `head`
+    part: Part = HEAD_PART  # the cost-model part the line belongs to: a choice, a pair's FC, or the head
     flops: int = 0
 
 
@@ -71,7 +71,7 @@ def build_program(plan: SubnetPlan) -> Program:
         for pair in cp.pairs:
             flat_reads.update(pair)
 
-    def flat(x: str, part: str) -> str:
+    def flat(x: str, part: Part) -> str:
         """The flatten adaptor's view of `x`: its 2D part, then its 3D part flattened. One read flat in
         several places is built once, into a variable of its own."""
         if x in var2d and x not in var3d:
@@ -124,7 +124,8 @@ def build_program(plan: SubnetPlan) -> Program:
                 stack_expr = parts[0]
             else:
                 stack_var = local_ns.create(f"{cp.name}_rows")
-                lines.append(Line(stack_var, cat(parts), f"B×{cp.stack_rows}×{d}", "stacked inputs", cp.name))
+                shape = f"B×{cp.stack_rows}×{d}"
+                lines.append(Line(stack_var, cat(parts), shape, "stacked inputs", choice_part(cp.name)))
                 stack_expr = stack_var
         outs2d = []
         merged = len(cp.blocks) > 1
@@ -133,7 +134,7 @@ def build_program(plan: SubnetPlan) -> Program:
             target = local_ns.create(f"{cp.name}_{bp.block}") if merged else cp.name
             if block.adaptor == "flatten":
                 over = f"over {', '.join(cp.inputs)}"
-                arg = cat([flat(x, cp.name) for x in cp.inputs])
+                arg = cat([flat(x, choice_part(cp.name)) for x in cp.inputs])
             elif block.adaptor == "stack":
                 over = f"over {', '.join(cp.inputs)}"
                 arg = stack_expr
@@ -142,7 +143,7 @@ def build_program(plan: SubnetPlan) -> Program:
                 for i, j in cp.pairs:
                     pp = plan.pairs[(i, j)]
                     if (i, j) not in fc_vars:
-                        fc_vars[(i, j)] = local_ns.create(pair_part(i, j))
+                        fc_vars[(i, j)] = local_ns.create(pair_stem(i, j))
                         modules.append(
                             ModuleDecl(
                                 pp.attr,
@@ -162,7 +163,7 @@ def build_program(plan: SubnetPlan) -> Program:
                         )
                         helpers.add(PAIR_FC.template_class)
                     at = cp.pair_at[(i, j)]
-                    fc, xj = fc_vars[(i, j)], flat(j, cp.name)
+                    fc, xj = fc_vars[(i, j)], flat(j, choice_part(cp.name))
                     args.append(f"({aligned(fc, pp.right, bp.out, at)}, {aligned(xj, pp.right, bp.out, at)})")
                 over = "of " + ", ".join(f"({i}, {j})" for i, j in cp.pairs)
                 arg = ", ".join(args)
@@ -173,7 +174,7 @@ def build_program(plan: SubnetPlan) -> Program:
             )
             helpers.add(block.template_class)
             shape = f"B×{bp.out}×{d}" if block.output == "3d" else f"B×{bp.out}"
-            lines.append(Line(target, f"self.{bp.attr}({arg})", shape, part=cp.name))
+            lines.append(Line(target, f"self.{bp.attr}({arg})", shape, part=choice_part(cp.name)))
             if block.output == "3d":
                 var3d[cp.name] = target
             else:
@@ -189,12 +190,12 @@ def build_program(plan: SubnetPlan) -> Program:
                 else:
                     expr = " + ".join(aligned(t, w, width, bp.at) for t, w, bp in outs2d)
                     note = "summed at their supernet positions"
-                lines.append(Line(cp.name, expr, f"B×{width}", note, cp.name))
+                lines.append(Line(cp.name, expr, f"B×{width}", note, choice_part(cp.name)))
                 var2d[cp.name] = cp.name
     modules.append(
         ModuleDecl(plan.head_attr, "nn.Linear", f"{plan.head_in}, 1", "final classifier: one logit per example")
     )
-    result = f"self.{plan.head_attr}({cat([flat(x, 'head') for x in spec.outputs])}).squeeze(-1)"
+    result = f"self.{plan.head_attr}({cat([flat(x, HEAD_PART) for x in spec.outputs])}).squeeze(-1)"
     logit = local_ns.create("logit")
-    lines.append(Line(logit, result, "B", part="head"))
+    lines.append(Line(logit, result, "B", part=HEAD_PART))
     return Program(spec.name, modules, lines, logit, (dense, sparse), helpers)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import keyword
 import re
+from dataclasses import dataclass
 
 from .blocks import TEMPLATE_CLASSES
 
@@ -81,9 +82,39 @@ def head_param(role: str) -> str:
     return SEPARATOR.join(("head", role))
 
 
-def pair_part(left: str, right: str) -> str:
-    """The cost model's name for the shared FC_ij of a pair, also its attribute stem in the export."""
+def pair_stem(left: str, right: str) -> str:
+    """The identifier stem of the shared FC_ij in the export; `Namespace.create` makes it unique, so two pairs
+    whose joined names agree (`a_b`/`c`, `a`/`b_c`) still get their own attributes."""
     return f"fc_{left}_{right}"
+
+
+# -- parts of the cost model -------------------------------------------------------------------------
+@dataclass(frozen=True, order=True)
+class Part:
+    """A part of a subnet's cost, keyed by structure (never by joined names, which collide): a choice, the
+    shared FC of a (left, right) pair, or the classifier head. `label` is for people, `key` for JSON."""
+
+    kind: str  # "choice" | "pair" | "head"
+    names: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        if self.kind == "choice":
+            return self.names[0]
+        if self.kind == "pair":
+            return f"FC({self.names[0]} -> {self.names[1]})"
+        return "(classifier)"
+
+
+def choice_part(name: str) -> Part:
+    return Part("choice", (name,))
+
+
+def pair_part(left: str, right: str) -> Part:
+    return Part("pair", (left, right))
+
+
+HEAD_PART = Part("head")
 
 
 # -- names of decisions ----------------------------------------------------------------------------
