@@ -9,7 +9,6 @@ back to the steps the checkpoint holds.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
@@ -20,8 +19,10 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..core.errors import RksError
 from ..core.files import atomic_write
 from ..data.dataset import Dataset
+from ..runtime.checkpoints import load_checkpoint, save_checkpoint
 from ..runtime.model import CTRModel
 from ..runtime.optim import make_optimizers
 from ..runtime.trainer import default_batch_size
@@ -68,6 +69,16 @@ class InPlaceSearch:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Load a checkpoint's state; one that misses an entry or holds another model's shapes is refused."""
+        try:
+            self._load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as err:
+            what = f"missing entry {err}" if isinstance(err, KeyError) else str(err).strip().splitlines()[0][:160]
+            raise RksError(
+                f"checkpoint {self.checkpoint} does not fit this search ({what}); {self.start_over}"
+            ) from None
+
+    def _load_state_dict(self, state: dict) -> None:
         self.step, self.seconds = state["step"], state["seconds"]
         self.supernet.load_state_dict(state["supernet"])
         for opt, s in zip(self.supernet_opts, state["supernet_opts"]):
@@ -77,9 +88,11 @@ class InPlaceSearch:
         self.load_extra_state(state)
 
     def save(self) -> None:
-        buffer = io.BytesIO()
-        torch.save(self.state_dict(), buffer)
-        atomic_write(self.checkpoint, buffer.getvalue())
+        save_checkpoint(self.checkpoint, self.state_dict())
+
+    @property
+    def start_over(self) -> str:
+        return f"delete {self.checkpoint} and {self.log} to start the search over"
 
     def resume(self) -> None:
         """Load the checkpoint when there is one and cut the log back to the steps it holds."""
@@ -87,14 +100,35 @@ class InPlaceSearch:
             self.log.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.log, "")
             return
-        self.load_state_dict(torch.load(self.checkpoint, weights_only=False))
+        self.load_state_dict(load_checkpoint(self.checkpoint, self.start_over))
         self.resumed_from = self.step
+        atomic_write(self.log, "".join(line + "\n" for line in self.logged_steps()))
+
+    def logged_steps(self) -> list[str]:
+        """The log's lines of the steps the checkpoint holds. A last line cut short (the process was killed
+        while writing a step the checkpoint does not hold) is dropped; any other line that is not a step's
+        record is refused with its line number."""
+        if not self.log.exists():
+            return []
+        try:
+            lines = self.log.read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise RksError(f"cannot read the search log {self.log} ({err}); {self.start_over}") from None
         kept = []
-        if self.log.exists():
-            for line in self.log.read_text().splitlines():
-                if line.strip() and json.loads(line)["step"] < self.step:
-                    kept.append(line + "\n")
-        atomic_write(self.log, "".join(kept))
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                step = json.loads(line)["step"]
+                if not isinstance(step, int):
+                    raise TypeError
+            except (ValueError, KeyError, TypeError):
+                if n == len(lines):
+                    break
+                raise RksError(f"{self.log}:{n}: not a step record of the search log; {self.start_over}") from None
+            if step < self.step:
+                kept.append(line)
+        return kept
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, progress=None) -> dict:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import torch
 
 from ..data.dataset import Dataset
 from ..runtime.metrics import normalized_entropy
@@ -86,7 +87,7 @@ class OneShotSearch(InPlaceSearch):
             "reference_opts": [o.state_dict() for o in self.reference_opts],
             "policy": self.policy.state_dict(),
             "replay": self.replay.state_dict(),
-            "pending": self.pending,
+            "pending": [(torch.from_numpy(np.asarray(v)), r, lp) for v, r, lp in self.pending],
             "rng": self.rng.getstate(),
             "np_rng": self.np_rng.bit_generator.state,
         }
@@ -98,7 +99,7 @@ class OneShotSearch(InPlaceSearch):
             opt.load_state_dict(s)
         self.policy.load_state_dict(state["policy"])
         self.replay.load_state_dict(state["replay"])
-        self.pending = state["pending"]
+        self.pending = [(v.numpy(), r, lp) for v, r, lp in state["pending"]]
         self.rng.setstate(state["rng"])
         self.np_rng.bit_generator.state = state["np_rng"]
 

@@ -123,7 +123,12 @@ class ReplayBuffer:
         return self.vectors[idx], self.rewards[idx], self.log_probs[idx]
 
     def state_dict(self) -> dict:
-        return {"vectors": self.vectors, "rewards": self.rewards, "log_probs": self.log_probs}
+        """As tensors, so a checkpoint loads with `weights_only=True`."""
+        return {
+            "vectors": torch.from_numpy(self.vectors.copy()),
+            "rewards": torch.from_numpy(self.rewards.copy()),
+            "log_probs": torch.from_numpy(self.log_probs.copy()),
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        self.vectors, self.rewards, self.log_probs = state["vectors"], state["rewards"], state["log_probs"]
+        self.vectors, self.rewards, self.log_probs = (state[k].numpy() for k in ("vectors", "rewards", "log_probs"))

@@ -6,15 +6,15 @@ every candidate, so the draws are common random numbers) and scores the mean win
 
 from __future__ import annotations
 
-import io
 import random
 from pathlib import Path
 from typing import Optional
 
 import torch
 
-from ..core.files import atomic_write
+from ..core.errors import RksError
 from ..data.dataset import Dataset
+from ..runtime.checkpoints import load_checkpoint, save_checkpoint
 from ..runtime.model import CTRModel, build_model
 from ..runtime.trainer import TrainConfig, TrainResult, default_batch_size, train
 from ..runtime.transfer import transfer_weights
@@ -90,13 +90,16 @@ class WeightSharingProxy:
         torch.manual_seed(seed)
         self.model = CTRModel(space.supernet(), data.vocab_sizes, space.spec.embed.dim)
         if checkpoint is not None and Path(checkpoint).exists():
-            self.model.load_state_dict(torch.load(checkpoint))
+            start_over = f"delete {checkpoint} to pretrain the supernet again"
+            try:
+                self.model.load_state_dict(load_checkpoint(checkpoint, start_over))
+            except RuntimeError as err:
+                problem = str(err).strip().splitlines()[0][:160]
+                raise RksError(f"checkpoint {checkpoint} is another supernet's ({problem}); {start_over}") from None
         else:
             self.pretrain(progress)
             if checkpoint is not None:
-                buffer = io.BytesIO()
-                torch.save(self.model.state_dict(), buffer)
-                atomic_write(checkpoint, buffer.getvalue())
+                save_checkpoint(checkpoint, self.model.state_dict())
 
     def pretrain(self, progress: bool) -> TrainResult:
         rng = random.Random(self.seed)
