@@ -15,6 +15,7 @@ from .compiler.dot import FORMATS
 from .core.blocks import BLOCK_NAMES
 from .core.errors import RksError
 from .core.files import atomic_write
+from .core.limits import scientific
 from .runtime import EMBED_OPTIMIZERS, LR_SCHEDULES
 
 
@@ -57,13 +58,9 @@ def cmd_check(args):
             print(err.render(), file=sys.stderr)
             status = 1
             continue
-        print(
-            f"{path}: ok: space `{space.name}`, {len(space.spec.choices)} choices, "
-            f"{len(space.decisions)} decisions, size {space.size:.3e}"
-            if space.size > 10**6
-            else f"{path}: ok: space `{space.name}`, {len(space.spec.choices)} choices, "
-            f"{len(space.decisions)} decisions, size {space.size}"
-        )
+        size = scientific(space.size) if space.size > 10**6 else space.size
+        counts = f"{len(space.spec.choices)} choices, {len(space.decisions)} decisions"
+        print(f"{path}: ok: space `{space.name}`, {counts}, size {size}")
     return status
 
 
@@ -132,7 +129,7 @@ def cmd_grow(args):
     atomic_write(args.output, source)
     print(
         f"wrote {args.output}: space `{grown.name}`, {len(grown.spec.choices)} choices "
-        f"(from {len(base.spec.choices)}), size {grown.size:.3e}, baseline `{grown.spec.baseline_name}` "
+        f"(from {len(base.spec.choices)}), size {scientific(grown.size)}, baseline `{grown.spec.baseline_name}` "
         f"at {grown.flops(grown.baseline):,} FLOPs"
     )
     return 0

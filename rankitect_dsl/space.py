@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
 from .core import decisions as D
+from .core import limits as L
 from .core.arch import Arch
-from .core.errors import RksError
+from .core.errors import Diagnostic, RksError, Span
 from .core.graph import active_choices
+from .core.names import choice_part, param_owner
 from .core.spec import SpaceSpec
 from .lang.checker import check
 from .lang.parser import parse
@@ -208,6 +211,39 @@ class Space:
 
         return SupernetLayout(self.spec)
 
+    @cached_property
+    def supernet_params(self) -> int:
+        """Dense parameters of the all-on supernet, from the layout's shapes (nothing is allocated)."""
+        return sum(math.prod(shape) for shape in self.layout.params.values())
+
+    def refuse_oversized(self) -> None:
+        """A space whose all-on supernet passes `limits.MAX_SUPERNET_PARAMS` is refused at the choice that
+        holds the most of it, before anything is built."""
+        if self.supernet_params <= L.MAX_SUPERNET_PARAMS:
+            return
+        first_user = {}  # a shared pair FC counts at the first choice using it
+        for c in reversed(self.spec.choices):
+            if c.pair_blocks:
+                first_user.update(dict.fromkeys(c.pairs, choice_part(c.name)))
+        owner = {}
+        for key, shape in self.layout.params.items():
+            part = param_owner(key)
+            part = first_user[part.names] if part.kind == "pair" else part
+            if part.kind == "choice":
+                owner[part.names[0]] = owner.get(part.names[0], 0) + math.prod(shape)
+        largest = max(owner, key=owner.get)
+        message = (
+            f"the all-on supernet holds {L.scientific(self.supernet_params)} parameters, more than the ceiling "
+            f"of {L.MAX_SUPERNET_PARAMS:,}; choice `{largest}` holds {L.scientific(owner[largest])} of them"
+        )
+        hint = "lower its dims, its inputs' widths or the bottleneck; the ceilings are in docs/language.md (Limits)"
+        raise RksError([Diagnostic(message, self.spec.spans.get(largest), hint)], self.path, self.source)
+
+    def _refuse_beyond_memory(self, params: int, what: str) -> None:
+        problem = L.memory_problem(params * L.BYTES_PER_TRAINED_PARAM, f"{what} ({params:,} parameters, trained)")
+        if problem:
+            raise RksError(f"{problem}; search a smaller space or train on a larger machine", self.path)
+
     def supernet_source(self) -> str:
         from .compiler.codegen import supernet_source
 
@@ -218,6 +254,7 @@ class Space:
         path keeps only each choice's outputs for backward and recomputes the rest: memory for compute."""
         from .compiler.codegen import class_name, load_module
 
+        self._refuse_beyond_memory(self.supernet_params, f"the all-on supernet of `{self.name}`")
         module = load_module(self.supernet_source(), f"{self.name}_supernet")
         return getattr(module, class_name(self.name, "Supernet"))(checkpoint_activations=checkpoint_activations)
 
@@ -248,6 +285,7 @@ class Space:
         """A fresh standalone subnet for the arch, built from its exported source."""
         from .compiler.codegen import class_name, load_module
 
+        self._refuse_beyond_memory(self.params(arch), f"a subnet of `{self.name}`")
         module = load_module(self.subnet_source(arch), f"{self.name}_subnet")
         return getattr(module, class_name(self.name, "Subnet"))()
 
@@ -261,10 +299,18 @@ class Space:
         return dense, sparse
 
 
+def _refuse_large_source(size: int, unit: str, filename: str) -> None:
+    if size > L.MAX_SOURCE_BYTES:
+        message = f"the file holds {size:,} {unit}; a space file may hold at most {L.MAX_SOURCE_BYTES:,}"
+        hint = "write repeated choices as one range, `choice c2 .. c9 { … }`"
+        raise RksError([Diagnostic(message, Span(1, 1), hint)], filename)
+
+
 def load_space(path: str | Path) -> Space:
     """Parse, check and lower a `.rks` file; raises RksError with every diagnostic on bad input."""
     path = Path(path)
     try:
+        _refuse_large_source(path.stat().st_size, "bytes", str(path))  # before it is read
         source = path.read_text()
     except FileNotFoundError:
         raise RksError(f"no such file: {path}", str(path)) from None
@@ -274,5 +320,8 @@ def load_space(path: str | Path) -> Space:
 
 
 def load_source(source: str, filename: str = "<input>") -> Space:
+    _refuse_large_source(len(source), "characters", filename)
     module = parse(source, filename)
-    return Space(check(module, filename, source), source)
+    space = Space(check(module, filename, source), source)
+    space.refuse_oversized()
+    return space

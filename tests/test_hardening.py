@@ -2,13 +2,16 @@
 never run code, positioned limits, numbers that do not fit, data that does not parse, schema holes, the
 shared study store, and what the commands print when their output goes away."""
 
+import math
 import pickle
+import time
 
 import pytest
 import torch
 
 from conftest import ROOT
-from rankitect_dsl import RksError, load_space
+from rankitect_dsl import RksError, load_source, load_space
+from rankitect_dsl.core.limits import scientific
 from rankitect_dsl.data.loading import load_data
 from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
 
@@ -109,3 +112,83 @@ def test_a_log_cut_mid_line_resumes_and_a_damaged_one_names_its_line(blocks, tmp
     first.log.write_text("\n".join(lines[:1] + ["{not json"] + lines[1:]) + "\n")
     with pytest.raises(RksError, match=rf"{first.log}:2: not a step record"):
         _oneshot(blocks, folder).resume()
+
+
+# -- 4 and 5. limits checked before work; numbers that do not fit are positioned errors -------------------
+TINY = (ROOT / "spaces" / "tiny.rks").read_text()
+HUGE_INT = "9" * 320
+
+
+def _refusal(source, seconds=10):
+    """Load `source`, which must be refused with positioned diagnostics within `seconds`."""
+    started = time.perf_counter()
+    with pytest.raises(RksError) as err:
+        load_source(source, "bad.rks")
+    assert time.perf_counter() - started < seconds
+    assert all(d.span is not None for d in err.value.diagnostics), err.value.render()
+    return err.value.render()
+
+
+@pytest.mark.parametrize(
+    "old, new, message",
+    [
+        ("dim linear 4, 8", "dim linear 4, 1e309", "a dim option must be a positive integer, got `1e309`"),
+        ("dim linear 4, 8", f"dim linear 4, {HUGE_INT}", "a dim option must be at most 1,048,576"),
+        ("dim linear 4, 8", "dim linear 4, 9007199254740993", "a dim option must be at most 1,048,576"),
+        ("dim linear 4, 8", "dim linear scale 8 by 0.5 .. 1.5 steps 100000000", "dim steps must be at most 256"),
+        ("dim linear 4, 8", "dim linear scale 8 by 0.5 .. 1.5 steps 1000000000", "dim steps must be at most 256"),
+        ("dim linear 4, 8", "dim linear scale 8 by 0.5 .. 1e309 steps 3", "the dim scale end `1e309` is not a finite"),
+        ("dim linear 4, 8", "dim linear scale 8 by 0.5 .. 1e6 steps 3", "exceeds the largest dim"),
+        ("dim linear 4, 8", "dim linear " + ", ".join(map(str, range(1, 400))), "a block may offer at most 256"),
+        ("dense[4]", "dense[1000000000]", "an input size must be at most 1,048,576, got `1000000000`"),
+        ("dense[4]", "dense[1e309]", "an input size must be a positive integer, got `1e309`"),
+        ("embed[3, 4]", f"embed[3, {HUGE_INT}]", "(320 characters)"),
+        ("from distance 1, 2", "from distance 1e999", "a connection distance must be a positive integer"),
+        ("from distance 1, 2", f"from distance {HUGE_INT}", "a connection distance must be at most 1,024"),
+        ("bottleneck 8", "bottleneck 1e309", "the pairwise bottleneck must be a positive integer"),
+        ("keep 0.8", "keep 1e999", "the keep-probability must be in (0, 1]"),
+        ("choice c3 {", "choice c3 .. c1000000 {", "holds 999,998 choices; a space may hold at most 1,024"),
+        ("choice c3 {", f"choice c3 .. c{HUGE_INT} {{", "a space may hold at most 1,024"),
+        ("c1 = linear(dense, sparse) dim 8", "c1 = linear(dense, sparse) dim 1e309", "dim 1e309 is not offered"),
+    ],
+)
+def test_numbers_and_ranges_that_do_not_fit_are_positioned_errors(old, new, message):
+    assert old in TINY
+    rendered = _refusal(TINY.replace(old, new, 1))
+    assert message in rendered and "bad.rks:" in rendered
+    assert HUGE_INT not in rendered.splitlines()[0]  # a 320-digit literal is cut in the message
+
+
+def test_a_supernet_past_the_parameter_ceiling_is_refused_at_its_largest_choice():
+    wide = TINY.replace("dense[4]", "dense[1000000]").replace("dim linear 4, 8", "dim linear 4, 4096")
+    rendered = _refusal(wide.replace("dim 8\n", "dim 4096\n"))
+    assert "the all-on supernet holds 4.186e+09 parameters" in rendered and "choice `c1`" in rendered
+    assert "bad.rks:10:8:" in rendered  # `choice c1 {`
+
+
+def test_a_space_with_more_than_10_to_the_4000_archs_is_refused_and_one_past_1e308_prints():
+    dims = ", ".join(str(8 * k) for k in range(1, 9))
+    reads = "from distance 1, 2, 3, 4, 5, 6, 7, 8, 9\n from dense, sparse"
+    body = f"{{ blocks linear, gating\n {reads}\n dim linear {dims} }}"
+    head = "space big\ninput dense : dense[13]\ninput sparse : embed[4, 8]\n"
+    rendered = _refusal(f"{head}choice c1 .. c1000 {body}\noutput from c1000\n")
+    assert "more than 10^4000 architectures by choice" in rendered
+    space = load_source(f"{head}choice c1 .. c120 {body}\noutput from c120\n", "big.rks")
+    assert space.size > 10**308 and space.log10_size == pytest.approx(math.log10(space.size))
+    assert scientific(space.size).endswith(f"e+{int(math.log10(space.size))}")
+    assert f"architectures: {scientific(space.size, 4)}." in space.supernet_source()
+
+
+def test_a_file_past_the_size_ceiling_is_refused_before_it_is_parsed(tmp_path):
+    path = tmp_path / "huge.rks"
+    path.write_text(TINY.replace("dim linear 4, 8", "dim linear " + ", ".join(["4"] * 600_000)))
+    started = time.perf_counter()
+    with pytest.raises(RksError, match="a space file may hold at most 1,048,576"):
+        load_space(path)
+    assert time.perf_counter() - started < 1
+
+
+def test_scientific_formats_any_integer():
+    assert scientific(0) == "0.000e+00" and scientific(123456) == "1.235e+05"
+    assert scientific(10**400) == "1.000e+400" and scientific(999_950 * 10**395) == "1.000e+401"
+    assert scientific(7 * 10**5000, 2) == "7.00e+5000"

@@ -2,8 +2,10 @@
 block names live in the registry, and no malformed file reaches a traceback."""
 
 import ast
+import contextlib
 import random
 import re
+import signal
 import subprocess
 import sys
 import zlib
@@ -142,7 +144,17 @@ VOCABULARY = [
     "self",
     "pad_sum",
     "\n",
+    # numbers and ranges that do not fit (issue 26): overflowing floats, 320-digit integers, huge counts
+    "1e309",
+    "1e999",
+    "9" * 320,
+    "100000000",
+    "1000000000",
+    "c1000000",
+    "scale 8 by 0.5 .. 1e309 steps 3",
+    "scale 8 by 0.5 .. 1.5 steps 100000000",
 ]
+MUTANT_SECONDS = 5  # a refusal costs a message, not minutes: each mutant loads or is refused within this
 
 
 def mutants(text: str, n: int, seed: int):
@@ -162,6 +174,22 @@ def mutants(text: str, n: int, seed: int):
         yield "".join(out)
 
 
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise TimeoutError in the block once `seconds` of wall time have passed (SIGALRM; main thread)."""
+
+    def expired(signum, frame):
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in (ROOT / "spaces").glob("*.rks")))
 def test_every_mutant_loads_or_gets_a_positioned_diagnostic(name):
     text = open(space_path(name)).read()
@@ -169,7 +197,11 @@ def test_every_mutant_loads_or_gets_a_positioned_diagnostic(name):
     failures = []
     for k, source in enumerate(mutants(text, count, seed=zlib.crc32(name.encode()) % 1000)):
         try:
-            space = load_source(source, f"{name}-{k}.rks")
+            with time_limit(MUTANT_SECONDS):
+                space = load_source(source, f"{name}-{k}.rks")
+        except TimeoutError:
+            failures.append((k, f"took more than {MUTANT_SECONDS} s", source))
+            continue
         except RksError as err:
             rendered = err.render()
             if not all(d.span is not None for d in err.diagnostics) or not re.search(

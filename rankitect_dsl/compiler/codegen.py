@@ -13,6 +13,7 @@ from pathlib import Path
 import jinja2
 
 from ..core.files import atomic_write
+from ..core.limits import scientific
 from ..core.spec import SpaceSpec, spec_to_dict
 from .layout import SubnetPlan, SupernetLayout
 from .program import build_program
@@ -127,7 +128,7 @@ def supernet_source(spec: SpaceSpec, layout: SupernetLayout, n_decisions: int, s
             n_params=sum(_numel(s) for s in layout.params.values()),
             n_choices=len(spec.choices),
             n_decisions=n_decisions,
-            size=f"{size:.4e}" if size > 10**9 else size,
+            size=scientific(size, 4) if size > 10**9 else size,
         )
     )
 

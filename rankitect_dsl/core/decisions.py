@@ -61,10 +61,7 @@ def space_size(space: SpaceSpec) -> int:
 
 
 def log10_size(size: int) -> float:
-    digits = len(str(size))
-    if digits <= 300:
-        return math.log10(size)
-    return math.log10(int(str(size)[:20])) + digits - 20
+    return math.log10(size)  # exact for ints of any size, where a float conversion overflows past 1e308
 
 
 def validate(space: SpaceSpec, arch: Arch) -> None:

@@ -66,6 +66,11 @@ class Namespace:
 
 
 # -- keys of the supernet's parameters -----------------------------------------------------------
+# A choice's keys start with its name; the shared pair FCs' and the head's start with `_`, which no user name
+# may, so no choice name can make its keys those of a pair or the head (whatever the role names).
+PAIR_KEY, HEAD_KEY = "_pair", "_head"
+
+
 def block_param(choice: str, block: str, role: str) -> str:
     return SEPARATOR.join((choice, block, role))
 
@@ -75,11 +80,19 @@ def stack_param(choice: str, source: str, role: str) -> str:
 
 
 def pair_param(left: str, right: str, role: str) -> str:
-    return SEPARATOR.join(("fc", left, right, role))
+    return SEPARATOR.join((PAIR_KEY, left, right, role))
 
 
 def head_param(role: str) -> str:
-    return SEPARATOR.join(("head", role))
+    return SEPARATOR.join((HEAD_KEY, role))
+
+
+def param_owner(key: str) -> Part:
+    """The cost part a supernet parameter belongs to, read back from its key."""
+    first, *rest = key.split(SEPARATOR)
+    if first == PAIR_KEY:
+        return pair_part(rest[0], rest[1])
+    return HEAD_PART if first == HEAD_KEY else choice_part(first)
 
 
 def pair_stem(left: str, right: str) -> str:

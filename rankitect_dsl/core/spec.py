@@ -60,6 +60,7 @@ class SpaceSpec:
     baseline: Optional[dict] = None  # arch "choices" mapping, checked against the space
     path: str = "<input>"
     choice_by_name: dict = field(default_factory=dict)
+    spans: dict = field(default_factory=dict, compare=False, repr=False)  # name -> its Span in the source
 
     def __post_init__(self):
         self.choice_by_name = {c.name: c for c in self.choices}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Optional
 
+from ..core import limits as L
 from ..core.blocks import BLOCK_NAMES, has_dim, is_multi_hot
+from ..core.decisions import choice_count
 from ..core.errors import Diagnostic, RksError, Span, did_you_mean
 from ..core.names import identifier_problem
 from ..core.spec import DEFAULT_BOTTLENECK, DEFAULT_KEEP, ChoiceSpec, InputSpec, SpaceSpec
@@ -14,16 +17,26 @@ from . import syntax as S
 _RANGE_NAME = re.compile(r"^(.*?)(\d+)$")
 
 
+def _shown(text: str) -> str:
+    """A literal as a message quotes it: a 320-digit number is cut, not pasted whole."""
+    return text if len(text) <= 24 else f"{text[:12]}…({len(text)} characters)"
+
+
 class _Checker:
     def __init__(self, module: S.Module, filename: str, source: str):
         self.module = module
         self.filename = filename
         self.source = source
         self.diags: list[Diagnostic] = []
+        self.reported: set = set()
         self.invalid_names: set[str] = set()  # already reported; references to them stay quiet
+        self.spans: dict[str, Span] = {}  # each input's and choice's name, for messages of later stages
 
     def error(self, message: str, span: Optional[Span], hint: Optional[str] = None):
-        self.diags.append(Diagnostic(message, span, hint))
+        """Record a diagnostic once: a range's shared body would otherwise repeat it for every choice."""
+        if (message, span, hint) not in self.reported:
+            self.reported.add((message, span, hint))
+            self.diags.append(Diagnostic(message, span, hint))
 
     # -- small validators -------------------------------------------------------------------
 
@@ -34,11 +47,22 @@ class _Checker:
             return False
         return True
 
-    def positive_int(self, num: S.Number, what: str) -> Optional[int]:
-        if not num.is_int or num.value <= 0:
-            self.error(f"{what} must be a positive integer, got `{num.text}`", num.span)
+    def positive_int(self, num: S.Number, what: str, limit: int = L.MAX_SIZE) -> Optional[int]:
+        if not num.is_int or num.int_value <= 0:
+            self.error(f"{what} must be a positive integer, got `{_shown(num.text)}`", num.span)
             return None
-        return int(num.value)
+        if num.int_value > limit:
+            self.error(f"{what} must be at most {limit:,}, got `{_shown(num.text)}`", num.span, self.ceiling_hint)
+            return None
+        return num.int_value
+
+    ceiling_hint = "the ceilings are in docs/language.md (Limits)"
+
+    def finite(self, num: S.Number, what: str) -> bool:
+        if not num.is_finite:
+            self.error(f"{what} `{_shown(num.text)}` is not a finite number", num.span)
+            return False
+        return True
 
     def block_name(self, name: S.Name) -> bool:
         if name.text not in BLOCK_NAMES:
@@ -52,13 +76,23 @@ class _Checker:
 
     def dims(self, stmt) -> Optional[tuple[int, ...]]:
         if isinstance(stmt, S.DimList):
+            if len(stmt.options) > L.MAX_DIM_OPTIONS:
+                self.error(
+                    f"{len(stmt.options):,} dim options for `{stmt.block.text}`; a block may offer at most "
+                    f"{L.MAX_DIM_OPTIONS}",
+                    stmt.options[L.MAX_DIM_OPTIONS].span,
+                    self.ceiling_hint,
+                )
+                return None
             values = [self.positive_int(n, "a dim option") for n in stmt.options]
             if any(v is None for v in values):
                 return None
             spans = stmt.options
         else:
             base = self.positive_int(stmt.base, "the dim scale base")
-            steps = self.positive_int(stmt.steps, "the number of dim steps")
+            steps = self.positive_int(stmt.steps, "the number of dim steps", L.MAX_DIM_OPTIONS)
+            if not (self.finite(stmt.low, "the dim scale start") and self.finite(stmt.high, "the dim scale end")):
+                return None
             low, high = stmt.low.value, stmt.high.value
             if low <= 0:
                 self.error(f"the dim scale must be positive, got `{stmt.low.text}`", stmt.low.span)
@@ -69,6 +103,13 @@ class _Checker:
                 )
                 return None
             if base is None or steps is None:
+                return None
+            if base * high > L.MAX_SIZE + 0.5:
+                self.error(
+                    f"dim scale {base} × {_shown(stmt.high.text)} exceeds the largest dim, {L.MAX_SIZE:,}",
+                    stmt.high.span,
+                    self.ceiling_hint,
+                )
                 return None
             factors = [low] if steps == 1 else [low + i * (high - low) / (steps - 1) for i in range(steps)]
             values = [int(round(base * f)) for f in factors]
@@ -97,12 +138,39 @@ class _Checker:
         choices = self.choices(items, input_names, default_dims)
         outputs = self.outputs(items, input_names, choices)
         ordered = self.order(choices, input_names)
+        self.size_limit(ordered)
         baseline_name, baseline = self.baseline(items, {c.name: c for c in choices})
         if self.diags:
             raise RksError(self.diags, self.filename, self.source)
         return SpaceSpec(
-            space_name, dense, embed, ordered, outputs, keep, bottleneck, baseline_name, baseline, self.filename
+            space_name,
+            dense,
+            embed,
+            ordered,
+            outputs,
+            keep,
+            bottleneck,
+            baseline_name,
+            baseline,
+            self.filename,
+            spans=self.spans,
         )
+
+    def size_limit(self, choices) -> None:
+        """Refuse, at the choice that crosses it, a space whose exact size would not print. Only a space
+        without other errors is counted: a choice lost to one may lack its dims."""
+        if self.diags:
+            return
+        log10 = 0.0
+        for c in sorted(choices, key=lambda c: c.index):
+            log10 += math.log10(choice_count(c))
+            if log10 > L.MAX_LOG10_SIZE:
+                self.error(
+                    f"the space holds more than 10^{L.MAX_LOG10_SIZE} architectures by choice `{c.name}`",
+                    self.spans[c.name],
+                    "search fewer dims, distances or blocks per choice; " + self.ceiling_hint,
+                )
+                return
 
     def singleton(self, items, kind, what):
         found = [i for i in items if isinstance(i, kind)]
@@ -130,8 +198,10 @@ class _Checker:
                 self.error(f"duplicate name `{decl.name.text}`", decl.name.span)
                 continue
             names[decl.name.text] = decl
+            self.spans[decl.name.text] = decl.name.span
             sizes = [self.positive_int(n, "an input size") for n in decl.sizes]
             if any(s is None for s in sizes):
+                self.invalid_names.add(decl.name.text)
                 continue
             if decl.kind == "dense":
                 found["dense"].append(InputSpec(decl.name.text, "dense", width=sizes[0]))
@@ -154,8 +224,9 @@ class _Checker:
         stmt = self.singleton(items, S.KeepStmt, "`keep` setting")
         if stmt is None:
             return DEFAULT_KEEP
-        if not 0 < stmt.value.value <= 1:
-            self.error(f"the keep-probability must be in (0, 1], got `{stmt.value.text}`", stmt.span)
+        if not stmt.value.is_finite or not 0 < stmt.value.value <= 1:
+            self.error(f"the keep-probability must be in (0, 1], got `{_shown(stmt.value.text)}`", stmt.span)
+            return DEFAULT_KEEP
         return stmt.value.value
 
     def bottleneck(self, items) -> int:
@@ -201,6 +272,14 @@ class _Checker:
         if hi < lo:
             self.error(f"the choice range `{decl.first.text} .. {decl.last.text}` is empty", decl.last.span)
             return [decl.first]
+        if hi - lo + 1 > L.MAX_CHOICES:
+            self.error(
+                f"the choice range `{_shown(decl.first.text)} .. {_shown(decl.last.text)}` holds {hi - lo + 1:,} "
+                f"choices; a space may hold at most {L.MAX_CHOICES:,}",
+                decl.last.span,
+                self.ceiling_hint,
+            )
+            return [decl.first]
         return [S.Name(f"{a.group(1)}{k}", decl.first.span) for k in range(lo, hi + 1)]
 
     def choices(self, items, input_names, default_dims) -> list[ChoiceSpec]:
@@ -215,7 +294,11 @@ class _Checker:
                 if name.text in seen:
                     self.error(f"duplicate name `{name.text}`", name.span, "every input and choice needs its own name")
                     continue
+                if len(names) == L.MAX_CHOICES:
+                    self.error(f"a space may hold at most {L.MAX_CHOICES:,} choices", name.span, self.ceiling_hint)
+                    break
                 seen.add(name.text)
+                self.spans[name.text] = name.span
                 names.append((name, decl))
         if not decls:
             self.error("the space has no choice", Span(1, 1), "add `choice c1 { … }`")
@@ -247,7 +330,7 @@ class _Checker:
                                 blocks.append(b.text)
             elif isinstance(stmt, S.FromDistance):
                 for num in stmt.distances:
-                    d = self.positive_int(num, "a connection distance")
+                    d = self.positive_int(num, "a connection distance", L.MAX_CHOICES)
                     if d is None:
                         bad_refs = True
                         continue
@@ -299,6 +382,14 @@ class _Checker:
                 f"choice `{name.text}` has no candidate input{why}",
                 name.span,
                 "add `from` with an input name, or a distance that reaches an earlier choice",
+            )
+            return None
+        if len(candidates) > L.MAX_CANDIDATES:
+            self.error(
+                f"choice `{name.text}` reads {len(candidates)} candidate inputs; a choice may read at most "
+                f"{L.MAX_CANDIDATES}",
+                name.span,
+                self.ceiling_hint,
             )
             return None
         for block in dims:
@@ -444,6 +535,8 @@ class _Checker:
                 f"it offers {', '.join(choice.blocks)}",
             )
             return None
+        if any(ref.text in self.invalid_names for ref in a.inputs):  # reported where it was declared
+            return None
         for ref in a.inputs:
             if ref.text not in choice.candidates:
                 self.error(
@@ -485,6 +578,8 @@ class _Checker:
                 return None
             entry["inputs"] = [c for c in choice.candidates if c in names]
         if has_dim(block):
+            if block not in choice.dims:  # its dim options were refused, and that error is reported
+                return None
             if a.dim is None:
                 self.error(
                     f"baseline: `{choice.name}` needs `dim N` for its `{block}` block",
@@ -492,15 +587,16 @@ class _Checker:
                     f"options: {', '.join(map(str, choice.dims.get(block, ())))}",
                 )
                 return None
-            value = a.dim.value
+            value = a.dim.int_value if a.dim.is_int else None
             if value not in choice.dims.get(block, ()):
                 self.error(
-                    f"baseline is not in the space: dim {a.dim.text} is not offered for `{block}` in `{choice.name}`",
+                    f"baseline is not in the space: dim {_shown(a.dim.text)} is not offered for `{block}` "
+                    f"in `{choice.name}`",
                     a.dim.span,
                     f"options: {', '.join(map(str, choice.dims.get(block, ())))}",
                 )
                 return None
-            entry["dims"] = {block: int(value)}
+            entry["dims"] = {block: value}
         elif a.dim is not None:
             self.error(f"baseline: a `{block}` block has no dim", a.dim.span)
             return None

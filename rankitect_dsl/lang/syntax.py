@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -21,11 +22,22 @@ class Number:
 
     @property
     def value(self) -> float:
+        """As a float: `inf` for a literal beyond 1.8e308 (the checker refuses those where it reads one)."""
         return float(self.text)
 
     @property
     def is_int(self) -> bool:
-        return self.value == int(self.value) and not any(c in self.text for c in ".eE")
+        """Written as an integer (digits only, no point or exponent), whatever its size."""
+        return self.text.lstrip("+-").isdigit()
+
+    @property
+    def int_value(self) -> int:
+        """The exact integer (a Python int of any size); only for `is_int` numbers."""
+        return int(self.text)
+
+    @property
+    def is_finite(self) -> bool:
+        return math.isfinite(self.value)
 
 
 @dataclass
