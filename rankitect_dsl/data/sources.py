@@ -10,14 +10,15 @@ import csv
 import gzip
 import hashlib
 import io
-import json
+import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import chain as _chain
 from pathlib import Path
 from typing import Iterator, Optional
 
 from .dataset import DataError
+from .schema import Schema, label_rule
 from .synthetic import SyntheticSource
 
 CRITEO_DENSE, CRITEO_CATS = 13, 26
@@ -95,92 +96,6 @@ class CriteoSource:
                 yield Row(n, _label(parts[0], where), dense, parts[1 + CRITEO_DENSE :])
 
 
-@dataclass
-class Schema:
-    """How a table becomes a CTR task; see docs/data.md."""
-
-    files: list
-    label: str
-    rule: Optional[str]
-    dense: list  # [(column, transform)]
-    categorical: list
-    count_features: list
-    rate_features: list = field(default_factory=list)
-    joins: list = field(default_factory=list)
-    sort_by: Optional[str] = None
-    delimiter: Optional[str] = None
-    missing_values: tuple = ("",)
-
-    @classmethod
-    def load(cls, path: str) -> "Schema":
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise DataError(f"no such schema file: {path}") from None
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{err.lineno}:{err.colno}: schema is not JSON: {err.msg}") from None
-        if not isinstance(data, dict):
-            raise DataError(f"{path}: a schema is a JSON object")
-        unknown = set(data) - {
-            "files",
-            "label",
-            "dense",
-            "categorical",
-            "count_features",
-            "rate_features",
-            "joins",
-            "sort_by",
-            "delimiter",
-            "missing_values",
-        }
-        if unknown:
-            raise DataError(f"{path}: unknown schema key(s) {', '.join(sorted(unknown))}")
-        label = data.get("label")
-        if isinstance(label, str):
-            label = {"column": label}
-        if not isinstance(label, dict) or "column" not in label:
-            raise DataError(f'{path}: `label` must name a column, e.g. {{"column": "rating", "rule": ">= 4"}}')
-        dense = [
-            (d, "log1p") if isinstance(d, str) else (d["column"], d.get("transform", "log1p"))
-            for d in data.get("dense", [])
-        ]
-        for col, transform in dense:
-            if transform not in ("log1p", "standardize"):
-                raise DataError(
-                    f"{path}: dense column `{col}`: transform must be log1p or standardize, got `{transform}`"
-                )
-        cats = data.get("categorical", [])
-        if not cats:
-            raise DataError(f"{path}: `categorical` must list at least one column")
-        return cls(
-            list(data.get("files", [])),
-            label["column"],
-            label.get("rule"),
-            dense,
-            list(cats),
-            list(data.get("count_features", [])),
-            list(data.get("rate_features", [])),
-            list(data.get("joins", [])),
-            data.get("sort_by"),
-            data.get("delimiter"),
-            ("",) + tuple(data.get("missing_values", [])),
-        )
-
-
-def _label_rule(rule: Optional[str]):
-    if rule is None:
-        return None
-    ops = {">=": float.__ge__, ">": float.__gt__, "<=": float.__le__, "<": float.__lt__, "==": float.__eq__}
-    for op in (">=", "<=", "==", ">", "<"):
-        if rule.strip().startswith(op):
-            try:
-                threshold = float(rule.strip()[len(op) :])
-            except ValueError:
-                break
-            return lambda v: 1.0 if ops[op](v, threshold) else 0.0
-    raise DataError(f"label rule `{rule}` is not `OP NUMBER` with OP one of >=, >, <=, <, ==")
-
-
 class TableSource:
     """CSV / TSV / Parquet tables and RecBole atomic files (`.inter` joined with `.user`/`.item`)."""
 
@@ -198,13 +113,11 @@ class TableSource:
             if not f.exists():
                 raise DataError(f"no such file: {f}")
         self.files = files
-        self.joins = [
-            (base / j["file"] if base.is_dir() else base.parent / j["file"], j["on"]) for j in self.schema.joins
-        ]
+        self.joins = [(base / f if base.is_dir() else base.parent / f, on) for f, on in self.schema.joins]
         for f, _ in self.joins:
             if not f.exists():
                 raise DataError(f"no such file: {f}")
-        self.rule = _label_rule(self.schema.rule)
+        self.rule = label_rule(self.schema.rule)
         self.n_count = len(self.schema.count_features)
         self.n_rate = len(self.schema.rate_features)
         self.n_dense = len(self.schema.dense) + self.n_count + self.n_rate
@@ -234,42 +147,93 @@ class TableSource:
         delimiter = self.schema.delimiter or ("\t" if atomic or path.suffix in (".tsv", ".txt") else ",")
         with _open_text(path) as fh:
             reader = csv.reader(fh, delimiter=delimiter)
-            first = next(reader, None)
+            first = _next_row(reader, path)
             if first is None:
                 raise DataError(f"{path} is empty")
             header = [h.split(":")[0] for h in first]
             rows = reader
             if known_header is not None and header != known_header:
                 header, rows = known_header, _chain([first], reader)
+            else:
+                _refuse_repeated_names(header, path)
             self.header = header
-            for n, values in enumerate(rows, 2 if rows is reader else 1):
+            n = 1 if rows is reader else 0
+            while (values := _next_row(rows, path)) is not None:
+                n += 1
                 if not values:
                     continue
                 if len(values) != len(header):
                     raise DataError(f"{path}:{n}: expected {len(header)} fields, got {len(values)}")
                 yield n, dict(zip(header, values))
 
-    def _all_records(self) -> Iterator[tuple[Path, int, dict]]:
+    def _dense_value(self, v: str, col: str, where: str) -> Optional[float]:
+        if v in self.schema.missing_values:
+            return None
+        try:
+            value = float(v)
+        except ValueError:
+            raise DataError(f"{where}: dense column `{col}` is `{v[:40]}`, not a number") from None
+        if math.isfinite(value):
+            return value
+        if self.schema.non_finite == "zero":
+            return 0.0
+        raise DataError(
+            f'{where}: dense column `{col}` is `{v[:40]}`, not a finite number (or set "non_finite": "zero" '
+            "in the schema to read such values as 0)"
+        )
+
+    def _all_records(self, side_columns: set) -> Iterator[tuple[Path, int, dict]]:
         self.header = None
+        checked = False
         for path in self.files:
             for n, rec in self._records(path, self.header):
+                if not checked:  # the first record's keys are the table's header
+                    self._refuse_missing_columns(path, list(rec), side_columns)
+                    checked = True
                 yield path, n, rec
+
+    def _refuse_missing_columns(self, path: Path, header: list, side_columns: set) -> None:
+        """A column the schema names (any key, `sort_by` included) that neither the table nor a joined side
+        table has: refused before any row is read, naming the header."""
+        joined = {on: f"joins[{i}].on" for i, (_, on) in enumerate(self.schema.joins) if on not in header}
+        for column, where in {**self.schema.columns, **joined}.items():
+            if column not in header and (column not in side_columns or column in joined):
+                shown = ", ".join(header[:30]) + (", …" if len(header) > 30 else "")
+                raise DataError(f"{path}: schema {where} names column `{column}`, which the header lacks ({shown})")
 
     def _side_tables(self) -> list:
         tables = []
         for path, key in self.joins:
             table = {}
             for _, rec in self._records(path):
-                table[rec.get(key, "")] = rec
+                if key not in rec:
+                    raise DataError(f"{path}: a join on `{key}` needs that column; the header has {', '.join(rec)}")
+                table[rec[key]] = rec
             tables.append((key, table))
         return tables
+
+    def _sorted(self, records) -> list:
+        """In time order by `sort_by` (numeric; empty reads as 0)."""
+        column = self.schema.sort_by
+
+        def when(record):
+            path, n, rec = record
+            try:
+                return float(rec[column] or 0)
+            except ValueError:
+                raise DataError(
+                    f"{path}:{n}: sort_by column `{column}` is `{rec[column][:40]}`, not a number"
+                ) from None
+
+        return sorted(records, key=when)
 
     def rows(self) -> Iterator[Row]:
         s = self.schema
         sides = self._side_tables()
-        records = self._all_records()
+        side_columns = {c for _, table in sides for rec in list(table.values())[:1] for c in rec}
+        records = self._all_records(side_columns)
         if s.sort_by:
-            records = sorted(records, key=lambda t: float(t[2].get(s.sort_by) or 0))
+            records = self._sorted(records)
         needed = [s.label] + [c for c, _ in s.dense] + s.categorical + s.count_features + s.rate_features
         for path, n, rec in records:
             for key, table in sides:
@@ -283,20 +247,35 @@ class TableSource:
             raw = rec[s.label]
             if self.rule is not None:
                 try:
-                    label = self.rule(float(raw))
+                    value = float(raw)
                 except ValueError:
-                    raise DataError(f"{where}: label column `{s.label}` is `{raw}`, not a number") from None
+                    value = math.nan
+                if not math.isfinite(value):
+                    raise DataError(f"{where}: label column `{s.label}` is `{raw[:40]}`, not a finite number")
+                label = self.rule(value)
             else:
                 label = _label(raw, where)
-            dense = []
-            for col, _ in s.dense:
-                v = rec[col]
-                try:
-                    dense.append(None if v in s.missing_values else float(v))
-                except ValueError:
-                    raise DataError(f"{where}: dense column `{col}` is `{v}`, not a number") from None
+            dense = [self._dense_value(rec[col], col, where) for col, _ in s.dense]
             cats = [rec[c].split(" ")[0] for c in s.categorical]
             yield Row(n, label, dense, cats + [rec[c] for c in s.count_features + s.rate_features])
+
+
+def _next_row(reader, path: Path):
+    """The reader's next row, None at the end; a row the csv module cannot read is a DataError at its line."""
+    try:
+        return next(reader, None)
+    except csv.Error as err:
+        line = getattr(reader, "line_num", 0)
+        hint = " (an unterminated quote?)" if "field larger" in str(err) or "end of data" in str(err) else ""
+        raise DataError(f"{path}:{line}: cannot read the row: {err}{hint}") from None
+
+
+def _refuse_repeated_names(header: list, path: Path) -> None:
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise DataError(f"{path}:1: the header names column `{name}` twice")
+        seen.add(name)
 
 
 def parse_data_spec(spec: str, schema: Optional[str] = None):

@@ -1,0 +1,195 @@
+"""The schema that makes a table a CTR task (docs/data.md), validated by type: every refusal names the key
+path of the failing value (`dense[2]: missing "column"`), after PyGlove's validation errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from .dataset import DataError
+
+TRANSFORMS = ("log1p", "standardize")
+NON_FINITE = ("error", "zero")  # a NaN or ±inf in a dense column: refused with file:line, or read as 0
+KEYS = (
+    "files",
+    "label",
+    "dense",
+    "categorical",
+    "count_features",
+    "rate_features",
+    "joins",
+    "sort_by",
+    "delimiter",
+    "missing_values",
+    "non_finite",
+)
+
+
+@dataclass
+class Schema:
+    files: list
+    label: str
+    rule: Optional[str]
+    dense: list  # [(column, transform)]
+    categorical: list
+    count_features: list
+    rate_features: list = field(default_factory=list)
+    joins: list = field(default_factory=list)  # [(file, column)]
+    sort_by: Optional[str] = None
+    delimiter: Optional[str] = None
+    missing_values: tuple = ("",)
+    non_finite: str = "error"
+
+    @property
+    def columns(self) -> dict:
+        """Every column the schema reads, each with the key path that names it first."""
+        named = {self.label: "label.column"}
+        for key, cols in (
+            ("dense", [c for c, _ in self.dense]),
+            ("categorical", self.categorical),
+            ("count_features", self.count_features),
+            ("rate_features", self.rate_features),
+        ):
+            for i, c in enumerate(cols):
+                named.setdefault(c, f"{key}[{i}]")
+        if self.sort_by is not None:
+            named.setdefault(self.sort_by, "sort_by")
+        return named
+
+    @classmethod
+    def load(cls, path: str) -> "Schema":
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise DataError(f"no such schema file: {path}") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise DataError(f"cannot read schema {path}: {err}") from None
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{err.lineno}:{err.colno}: schema is not JSON: {err.msg}") from None
+        except RecursionError:
+            raise DataError(f"{path}: schema nests too deep") from None
+        return _Reader(path).schema(data)
+
+
+class _Reader:
+    """Reads a parsed schema, raising DataError `PATH: KEY.PATH: what is wrong` at the first bad value."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def fail(self, where: str, message: str):
+        raise DataError(f"{self.path}: {where}: {message}" if where else f"{self.path}: {message}")
+
+    def string(self, value, where: str) -> str:
+        if not isinstance(value, str) or not value:
+            self.fail(where, f"expected a non-empty string, got {json.dumps(value)[:60]}")
+        return value
+
+    def strings(self, value, where: str, example: str) -> list:
+        if not isinstance(value, list):
+            self.fail(where, f"expected a list of strings, like {example}, got {json.dumps(value)[:60]}")
+        out = [self.string(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        self.distinct(out, where)
+        return out
+
+    def distinct(self, names: list, where: str) -> None:
+        seen = {}
+        for i, n in enumerate(names):
+            if n in seen:
+                self.fail(f"{where}[{i}]", f'column "{n}" is already listed at {where}[{seen[n]}]')
+            seen[n] = i
+
+    def schema(self, data) -> Schema:
+        if not isinstance(data, dict):
+            self.fail("", "a schema is a JSON object")
+        unknown = sorted(set(data) - set(KEYS))
+        if unknown:
+            self.fail("", f"unknown schema key(s) {', '.join(unknown)}; the keys are {', '.join(KEYS)}")
+        label, rule = self.label(data.get("label"))
+        if "categorical" not in data or data["categorical"] == []:
+            self.fail("categorical", "must list at least one column")
+        dense = [self.dense(d, f"dense[{i}]") for i, d in enumerate(self.list(data.get("dense", []), "dense"))]
+        self.distinct([c for c, _ in dense], "dense")
+        non_finite = data.get("non_finite", "error")
+        if non_finite not in NON_FINITE:
+            self.fail("non_finite", f"must be one of {', '.join(NON_FINITE)}, got {json.dumps(non_finite)[:40]}")
+        return Schema(
+            self.strings(data.get("files", []), "files", '["train.csv"]'),
+            label,
+            rule,
+            dense,
+            self.strings(data["categorical"], "categorical", '["user_id", "item_id"]'),
+            self.strings(data.get("count_features", []), "count_features", '["user_id"]'),
+            self.strings(data.get("rate_features", []), "rate_features", '["user_id"]'),
+            [self.join(j, f"joins[{i}]") for i, j in enumerate(self.list(data.get("joins", []), "joins"))],
+            None if data.get("sort_by") is None else self.string(data["sort_by"], "sort_by"),
+            self.delimiter(data.get("delimiter")),
+            ("",) + tuple(self.strings(data.get("missing_values", []), "missing_values", '["unknown"]')),
+            non_finite,
+        )
+
+    def list(self, value, where: str) -> list:
+        if not isinstance(value, list):
+            self.fail(where, f"expected a list, got {json.dumps(value)[:60]}")
+        return value
+
+    def label(self, value):
+        if isinstance(value, str):
+            value = {"column": value}
+        if not isinstance(value, dict) or "column" not in value:
+            self.fail("label", 'must name a column, e.g. {"column": "rating", "rule": ">= 4"}')
+        unknown = sorted(set(value) - {"column", "rule"})
+        if unknown:
+            self.fail("label", f"unknown key(s) {', '.join(unknown)}; a label has `column` and `rule`")
+        rule = value.get("rule")
+        if rule is not None:
+            label_rule(self.string(rule, "label.rule"), f"{self.path}: label.rule")
+        return self.string(value["column"], "label.column"), rule
+
+    def dense(self, value, where: str) -> tuple:
+        if isinstance(value, str):
+            return self.string(value, where), "log1p"
+        if not isinstance(value, dict):
+            self.fail(where, f'expected a column name or {{"column": …, "transform": …}}, got {json.dumps(value)[:60]}')
+        if "column" not in value:
+            self.fail(where, 'missing "column"')
+        unknown = sorted(set(value) - {"column", "transform"})
+        if unknown:
+            self.fail(where, f"unknown key(s) {', '.join(unknown)}")
+        transform = value.get("transform", "log1p")
+        if transform not in TRANSFORMS:
+            self.fail(f"{where}.transform", f"must be log1p or standardize, got {json.dumps(transform)[:40]}")
+        return self.string(value["column"], f"{where}.column"), transform
+
+    def join(self, value, where: str) -> tuple:
+        if not isinstance(value, dict):
+            self.fail(where, f'expected {{"file": …, "on": …}}, got {json.dumps(value)[:60]}')
+        for key in ("file", "on"):
+            if key not in value:
+                self.fail(where, f'missing "{key}"')
+        return self.string(value["file"], f"{where}.file"), self.string(value["on"], f"{where}.on")
+
+    def delimiter(self, value) -> Optional[str]:
+        if value is not None and (not isinstance(value, str) or len(value) != 1 or value in '"\r\n'):
+            self.fail("delimiter", f"must be one character (not a quote or a line break), got {json.dumps(value)}")
+        return value
+
+
+def label_rule(rule: Optional[str], where: str = "label rule"):
+    """`OP NUMBER` as a function of the raw value, or None for labels already in {0, 1}."""
+    if rule is None:
+        return None
+    ops = {">=": float.__ge__, ">": float.__gt__, "<=": float.__le__, "<": float.__lt__, "==": float.__eq__}
+    for op in (">=", "<=", "==", ">", "<"):
+        if rule.strip().startswith(op):
+            try:
+                threshold = float(rule.strip()[len(op) :])
+            except ValueError:
+                break
+            if not math.isfinite(threshold):
+                break
+            return lambda v: 1.0 if ops[op](v, threshold) else 0.0
+    raise DataError(f"{where} `{rule}` is not `OP NUMBER` with OP one of >=, >, <=, <, ==")
