@@ -6,6 +6,7 @@ import math
 import pickle
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -192,3 +193,86 @@ def test_scientific_formats_any_integer():
     assert scientific(0) == "0.000e+00" and scientific(123456) == "1.235e+05"
     assert scientific(10**400) == "1.000e+400" and scientific(999_950 * 10**395) == "1.000e+401"
     assert scientific(7 * 10**5000, 2) == "7.00e+5000"
+
+
+# -- 3, 5, 7, 8. data: non-finite values, unreadable rows, schema holes and laxness, missing columns -------
+def _table(folder, rows, header="t,label,x,k"):
+    (folder / "t.csv").write_text(header + "\n" + "".join(r + "\n" for r in rows))
+    return folder / "t.csv"
+
+
+def _load(folder, schema: dict, rows=None, header="t,label,x,k"):
+    import json
+
+    from rankitect_dsl.data.preprocess import load_dataset
+    from rankitect_dsl.data.sources import TableSource
+
+    rows = rows if rows is not None else [f"{i},{i % 2},{i * 0.5},{'abc'[i % 3]}" for i in range(40)]
+    path = _table(folder, rows, header)
+    (folder / "s.json").write_text(json.dumps({"label": "label", "categorical": ["k"], **schema}))
+    return load_dataset(TableSource(str(path), str(folder / "s.json")))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "NaN"])
+def test_a_non_finite_dense_value_is_refused_at_its_line_and_nothing_is_cached(tmp_path, value):
+    from rankitect_dsl.data.preprocess import cache_root
+
+    rows = [f"{i},{i % 2},{value if i == 7 else i * 0.1},a" for i in range(40)]
+    with pytest.raises(RksError, match=rf"t\.csv:9: dense column `x` is `{value}`, not a finite number"):
+        _load(tmp_path, {"dense": ["x"]}, rows)
+    assert not [p for p in cache_root().glob("*") if not p.name.startswith(".")]
+
+
+def test_non_finite_zero_reads_them_as_zero(tmp_path):
+    rows = [f"{i},{i % 2},{'nan' if i == 7 else 'inf' if i == 8 else 1.0},a" for i in range(40)]
+    data = _load(tmp_path, {"dense": [{"column": "x", "transform": "log1p"}], "non_finite": "zero"}, rows)
+    assert np.isfinite(np.asarray(data.dense)).all()
+    assert float(data.dense[7][0]) == 0.0 and float(data.dense[8][0]) == 0.0 and float(data.dense[6][0]) > 0
+
+
+@pytest.mark.parametrize(
+    "schema, message",
+    [
+        ({"files": "t.csv"}, 'files: expected a list of strings, like ["train.csv"], got "t.csv"'),
+        ({"dense": [{"transform": "log1p"}]}, 'dense[0]: missing "column"'),
+        ({"dense": ["x", {"column": 3}]}, "dense[1].column: expected a non-empty string, got 3"),
+        ({"joins": [{"on": "k"}]}, 'joins[0]: missing "file"'),
+        ({"label": {"column": "label", "rule": 4}}, "label.rule: expected a non-empty string, got 4"),
+        ({"label": {"column": "label", "rule": ">= nan"}}, "label.rule `>= nan` is not `OP NUMBER`"),
+        ({"delimiter": "ab"}, "delimiter: must be one character"),
+        ({"dense": ["x", "x"]}, 'dense[1]: column "x" is already listed at dense[0]'),
+        ({"categorical": ["k", "t", "k"]}, 'categorical[2]: column "k" is already listed at categorical[0]'),
+        ({"non_finite": "drop"}, "non_finite: must be one of error, zero"),
+        ({"sort_by": 3}, "sort_by: expected a non-empty string, got 3"),
+        ({"categorical": []}, "categorical: must list at least one column"),
+    ],
+)
+def test_schema_holes_are_refused_naming_the_key_path(tmp_path, schema, message):
+    with pytest.raises(RksError) as err:
+        _load(tmp_path, schema)
+    assert message in err.value.render() and "s.json: " in err.value.render()
+
+
+@pytest.mark.parametrize("key", ["sort_by", "dense", "categorical", "count_features", "label"])
+def test_a_schema_column_the_data_lacks_is_refused_naming_the_header(tmp_path, key):
+    """`sort_by` naming a missing column used to be ignored: the time split silently became file order."""
+    schema = {"sort_by": {"sort_by": "when"}, "dense": {"dense": ["when"]}, "label": {"label": "when"}}.get(
+        key, {key: ["when"]}
+    )
+    with pytest.raises(RksError, match=r"t\.csv: schema .* names column `when`, which the header lacks \(t, label"):
+        _load(tmp_path, schema)
+
+
+@pytest.mark.parametrize(
+    "rows, header, message",
+    [
+        (["1,0,0.5,a", "2,1,0.5," + "b" * 200_000], "t,label,x,k", "t.csv:3: cannot read the row: field larger"),
+        (["1,0,0.5,a"], "t,label,x,x", "t.csv:1: the header names column `x` twice"),
+        (["1,0,0.5,a", "yesterday,1,0.5,b"], "t,label,x,k", "t.csv:3: sort_by column `t` is `yesterday`, not a"),
+        (["1,0,0.5,a", '2,1,0.5,"b', "3,0,1,c"], "t,label,x,k", "t.csv:3: cannot read the row: unexpected end"),
+    ],
+)
+def test_rows_the_reader_cannot_take_are_refused_at_their_line(tmp_path, rows, header, message):
+    with pytest.raises(RksError) as err:
+        _load(tmp_path, {"sort_by": "t"}, rows * 20 if "twice" in message else rows, header)
+    assert message in err.value.render()

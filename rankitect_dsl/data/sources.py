@@ -146,7 +146,7 @@ class TableSource:
         atomic = path.suffix in (".inter", ".user", ".item")
         delimiter = self.schema.delimiter or ("\t" if atomic or path.suffix in (".tsv", ".txt") else ",")
         with _open_text(path) as fh:
-            reader = csv.reader(fh, delimiter=delimiter)
+            reader = csv.reader(fh, delimiter=delimiter, strict=True)
             first = _next_row(reader, path)
             if first is None:
                 raise DataError(f"{path} is empty")
@@ -262,10 +262,10 @@ class TableSource:
 
 def _next_row(reader, path: Path):
     """The reader's next row, None at the end; a row the csv module cannot read is a DataError at its line."""
+    line = getattr(reader, "line_num", 0) + 1  # where the row starts
     try:
         return next(reader, None)
     except csv.Error as err:
-        line = getattr(reader, "line_num", 0)
         hint = " (an unterminated quote?)" if "field larger" in str(err) or "end of data" in str(err) else ""
         raise DataError(f"{path}:{line}: cannot read the row: {err}{hint}") from None
 
