@@ -41,9 +41,11 @@ def _read_arch(space, path, baseline=False):
     if path is None:
         raise RksError("give an ARCH.json file or --baseline")
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise RksError(f"cannot read arch file {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        raise RksError(f"arch file {path} is not UTF-8 text (byte {err.start}); an arch is a JSON file") from None
     arch = Arch.from_json(text)
     space.validate(arch)
     return arch
@@ -70,9 +72,11 @@ def cmd_fmt(args):
     status = 0
     for path in args.files:
         try:
-            source = Path(path).read_text()
+            source = Path(path).read_text(encoding="utf-8")
         except OSError as err:
             raise RksError(f"cannot read {path}: {err.strerror}") from None
+        except UnicodeDecodeError as err:
+            raise RksError(f"{path} is not UTF-8 text (byte {err.start})") from None
         formatted = format_source(source, path)
         if formatted == source:
             continue
@@ -104,6 +108,18 @@ def _dim_range(text: str) -> tuple[float, float, int]:
             f"expected LOW..HIGH:STEPS with 0 < LOW <= HIGH, like 0.5..1.25:7; got `{text}`"
         )
     return float(m[1]), float(m[2]), int(m[3])
+
+
+def _study_name(text: str) -> str:
+    """A study's name also names its checkpoint and log files beside the store: a plain file-name stem."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", text):
+        raise argparse.ArgumentTypeError(
+            f"`{text[:60]}` is not a study name: use up to 128 letters, digits, `.`, `_` and `-`, starting with a "
+            "letter or digit"
+        )
+    return text
 
 
 def _keep(text: str) -> float:
@@ -752,6 +768,7 @@ def cmd_proxy_study(args):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="rks", description="Compile and search .rks ranking-model search spaces.")
+    p.add_argument("--version", action="version", version=f"rks {_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("check", help="check .rks files")
@@ -917,7 +934,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-activations", action="store_true", help="recompute each choice in backward: memory for time"
     )
     s.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/STUDY.db)")
-    s.add_argument("--study", help="study name (default SPACE-METHOD-PROXY)")
+    s.add_argument("--study", type=_study_name, help="study name: letters, digits, . _ - (default SPACE-METHOD-PROXY)")
     s.add_argument("--export", help="folder for the winner's Python source and arch JSON")
     s.add_argument("--plot", help="PNG of the Pareto front (default beside the export or the storage)")
     s.add_argument("--json", action="store_true")
@@ -955,6 +972,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rankitect-dsl")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
@@ -967,6 +993,18 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("rks: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _closed_pipe() -> int:
+    """The reader of our output went away (`rks study show … | head`): end quietly, as `cat` does. stdout is
+    pointed at /dev/null so the interpreter's final flush does not raise again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
 
 
 if __name__ == "__main__":

@@ -186,8 +186,37 @@ def _env() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["thousands"] = lambda v: f"{int(v):,}"
+    env.filters["md"] = markdown_text
+    env.filters["md_code"] = markdown_code
+    env.globals["fence"] = markdown_fence
     env.filters["ne"] = lambda v: "—" if v is None else f"{v:.4f}"
     return env
+
+
+# -- Markdown: report.md escapes what it did not write itself (recorded commands, names, URLs) ---------
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()<>#+!|~&-])")
+
+
+def markdown_text(value) -> str:
+    """Text shown as itself: every punctuation mark that Markdown or inline HTML could read is escaped."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", " ".join(str(value).split()))
+
+
+def _longest_backtick_run(text: str) -> int:
+    return max((len(m) for m in re.findall(r"`+", text)), default=0)
+
+
+def markdown_code(value) -> str:
+    """An inline code span that its own backticks cannot close (CommonMark: a longer run of backticks)."""
+    text = " ".join(str(value).split())
+    ticks = "`" * (_longest_backtick_run(text) + 1)
+    return f"{ticks} {text} {ticks}" if "`" in text else f"`{text}`"
+
+
+def markdown_fence(*blocks) -> str:
+    """A code fence longer than any backtick run in the blocks it will hold, so none of them closes it."""
+    longest = max((_longest_backtick_run(str(line)) for block in blocks for line in block), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def render_report(report: dict) -> tuple[str, str]:

@@ -108,3 +108,25 @@ def test_report_opens_in_headless_chromium_without_console_errors(finished, tmp_
     proc, console = chromium(finished["out"].as_uri(), shot, tmp_path)
     assert proc.returncode == 0 and not console, console
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+
+
+def test_report_md_escapes_what_it_did_not_write(finished, tmp_path):
+    """A recorded command holding three backticks closed its code block, and what followed rendered as HTML."""
+    import optuna
+
+    copy = tmp_path / "s.db"
+    shutil.copy(finished["db"], copy)
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{copy}")
+    hostile = "rks search x.rks ```\n<img src=x onerror=alert(1)> | *bold* [link](http://x)"
+    study.set_user_attr("commands", [*study.user_attrs["commands"], hostile])
+    study.set_user_attr("data", "synthetic:1 <b>`x`</b>")
+    out = tmp_path / "r.html"
+    assert run_rks("report", f"sqlite:///{copy}", "-o", out).returncode == 0
+    md = out.with_suffix(".md").read_text()
+    run = md[md.index("The search ran as:") : md.index("Follow-up:")].strip().splitlines()
+    fence, body = run[2], run[3:-1]
+    assert fence == "````" and run[-1] == fence  # longer than the recorded ```
+    assert not any(line.startswith("````") for line in body) and hostile.splitlines()[1] in body
+    study_line = next(line for line in md.splitlines() if line.startswith("Study "))
+    assert "data `` synthetic:1 <b>`x`</b> ``," in study_line  # a code span its own backtick cannot close
+    assert md.count("````") == 2  # only the block holding the backticks needed the longer fence

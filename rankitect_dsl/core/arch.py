@@ -94,4 +94,6 @@ class Arch:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise ArchError(f"not JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+        except RecursionError:
+            raise ArchError("nests too deep to be an arch (an arch is two levels of objects and lists)") from None
         return cls.from_dict(data)
