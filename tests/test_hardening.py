@@ -4,6 +4,8 @@ shared study store, and what the commands print when their output goes away."""
 
 import math
 import pickle
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -276,3 +278,17 @@ def test_rows_the_reader_cannot_take_are_refused_at_their_line(tmp_path, rows, h
     with pytest.raises(RksError) as err:
         _load(tmp_path, {"sort_by": "t"}, rows * 20 if "twice" in message else rows, header)
     assert message in err.value.render()
+
+
+# -- 6. workers starting together on a new store ----------------------------------------------------------
+def test_workers_starting_together_on_a_new_sqlite_store_all_open_it(tmp_path):
+    """Optuna's schema creation raced (`UNIQUE constraint failed: alembic_version.version_num`, 9 of 24
+    workers in 6 rounds of 4 when each called optuna.create_study itself); creation now holds a lock."""
+    code = "import sys; from rankitect_dsl.search.study_store import StudyStore; StudyStore(sys.argv[1], 's')"
+    for round_ in range(3):
+        url = f"sqlite:///{tmp_path}/r{round_}/s.db"
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True) for _ in range(4)
+        ]
+        errors = [p.communicate(timeout=120)[1] for p in procs]
+        assert all(p.returncode == 0 for p in procs), [e[-300:] for e in errors if e]

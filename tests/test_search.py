@@ -25,8 +25,12 @@ from rankitect_dsl.search.sampler import rl_propose
 
 
 def trials(db):
+    """The study's trials, read through the store's own opening, which waits while a starting search is still
+    creating the tables (reading beside it raced Optuna's schema creation: `UNIQUE constraint failed`)."""
+    from rankitect_dsl.search.study_store import open_storage
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name="s", storage=f"sqlite:///{db}").get_trials(deepcopy=False)
+    return optuna.load_study(study_name="s", storage=open_storage(f"sqlite:///{db}")).get_trials(deepcopy=False)
 
 
 def candidates(db, state):

@@ -8,6 +8,8 @@ interrupted: it is marked FAIL and its arch is enqueued again, so it is retried 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import socket
 import time
@@ -26,20 +28,42 @@ def _optuna():
 
 
 def open_storage(url: str):
+    """An Optuna RDB storage. Creating a store's tables is not safe when several workers start at once
+    (Optuna's schema creation races: `UNIQUE constraint failed: alembic_version.version_num`), so on SQLite it
+    runs under an exclusive lock on the store's folder, and elsewhere it is retried."""
     optuna = _optuna()
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    folder = None
     if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///") :]
-        folder = os.path.dirname(path)
-        if folder:
-            try:
-                os.makedirs(folder, exist_ok=True)
-            except OSError as err:
-                raise RksError(f"cannot open storage `{url}`: {err.strerror}") from None
+        folder = os.path.dirname(os.path.abspath(url[len("sqlite:///") :]))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as err:
+            raise RksError(f"cannot open storage `{url}`: {err.strerror}") from None
+    for attempt in range(5):
+        try:
+            with _exclusive(folder):
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except Exception as err:  # SQLAlchemy and driver errors: all mean an unusable URL, but for the race
+            if ("UNIQUE constraint" in str(err) or "already exists" in str(err)) and attempt < 4:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise RksError(f"cannot open storage `{url}`: {str(err).splitlines()[0]}") from None
+    raise RksError(f"cannot open storage `{url}`: its tables were still being created after 5 tries")
+
+
+@contextlib.contextmanager
+def _exclusive(folder: Optional[str]):
+    """Hold an exclusive flock on `folder` (nothing to hold for a server database, None)."""
+    if folder is None:
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as err:  # SQLAlchemy and driver errors: all mean an unusable URL
-        raise RksError(f"cannot open storage `{url}`: {str(err).splitlines()[0]}") from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _alive(pid: int) -> bool:
