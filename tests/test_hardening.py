@@ -7,12 +7,13 @@ import pickle
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, run_rks
 from rankitect_dsl import RksError, load_source, load_space
 from rankitect_dsl.core.limits import scientific
 from rankitect_dsl.data.loading import load_data
@@ -292,3 +293,63 @@ def test_workers_starting_together_on_a_new_sqlite_store_all_open_it(tmp_path):
         ]
         errors = [p.communicate(timeout=120)[1] for p in procs]
         assert all(p.returncode == 0 for p in procs), [e[-300:] for e in errors if e]
+
+
+# -- 4, 5, 8. the command line: memory, arch files, study names, --version, closed pipes -------------------
+def test_examples_past_this_machines_memory_are_refused_before_allocating(capsys):
+    from rankitect_dsl.cli import main
+
+    assert main(["train", str(ROOT / "spaces" / "tiny.rks"), "--baseline", "--examples", "2000000000"]) == 1
+    err = capsys.readouterr().err
+    assert "--examples 2,000,000,000 on synthetic:0 needs about" in err and "lower --examples" in err
+
+
+def test_a_supernet_past_this_machines_memory_is_refused(blocks, monkeypatch):
+    from rankitect_dsl.core import limits
+
+    monkeypatch.setattr(limits, "available_memory", lambda: 2**20)
+    with pytest.raises(RksError, match="the all-on supernet of `rankitect_blocks` .* needs about"):
+        blocks.supernet()
+    with pytest.raises(RksError, match="a subnet of `rankitect_blocks`"):
+        blocks.subnet(blocks.baseline)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\xff\xfe{}", "is not UTF-8 text"),
+        (b"[" * 100_000 + b"]" * 100_000, "nests too deep to be an arch"),
+    ],
+)
+def test_arch_files_that_cannot_be_read_are_one_line(tmp_path, capsys, content, message):
+    from rankitect_dsl.cli import main
+
+    (tmp_path / "a.json").write_bytes(content)
+    assert main(["flops", str(ROOT / "spaces" / "tiny.rks"), str(tmp_path / "a.json")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_a_study_name_that_is_no_file_name_is_refused_before_the_study_exists(tmp_path):
+    proc = run_rks(
+        "search", ROOT / "spaces" / "tiny.rks", "--method", "random", "--budget", "1",
+        "--storage", f"sqlite:///{tmp_path}/s.db", "--study", "x</y",
+    )  # fmt: skip
+    assert proc.returncode == 2 and "`x</y` is not a study name" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_version_and_a_closed_pipe():
+    from importlib.metadata import version
+
+    proc = run_rks("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"rks {version('rankitect-dsl')}"
+    rks = subprocess.Popen(
+        [str(Path(sys.executable).parent / "rks"), "sample", str(ROOT / "spaces" / "rankitect.rks"), "-n", "3000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    rks.stdout.readline()
+    rks.stdout.close()  # what `| head -1` does
+    err = rks.stderr.read().decode()
+    assert rks.wait(timeout=120) == 141 and err == "", err

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .dataset import Dataset
+from ..core.limits import memory_problem
+from .dataset import DataError, Dataset
 from .preprocess import load_dataset
 from .sources import parse_data_spec
 from .synthetic import SyntheticSource
@@ -15,10 +16,24 @@ def load_data(
 ) -> Dataset:
     """The data a space trains on: synthetic data is made to the space's input shapes."""
     source = parse_data_spec(spec, schema)
+    needed = SEEN_BYTES * examples  # the trainer keeps every prediction for window NE
     if isinstance(source, SyntheticSource):
         n_eval = max(2000, int(round(examples * eval_fraction / (1 - eval_fraction))))
-        data = source.dataset(space.spec.dense.width, space.spec.embed.count, examples, n_eval)
+        shape = (space.spec.dense.width, space.spec.embed.count)
+        _refuse_beyond_memory(examples, needed + source.bytes_needed(*shape, examples + n_eval), source.name)
+        data = source.dataset(*shape, examples, n_eval)
     else:
+        _refuse_beyond_memory(examples, needed, source.name)
         data = load_dataset(source, min_count=min_count, eval_fraction=eval_fraction)
     data.check_fits(space)
     return data
+
+
+SEEN_BYTES = 8  # a float32 logit and label per example trained on
+
+
+def _refuse_beyond_memory(examples: int, needed: int, source: str) -> None:
+    """Refuse `--examples` that this machine cannot hold before allocating any of it."""
+    problem = memory_problem(needed, f"--examples {examples:,} on {source}")
+    if problem:
+        raise DataError(f"{problem}; lower --examples")

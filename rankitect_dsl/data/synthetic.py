@@ -59,6 +59,12 @@ class SyntheticSource:
             cross,
         )
 
+    @staticmethod
+    def bytes_needed(n_dense: int, n_cat: int, n: int) -> int:
+        """Peak memory of `dataset` for n examples: the int64 ids and their gathered float64 embeddings
+        dominate."""
+        return n * (8 * n_cat * (HIDDEN + 4) + 20 * n_dense + 32)
+
     def dataset(self, n_dense: int, n_cat: int, n_train: int, n_eval: int) -> Dataset:
         """n_train + n_eval examples; the hidden model depends only on the seed and the shapes."""
         model = self.hidden_model(n_dense, n_cat)
