@@ -219,7 +219,9 @@ choice c   { blocks linear from b_c fixed inputs dim linear 8 }
 choice g1  { blocks gating from a_b, c pair a_b, c }
 choice g2  { blocks gating from a, b_c pair a, b_c }
 choice fc_a { blocks sum from b_c, c pair b_c, c }
-choice head { blocks linear from g1, g2, fc_a fixed inputs dim linear 4 }
+choice a_  { blocks linear from dense fixed inputs dim linear 3 }
+choice g3  { blocks gating from a_, b_c pair a_, b_c }
+choice head { blocks linear from g1, g2, fc_a, g3 fixed inputs dim linear 4 }
 
 output from head
 
@@ -231,21 +233,25 @@ baseline production {
   g1   = gating(a_b, c)
   g2   = gating(a, b_c)
   fc_a = sum(b_c, c)
-  head = linear(g1, g2, fc_a) dim 4
+  a_   = linear(dense) dim 3
+  g3   = gating(a_, b_c)
+  head = linear(g1, g2, fc_a, g3) dim 4
 }
 """
 
 
 def test_names_built_to_collide_keep_their_own_costs():
     """(a_b, c) and (a, b_c) both joined to `fc_a_b_c`, and a choice `head` beside the classifier, made the
-    breakdown (and so the totals and the export's docstring) lose parts; keys are structural now."""
+    breakdown (and so the totals and the export's docstring) lose parts; keys are structural now. `a_` ends in
+    the separator the joined keys used (its pair's stem is `fc_a__b_c`)."""
     space = load_source(COLLIDING, "coll.rks")
     model = space.subnet(space.baseline).eval()
     flops = space.flops(space.baseline)
     assert flops == measured_flops(model, space.example_inputs(1))
     assert space.params(space.baseline) == sum(p.numel() for p in model.parameters())
     parts = space.cost_breakdown(space.baseline)
-    assert {pair_part("a_b", "c"), pair_part("a", "b_c"), choice_part("head"), HEAD_PART} <= set(parts)
+    expected = {pair_part("a_b", "c"), pair_part("a", "b_c"), pair_part("a_", "b_c"), choice_part("head"), HEAD_PART}
+    assert expected <= set(parts)
     assert {k: v for k, v in measured_parts(space, space.baseline).items() if v} == {
         k: v["flops"] for k, v in parts.items() if v["flops"]
     }

@@ -15,7 +15,6 @@ import torch
 
 from conftest import ROOT, run_rks
 from rankitect_dsl import RksError, load_source, load_space
-from rankitect_dsl.core.limits import scientific
 from rankitect_dsl.data.loading import load_data
 from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
 
@@ -171,6 +170,8 @@ def test_a_supernet_past_the_parameter_ceiling_is_refused_at_its_largest_choice(
 
 
 def test_a_space_with_more_than_10_to_the_4000_archs_is_refused_and_one_past_1e308_prints():
+    from rankitect_dsl.core.limits import scientific
+
     dims = ", ".join(str(8 * k) for k in range(1, 9))
     reads = "from distance 1, 2, 3, 4, 5, 6, 7, 8, 9\n from dense, sparse"
     body = f"{{ blocks linear, gating\n {reads}\n dim linear {dims} }}"
@@ -193,6 +194,8 @@ def test_a_file_past_the_size_ceiling_is_refused_before_it_is_parsed(tmp_path):
 
 
 def test_scientific_formats_any_integer():
+    from rankitect_dsl.core.limits import scientific
+
     assert scientific(0) == "0.000e+00" and scientific(123456) == "1.235e+05"
     assert scientific(10**400) == "1.000e+400" and scientific(999_950 * 10**395) == "1.000e+401"
     assert scientific(7 * 10**5000, 2) == "7.00e+5000"
