@@ -289,13 +289,10 @@ def test_workers_starting_together_on_a_new_sqlite_store_all_open_it(tmp_path):
     """Optuna's schema creation raced (`UNIQUE constraint failed: alembic_version.version_num`, 9 of 24
     workers in 6 rounds of 4 when each called optuna.create_study itself); creation now holds a lock."""
     code = "import sys; from rankitect_dsl.search.study_store import StudyStore; StudyStore(sys.argv[1], 's')"
-    for round_ in range(3):
-        url = f"sqlite:///{tmp_path}/r{round_}/s.db"
-        procs = [
-            subprocess.Popen([sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True) for _ in range(4)
-        ]
-        errors = [p.communicate(timeout=120)[1] for p in procs]
-        assert all(p.returncode == 0 for p in procs), [e[-300:] for e in errors if e]
+    command = [sys.executable, "-c", code, f"sqlite:///{tmp_path}/s.db"]
+    procs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-300:] for e in errors if e]
 
 
 # -- 4, 5, 8. the command line: memory, arch files, study names, --version, closed pipes -------------------
