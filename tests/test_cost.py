@@ -256,3 +256,37 @@ def test_names_built_to_collide_keep_their_own_costs():
         k: v["flops"] for k, v in parts.items() if v["flops"]
     }
     assert f"{flops:,} FLOPs per example" in space.subnet_source(space.baseline)
+
+
+KEY_NAMES = """space keys
+
+input dense  : dense[3]
+input sparse : embed[2, 4]
+
+choice a     { blocks linear from dense fixed inputs dim linear 5 }
+choice stack { blocks linear from a fixed inputs dim linear 6 }
+choice fc    { blocks embed_fc from a, sparse fixed inputs dim embed_fc 2 }
+choice g     { blocks gating from stack, a pair stack, a }
+choice head  { blocks linear from g, fc fixed inputs dim linear 4 }
+
+output from head
+
+baseline production {
+  a     = linear(dense) dim 5
+  stack = linear(a) dim 6
+  fc    = embed_fc(a, sparse) dim 2
+  g     = gating(stack, a)
+  head  = linear(g, fc) dim 4
+}
+"""
+
+
+def test_supernet_keys_of_choices_named_fc_stack_and_head_stay_apart():
+    """`fc`'s stack adaptor over `a` and the pair (stack, a) share the key stem `fc__stack__a`; a choice `head`
+    sits beside the classifier. Merged keys would drop parameters from the supernet."""
+    space = load_source(KEY_NAMES, "keys.rks")
+    net = space.supernet()
+    assert sum(p.numel() for p in net.parameters()) == space.params(space.all_on())
+    model = space.subnet(space.baseline)
+    assert space.params(space.baseline) == sum(p.numel() for p in model.parameters())
+    assert space.flops(space.baseline) == measured_flops(model.eval(), space.example_inputs(1))
