@@ -230,7 +230,7 @@ class TableSource:
     def rows(self) -> Iterator[Row]:
         s = self.schema
         sides = self._side_tables()
-        side_columns = {c for _, table in sides for rec in list(table.values())[:1] for c in rec}
+        side_columns = {c for _, table in sides for c in next(iter(table.values()), {})}
         records = self._all_records(side_columns)
         if s.sort_by:
             records = self._sorted(records)
