@@ -12,7 +12,7 @@ from typing import Optional
 
 from ..core.arch import Arch, ChoiceArch
 from ..core.blocks import HEAD, PAIR_FC, REGISTRY, STACK, Sizes
-from ..core.graph import active_choices
+from ..core.graph import execution_order
 from ..core.names import Namespace, block_param, head_param, pair_param, pair_stem, stack_param
 from ..core.shapes import (
     Port,
@@ -240,7 +240,7 @@ def build_plan(spec: SpaceSpec, arch: Arch, layout: Optional[SupernetLayout] = N
     flat_pos = {spec.dense.name: leading(spec.dense.width), spec.embed.name: leading(spec.embed.count * d)}
     attrs = Namespace(_module_attributes())
     plans, pairs = [], {}
-    for name in active_choices(spec, arch):
+    for name in execution_order(spec, arch):
         c = spec.choice_by_name[name]
         ca: ChoiceArch = arch.choices[name]
         inputs = tuple(x for x in c.candidates if x in ca.inputs)

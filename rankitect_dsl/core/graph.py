@@ -83,3 +83,28 @@ def active_choices(space: SpaceSpec, arch: Arch) -> list[str]:
     """Choices that reach the output under the arch, in topological order."""
     seen = reachable(space, {c.name: reads(arch, c.name) for c in space.choices})
     return [c.name for c in space.choices if c.name in seen]
+
+
+def execution_order(space: SpaceSpec, arch: Arch) -> list[str]:
+    """The active choices in the order a subnet computes them: depth first from the outputs, each choice
+    right after the last thing it reads, its reads visited in its candidate order. The order depends on the
+    arch's graph and candidate orders alone, not on where the space declares its choices: the production
+    model and the baseline of a space grown from it (its choices permuted) compute the same steps in the
+    same order, so their gradients add up in the same order and they train to the same numbers."""
+    active = set(active_choices(space, arch))
+    order, done = [], set()
+    for root in space.outputs:
+        stack = [(root, False)]
+        while stack:
+            name, expanded = stack.pop()
+            if name in done or name not in active:
+                continue
+            if expanded:
+                done.add(name)
+                order.append(name)
+                continue
+            stack.append((name, True))
+            c = space.choice_by_name[name]
+            read = set(reads(arch, name))
+            stack.extend((x, False) for x in reversed([x for x in c.candidates if x in read]) if x not in done)
+    return order

@@ -45,3 +45,32 @@ class Dataset:
                 f"data `{self.name}` has {self.n_dense} dense and {self.n_cat} categorical features, "
                 f"but space `{space.name}` takes dense[{want[0]}] and embed[{want[1]}, {space.spec.embed.dim}]"
             )
+
+    def validation_view(self, fraction: float) -> "Dataset":
+        """The data a search trains and selects on: the training part less its latest `fraction` of rows,
+        with those rows (the validation slice) as the view's evaluation tail. The arrays are views, so
+        nothing is copied; the real evaluation tail lies beyond the view and no selection reads it.
+        A fraction of 0 is the data itself (no validation slice: the view's tail is the evaluation tail)."""
+        if fraction == 0:
+            return self
+        if not 0 < fraction <= 0.5:
+            raise DataError(f"--val-fraction is a fraction of the training rows in [0, 0.5], got {fraction:g}")
+        n_val = int(round(fraction * self.n_train))
+        if n_val < MIN_VALIDATION_ROWS or self.n_train - n_val < MIN_VALIDATION_ROWS:
+            raise DataError(
+                f"--val-fraction {fraction:g} of `{self.name}`'s {self.n_train:,} training rows leaves {n_val:,} "
+                f"validation and {self.n_train - n_val:,} training rows; each needs at least {MIN_VALIDATION_ROWS}"
+                " (use more data or another fraction)"
+            )
+        n = self.n_train
+        return Dataset(
+            f"{self.name} (less its validation slice)",
+            self.dense[:n],
+            self.cats[:n],
+            self.labels[:n],
+            self.vocab_sizes,
+            n - n_val,
+        )
+
+
+MIN_VALIDATION_ROWS = 100  # an NE on fewer rows is mostly noise

@@ -4,8 +4,8 @@ The production model is the base space's baseline arch. The rules:
 1. permute its choices at random, keeping DAG order (every choice after the choices it reads);
 2. copy every choice holding embed_fc or dot_compressed and insert the copy right after it;
 3. give each choice its block group(s): {dot_compressed, embed_fc} and/or {linear, gating, sum};
-4. connect each choice to the earlier ones at the given distances, and keep its production inputs
-   (the baseline must stay inside the grown space);
+4. connect each choice to its production inputs (first, in their production order: the baseline must stay
+   inside the grown space, as the very production model) and to the earlier ones at the given distances;
 5. offer each dim block `low .. high` × its production width in `steps` options (the production width
    is always one of them).
 The production model becomes the grown space's baseline; a copy repeats its original's assignment,
@@ -132,7 +132,6 @@ def grow_source(space, cfg: GrowConfig, base_label: str) -> str:
                 spec.path,
             )
     choices = grown_choices(space, cfg)
-    order = [c.name for c in choices]
     fallback = production_widths(space)
     dims_of = {c.name: _choice_dims(c, arch, fallback, cfg) for c in choices}
     defaults = _shared_dims(dims_of)
@@ -142,14 +141,14 @@ def grow_source(space, cfg: GrowConfig, base_label: str) -> str:
         "#  - the production choices permuted at random in DAG order;",
         "#  - a copy of every choice holding embed_fc or dot_compressed, right after it;",
         "#  - block groups {dot_compressed, embed_fc} and {linear, gating, sum};",
-        f"#  - every choice reads the choices at distances {', '.join(map(str, cfg.distances))} "
-        "and its production inputs;",
+        f"#  - every choice reads its production inputs, then the choices at distances "
+        f"{', '.join(map(str, cfg.distances))};",
         f"#  - dims {cfg.low:g} .. {cfg.high:g} x the production width in {cfg.steps} options.",
         *prelude(name, spec, cfg.keep, cfg.bottleneck),
     ]
     lines += [f"dim {b} {text}" for b, text in defaults.items()]
     for c in choices:
-        lines += ["", _choice_text(c, order, arch, dims_of[c.name], defaults, cfg)]
+        lines += ["", _choice_text(c, arch, dims_of[c.name], defaults, cfg)]
     lines += ["", f"output from {', '.join(spec.outputs)}", "", f"baseline {spec.baseline_name} {{"]
     for c in choices:
         note = f"  # copy of {c.source}, read by no other choice" if c.is_copy else ""
@@ -179,13 +178,15 @@ def _shared_dims(dims_of: dict) -> dict:
     return shared
 
 
-def _choice_text(c: GrownChoice, order: list, arch, dims: dict, defaults: dict, cfg: GrowConfig) -> str:
-    k = order.index(c.name)
-    at_distance = {order[k - d] for d in cfg.distances if k - d >= 0}
-    extra = [x for x in reads(arch, c.source) if x not in at_distance]
+def _choice_text(c: GrownChoice, arch, dims: dict, defaults: dict, cfg: GrowConfig) -> str:
+    """The production inputs come first, in the production order, then the ones at distance: a reader
+    concatenates its inputs in candidate order, so the baseline inside the grown space is the production
+    model itself, feature for feature (one model, one set of numbers; a permuted order would be another)."""
     head = f"# {'copy of ' + c.source if c.is_copy else 'production ' + c.source}"
-    body = [f"  blocks {', '.join(c.blocks)}", f"  from distance {', '.join(map(str, cfg.distances))}"]
-    if extra:
-        body.append(f"  from {', '.join(extra)}")
+    body = [
+        f"  blocks {', '.join(c.blocks)}",
+        f"  from {', '.join(reads(arch, c.source))}",
+        f"  from distance {', '.join(map(str, cfg.distances))}",
+    ]
     body += [f"  dim {b} {text}" for b, text in dims.items() if defaults.get(b) != text]
     return "\n".join([head, f"choice {c.name} {{", *body, "}"])

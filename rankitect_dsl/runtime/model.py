@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Optional
 
@@ -41,5 +42,21 @@ class CTRModel(nn.Module):
 
 
 def build_model(space, arch, data: Dataset, seed: int = 0) -> CTRModel:
+    body = space.subnet(arch)
+    seed_modules(body, seed)
     torch.manual_seed(seed)
-    return CTRModel(space.subnet(arch), data.vocab_sizes, space.spec.embed.dim, seed=seed)
+    return CTRModel(body, data.vocab_sizes, space.spec.embed.dim, seed=seed)
+
+
+def seed_modules(body: nn.Module, seed: int) -> None:
+    """Draw each of the subnet's modules (one per block, adaptor, pair FC and the head, each named after
+    what it computes) from a generator seeded by `seed` and the module's name, not from one stream in
+    declaration order. The same arch then starts from the same weights in every space that holds it: the
+    production model trained from its own space and as the baseline of the space grown from it, whose
+    choices come in another order, are one model with one set of numbers."""
+    for name, module in body.named_children():
+        digest = hashlib.sha256(f"{seed}:{name}".encode()).digest()
+        torch.manual_seed(int.from_bytes(digest[:8], "little") >> 1)
+        for part in module.modules():
+            if hasattr(part, "reset_parameters"):
+                part.reset_parameters()
