@@ -132,15 +132,37 @@ def _keep(text: str) -> float:
     return value
 
 
+GROW_SEED, GROW_DISTANCES, GROW_DIMS, GROW_KEEP, GROW_BOTTLENECK = 0, (1, 2, 3, 6, 9), (0.5, 1.25, 7), 0.8, 256
+
+
 def cmd_grow(args):
     from .lang.grow import GrowConfig, grow_source
     from .space import load_source
 
     base = _space(args.file)
-    low, high, steps = args.dims
     name = args.name or Path(args.output).stem
-    cfg = GrowConfig(args.seed, args.distances, low, high, steps, args.keep, args.bottleneck, name)
-    source = grow_source(base, cfg, Path(args.file).name)
+    given = [flag for flag in ("seed", "distances", "dims", "keep") if getattr(args, flag) is not None]
+    if args.blocks_only:
+        from .lang.grow_blocks import blocks_only_source
+
+        if given:
+            raise RksError(
+                f"--blocks-only fixes the production connections and dims: --{given[0]} does not apply to it"
+            )
+        source = blocks_only_source(base, Path(args.file).name, name, args.bottleneck)
+    else:
+        low, high, steps = args.dims or GROW_DIMS
+        cfg = GrowConfig(
+            GROW_SEED if args.seed is None else args.seed,
+            args.distances or GROW_DISTANCES,
+            low,
+            high,
+            steps,
+            GROW_KEEP if args.keep is None else args.keep,
+            args.bottleneck or GROW_BOTTLENECK,
+            name,
+        )
+        source = grow_source(base, cfg, Path(args.file).name)
     grown = load_source(source, args.output)  # the checker also checks the baseline is in the space
     atomic_write(args.output, source)
     print(
@@ -783,19 +805,24 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("grow", help="grow a production model into a supernet (paper 4.2.1) and write its .rks")
     s.add_argument("file", help="BASE.rks whose baseline is the production model")
     s.add_argument("-o", "--output", required=True, help="the grown space's .rks file")
-    s.add_argument("--seed", type=int, default=0, help="seed of the DAG-order permutation (default 0)")
     s.add_argument(
-        "--distances", type=_int_list, default=(1, 2, 3, 6, 9), help="connection distances (default 1,2,3,6,9)"
+        "--blocks-only",
+        action="store_true",
+        help="the 4.2.4 simplified supernet instead: connections fixed, one block per choice from its group, "
+        "dims 0.5x to 2x production",
     )
+    s.add_argument("--seed", type=int, help=f"seed of the DAG-order permutation (default {GROW_SEED})")
     s.add_argument(
-        "--dims",
-        type=_dim_range,
-        default=(0.5, 1.25, 7),
-        help="LOW..HIGH:STEPS x the production width (default 0.5..1.25:7)",
+        "--distances",
+        type=_int_list,
+        help=f"connection distances (default {','.join(map(str, GROW_DISTANCES))})",
     )
-    s.add_argument("--keep", type=_keep, default=0.8, help="connection keep-probability (default 0.8)")
+    s.add_argument("--dims", type=_dim_range, help="LOW..HIGH:STEPS x the production width (default 0.5..1.25:7)")
+    s.add_argument("--keep", type=_keep, help=f"connection keep-probability (default {GROW_KEEP})")
     s.add_argument(
-        "--bottleneck", type=_positive(int), default=256, help="pairwise bottleneck (default 256, the paper's)"
+        "--bottleneck",
+        type=_positive(int),
+        help=f"pairwise bottleneck (default {GROW_BOTTLENECK}, the paper's; with --blocks-only the production's)",
     )
     s.add_argument("--name", help="the grown space's name (default: the output file's stem)")
     s.set_defaults(func=cmd_grow)

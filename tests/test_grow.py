@@ -123,3 +123,77 @@ def test_grow_errors_are_one_clean_line_and_write_nothing(tmp_path):
         proc = run_rks("grow", *args, "-o", out)
         assert proc.returncode != 0 and words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
         assert not out.exists()
+
+
+def test_grown_choices_read_their_production_inputs_first_in_production_order():
+    for c in grown(seed=3).spec.choices:
+        production = reads(DLRM.baseline, c.name.removesuffix("_copy"))
+        assert c.candidates[: len(production)] == production, c.name
+
+
+def test_the_baseline_trains_to_the_same_numbers_in_the_production_and_the_grown_space():
+    """One model: same weights at the start, the same steps in the same order, so the same trained weights
+    (bit for bit) after a short pass; independent of the permutation's seed."""
+    import torch
+
+    from rankitect_dsl.data.synthetic import SyntheticSource
+    from rankitect_dsl.runtime.model import build_model
+    from rankitect_dsl.runtime.trainer import TrainConfig, train
+
+    data = SyntheticSource(0).dataset(13, 26, 1024, 256)
+    trained = []
+    for space in (DLRM, grown(seed=4, bottleneck=DLRM.spec.bottleneck), grown(seed=1, bottleneck=32)):
+        model = build_model(space, space.baseline, data, seed=7)
+        train(model, data, TrainConfig(1024, 64, progress=False), evaluate=False)
+        trained.append(model.state_dict())
+    for other in trained[1:]:
+        assert sorted(other) == sorted(trained[0])
+        assert all(torch.equal(other[k], trained[0][k]) for k in trained[0]), "the grown baseline trained apart"
+
+
+BLOCKS_ONLY = [("dlrm", "rankitect_blocks"), ("ml100k_dlrm", "ml100k_blocks")]
+
+
+@pytest.mark.parametrize("base, out", BLOCKS_ONLY)
+def test_shipped_blocks_spaces_are_the_output_of_rks_grow_blocks_only(tmp_path, base, out):
+    target = tmp_path / f"{out}.rks"
+    proc = run_rks("grow", space_path(base), "--blocks-only", "-o", target)
+    assert proc.returncode == 0, proc.stderr
+    assert target.read_text() == (ROOT / "spaces" / f"{out}.rks").read_text()
+
+
+@pytest.mark.parametrize("base, out", BLOCKS_ONLY)
+def test_blocks_only_rules(base, out):
+    """4.2.4: connections fixed to the production ones, one block per choice from the production block's
+    group (the production block first), the production pair or the first and last 2D choice read, dims
+    from 0.5x to 2x the production width (multiples of 4, the production width always)."""
+    production, space = load_space(space_path(base)), load_space(space_path(out))
+    arch = production.baseline
+    assert [c.name for c in space.spec.choices] == [c.name for c in production.spec.choices]
+    for c in space.spec.choices:
+        ca = arch.choices[c.name]
+        block = ca.blocks[0]
+        group = EMBED_GROUP if block in EMBED_GROUP else LINEAR_GROUP
+        assert c.fixed_inputs and c.candidates == reads(arch, c.name)
+        assert c.blocks[0] == block and set(c.blocks) == group
+        if group is LINEAR_GROUP:
+            ((left, right),) = c.fixed_pairs
+            if ca.pairs:
+                assert (left, right) == ca.pairs[0]
+            else:
+                twod = [x for x in c.candidates if x in arch.choices and arch.choices[x].blocks[0] != "embed_fc"]
+                assert (left, right) == ((twod[0], twod[-1]) if twod else ("dense", "dense"))
+        width = next(iter(ca.dims.values()), 128)
+        for b, options in c.dims.items():
+            assert width in options and min(options) >= width / 2 and max(options) <= 2 * width, (c.name, b)
+            assert all(v % 4 == 0 or v == width for v in options), (c.name, b)
+    assert space.baseline.to_dict()["choices"] == arch.to_dict()["choices"]
+    assert space.flops(space.baseline) == production.flops(arch)
+
+
+def test_blocks_only_refuses_the_grow_flags_it_does_not_use(tmp_path):
+    for flag, value in [("--seed", "1"), ("--distances", "1,2"), ("--dims", "0.5..2:4"), ("--keep", "0.5")]:
+        out = tmp_path / "b.rks"
+        proc = run_rks("grow", space_path("dlrm"), "--blocks-only", flag, value, "-o", out)
+        assert proc.returncode == 1 and "--blocks-only" in proc.stderr and flag in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr and not out.exists()
