@@ -17,6 +17,7 @@ from .core.errors import RksError
 from .core.files import atomic_write
 from .core.limits import scientific
 from .runtime import EMBED_OPTIMIZERS, LR_SCHEDULES
+from .search import FINALISTS, VAL_FRACTION
 
 
 class _Parser(argparse.ArgumentParser):
@@ -357,17 +358,28 @@ def _data_args(s):
     s.add_argument("--seed", type=int, default=0)
 
 
+def _val_fraction_arg(s):
+    s.add_argument(
+        "--val-fraction",
+        type=float,
+        default=VAL_FRACTION,
+        help="the latest part of the training rows held out to choose on: never trained on by a final "
+        f"retrain, never read by a proxy (default {VAL_FRACTION:g})",
+    )
+
+
 def cmd_train(args):
     import torch
 
     from .data.loading import load_data
     from .runtime.model import build_model
-    from .runtime.trainer import TrainConfig, train
+    from .runtime.trainer import TrainConfig, train_final
 
     space = _space(args.file)
     arch = _read_arch(space, args.arch, args.baseline)
     data = load_data(args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction)
-    model = build_model(space, arch, data, args.seed)
+    fit = data.validation_view(args.val_fraction)
+    model = build_model(space, arch, fit, args.seed)
     cfg = TrainConfig(
         args.examples,
         args.batch_size,
@@ -378,7 +390,7 @@ def cmd_train(args):
         embed_lr=args.embed_lr,
         lr_schedule=args.lr_schedule,
     )
-    result = train(model, data, cfg)
+    result = train_final(model, data, fit, cfg)
     out = {
         "space": space.name,
         "data": data.name,
@@ -403,6 +415,11 @@ def cmd_train(args):
         f"trained {space.name} on {data.name}: {result.examples:,} examples ({result.passes:.2f} passes) "
         f"in {result.seconds:.1f} s"
     )
+    if "val_ne" in result.extra:
+        print(
+            f"validation NE {result.extra['val_ne']:.4f} on the latest {result.extra['val_examples']:,} training "
+            f"rows, held out (--val-fraction {args.val_fraction:g}); {fit.n_train:,} rows trained on"
+        )
     print(
         f"window NE {result.window_ne:.4f}   eval NE {result.eval_ne:.4f}   AUC {result.auc:.4f}   "
         f"(eval on {result.eval_examples:,} held-out examples)"
@@ -435,7 +452,7 @@ def cmd_search(args):
     from .search.constraints import check_flops_rule, default_flops_cap, parse_flops
     from .search.loop import Search, SearchConfig, space_fingerprint
     from .search.pareto import plot_pareto
-    from .search.proxies import EarlyStopProxy, WeightSharingProxy
+    from .search.proxies import PROXY_SCHEDULE, EarlyStopProxy, WeightSharingProxy
     from .search.study_store import StudyStore
 
     space = _space(args.file)
@@ -458,11 +475,12 @@ def cmd_search(args):
     pretrain = args.pretrain_examples or 5 * args.proxy_examples
     needed = args.proxy_examples * 2**rungs + (pretrain if args.proxy == "weight-sharing" else 0)
     data = load_data(args.data, space, needed, args.schema, args.min_count, args.eval_fraction)
-    if args.proxy == "early-stop" and cfg.proxy_examples * 2**rungs > data.n_train:
-        cfg.proxy_examples = max(args.batch_size or default_batch_size(data.n_train), data.n_train // 2**rungs)
+    fit = data.validation_view(args.val_fraction)  # all the search trains on; the slice after it chooses
+    if args.proxy == "early-stop" and cfg.proxy_examples * 2**rungs > fit.n_train:
+        cfg.proxy_examples = max(args.batch_size or default_batch_size(fit.n_train), fit.n_train // 2**rungs)
         print(
             f"--proxy-examples lowered to {cfg.proxy_examples:,}: the last rung reads one pass over the "
-            f"{data.n_train:,} training rows, not several",
+            f"{fit.n_train:,} training rows before the validation slice, not several",
             file=sys.stderr,
         )
     meta = {
@@ -473,6 +491,8 @@ def cmd_search(args):
         "data": args.data,
         "proxy_examples": cfg.proxy_examples,
         "seed": args.seed,
+        "val_fraction": args.val_fraction,
+        "proxy_schedule": PROXY_SCHEDULE,
     }
     if args.proxy_repeats > 1:  # studies made before repeats existed stay resumable
         meta["proxy_repeats"] = args.proxy_repeats
@@ -483,7 +503,7 @@ def cmd_search(args):
     if args.proxy == "weight-sharing":
         proxy = WeightSharingProxy(
             space,
-            data,
+            fit,
             pretrain,
             args.seed,
             args.batch_size,
@@ -493,16 +513,13 @@ def cmd_search(args):
             args.proxy_repeats,
         )
     else:
-        proxy = EarlyStopProxy(space, data, args.seed, args.batch_size, args.lr, args.proxy_repeats)
+        proxy = EarlyStopProxy(space, fit, args.seed, args.batch_size, args.lr, args.proxy_repeats)
     search = Search(space, proxy, store, cfg)
     summary = search.run()
-    if args.retrain_seeds:
-        from .core.arch import Arch
-        from .search.final import final_scores
-
-        seeds = range(args.seed, args.seed + args.retrain_seeds)
-        winner = Arch.from_dict(summary["best"]["arch"])
-        summary["final"] = final_scores(space, winner, data, seeds, args.batch_size, args.lr)
+    _final_selection(args, space, summary, search.finalists(args.finalists), space.baseline, data)
+    if summary.get("final"):
+        won = summary["final"]["winner"]
+        summary["best"] = {k: won[k] for k in ("arch", "flops", "origin", "window_ne", "score", "rung") if k in won}
     store.record_run(space, args.command_line, time.time() - started, pretrain if pretrains else 0, summary)
     plot_path = (
         Path(args.plot)
@@ -520,12 +537,49 @@ def cmd_search(args):
     if args.export:
         from .core.arch import Arch
 
-        summary["export"] = _export_winner(space, Arch.from_dict(summary["best"]["arch"]), Path(args.export))
+        summary["export"] = _export_winner(space, Arch.from_dict(summary["best"]["arch"]), Path(args.export), summary)
     if args.json:
         print(json.dumps(summary))
         return 0
     _print_search(summary)
     return 0
+
+
+def _final_selection(args, space, summary, finalists, baseline, data) -> None:
+    """Retrain the finalists and the baseline by the final trainer and choose on the validation slice
+    (`search/final.py`), into `summary["final"]` and `summary["beats_baseline"]`; `--retrain-seeds 0` skips
+    it, and then whether the winner beats the baseline is not measured (None)."""
+    from .search.final import select
+
+    summary["beats_baseline"] = None
+    if not args.retrain_seeds:
+        return
+    seeds = range(args.seed, args.seed + args.retrain_seeds)
+    label = f"final retrain of {len(finalists)} finalists and the baseline, {args.retrain_seeds} seeds each"
+    if not args.json:
+        print(label + " …", file=sys.stderr)
+    final = select(space, finalists, baseline, data, seeds, args.batch_size, args.lr, args.val_fraction)
+    summary["final"] = final
+    summary["beats_baseline"] = final["beats_baseline"]
+
+
+def _print_final(summary) -> None:
+    from .search.final import verdict
+
+    final = summary.get("final")
+    if not final:
+        print("no final retrain (--retrain-seeds 0): whether the winner beats the baseline is not measured")
+        return
+    won = final["winner"]
+    print(
+        f"final retrain: {won['examples']:,} rows, seeds {', '.join(map(str, won['seeds']))}; chosen on the "
+        f"validation slice (the latest {100 * final['val_fraction']:g}% of the training rows), quoted on the tail:"
+    )
+    print(f"  {'model':<16} {'FLOPs':>12} {'val NE':>8} {'eval NE':>8} {'AUC':>7}")
+    for r in ([final["baseline"]] if final["baseline"] else []) + final["finalists"]:
+        mark = " <" if r is won or r == won else ""
+        print(f"  {r['origin']:<16} {r['flops']:>12,} {r['val_ne']:>8.4f} {r['eval_ne']:>8.4f} {r['auc']:>7.4f}{mark}")
+    print(verdict(final))
 
 
 def _print_search(summary):
@@ -543,18 +597,15 @@ def _print_search(summary):
         for i, f in enumerate(summary["finalists"], 1):
             print(f"  {i}. rung {f['rung']}  {f['score']:.4f}")
     best = summary["best"]
-    print(f"winner         window NE {best['window_ne']:.4f}   FLOPs {best['flops']:,}")
-    if "final" in summary:
-        won = summary["final"]["winner"]
-        print(
-            f"retrained on {won['examples']:,} examples, seeds {', '.join(map(str, won['seeds']))}, "
-            "scored on the held-out tail:"
-        )
-        for role, r in summary["final"].items():
-            print(f"  {role:<9} eval NE {r['eval_ne']:.4f}   AUC {r['auc']:.4f}")
+    print(
+        f"best by proxy  window NE {best['window_ne']:.4f}   FLOPs {best['flops']:,}"
+        if "final" not in summary
+        else f"winner         {best['origin']}, window NE {best['window_ne']:.4f}   FLOPs {best['flops']:,}"
+    )
+    _print_final(summary)
     print(f"wrote {summary['plot']}")
     if "export" in summary:
-        print(f"exported the winner to {summary['export']}")
+        print(f"exported the {_exported_what(summary)} to {summary['export']}")
 
 
 def cmd_study_show(args):
@@ -643,10 +694,10 @@ def cmd_inplace_search(args):
     """`rks search --method oneshot|dnas`: a distribution over archs trained in place with the supernet."""
     import hashlib
 
+    from .core.arch import Arch
     from .data.loading import load_data
     from .search.constraints import check_flops_rule, parse_flops
     from .search.dnas import DNASSearch
-    from .search.final import final_scores
     from .search.loop import space_fingerprint
     from .search.oneshot import OneShotSearch
 
@@ -671,15 +722,16 @@ def cmd_inplace_search(args):
     cfg = _inplace_config(args, target)
     check_flops_rule(space, None, target, args.seed)
     data = load_data(args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction)
+    fit = data.validation_view(args.val_fraction)  # all the supernet trains on; the slice after it chooses
     study = args.study or f"{space.name}-{method}"
     url = args.storage or _default_storage(study)
     key = hashlib.sha256(
-        json.dumps([space_fingerprint(space), args.data, baseline.to_dict(), repr(cfg)]).encode()
+        json.dumps([space_fingerprint(space), args.data, args.val_fraction, baseline.to_dict(), repr(cfg)]).encode()
     ).hexdigest()[:12]
     kind = OneShotSearch if method == "oneshot" else DNASSearch
     search = kind(
         space,
-        data,
+        fit,
         baseline,
         cfg,
         _beside_storage(url, f"{study}-{key}.{method}.pt"),
@@ -711,11 +763,20 @@ def cmd_inplace_search(args):
             f"{'above' if above else 'from'} the target {target:,.0f}; raise {knob} or --examples",
             file=sys.stderr,
         )
-    if args.retrain_seeds:
-        seeds = range(args.seed, args.seed + args.retrain_seeds)
-        summary["final"] = final_scores(space, winner, data, seeds, args.batch_size, args.lr, baseline)
+    summary["gamma"] = dict(summary["best"])
+    _final_selection(args, space, summary, search.finalists(args.finalists), baseline, data)
+    if summary.get("final"):
+        won = summary["final"]["winner"]
+        summary["best"] = {
+            "arch": won["arch"],
+            "flops": won["flops"],
+            "params": space.params(Arch.from_dict(won["arch"])),
+            "origin": won["origin"],
+            "probability": won.get("probability"),
+        }
+        winner = Arch.from_dict(won["arch"])
     if args.export:
-        summary["export"] = _export_winner(space, winner, Path(args.export))
+        summary["export"] = _export_winner(space, winner, Path(args.export), summary)
     if args.json:
         print(json.dumps(summary))
     else:
@@ -723,10 +784,34 @@ def cmd_inplace_search(args):
     return 0
 
 
-def _export_winner(space, arch, folder: Path) -> str:
-    """The winner's readable Python and its arch JSON in `folder`, as every search method writes them."""
+def _exported_what(summary: dict) -> str:
+    if summary.get("beats_baseline") is False:
+        return "best candidate, which does not beat the baseline (selection.json says so),"
+    return "winner"
+
+
+def _export_winner(space, arch, folder: Path, summary: dict) -> str:
+    """The winner's readable Python and its arch JSON in `folder`, as every search method writes them, and
+    `selection.json`: whether it beat the baseline on the validation slice, so a best candidate that did not
+    is marked as such beside the code."""
     source = atomic_write(folder / f"{space.name}_best.py", space.subnet_source(arch))
     atomic_write(folder / "best_arch.json", arch.to_json(indent=1) + "\n")
+    final = summary.get("final")
+    selection = {"beats_baseline": summary.get("beats_baseline")}
+    if final:
+        from .search.final import verdict
+
+        won, base = final["winner"], final["baseline"]
+        selection.update(
+            verdict=verdict(final),
+            origin=won["origin"],
+            margin=final["margin"],
+            val_ne=won["val_ne"],
+            baseline_val_ne=base["val_ne"] if base else None,
+            eval_ne=won["eval_ne"],
+            baseline_eval_ne=base["eval_ne"] if base else None,
+        )
+    atomic_write(folder / "selection.json", json.dumps(selection, indent=1) + "\n")
     return str(source)
 
 
@@ -739,17 +824,14 @@ def _print_inplace(summary):
     print(f"{work}, {summary['seconds']:.0f} s; log {summary['log']}")
     print(f"baseline       FLOPs {base['flops']:,}")
     print(
-        f"winner γ(θ)    FLOPs {best['flops']:,} ({summary['flops_ratio']:.2f}x the baseline; target "
+        f"γ(θ)           FLOPs {summary['gamma']['flops']:,} ({summary['flops_ratio']:.2f}x the baseline; target "
         f"{summary['flops_target']:,.0f}, {100 * summary['target_gap']:.1f}% off)"
     )
+    _print_final(summary)
     if "final" in summary:
-        won = summary["final"]["winner"]
-        print(f"retrained on {won['examples']:,} examples, seeds {', '.join(map(str, won['seeds']))}:")
-        print(f"  winner   eval NE {won['eval_ne']:.4f}")
-        if "baseline" in summary["final"]:
-            print(f"  baseline eval NE {summary['final']['baseline']['eval_ne']:.4f}")
+        print(f"winner         {best['origin']}, FLOPs {best['flops']:,}")
     if "export" in summary:
-        print(f"exported {summary['export']}")
+        print(f"exported the {_exported_what(summary)} to {summary['export']}")
 
 
 def cmd_proxy_study(args):
@@ -757,19 +839,22 @@ def cmd_proxy_study(args):
     from .search.proxy_study import plot_proxy_study, run_proxy_study
 
     space = _space(args.file)
-    budgets = (
-        sorted({int(b) for b in args.budgets.split(",")})
-        if args.budgets
-        else sorted({max(args.batch_size or 256, args.long // 2**k) for k in (5, 4, 3, 2, 1)})
-    )
-    if any(b <= 0 or b > args.long for b in budgets):
-        raise RksError(f"--budgets must lie in 1..{args.long} (the long run)")
-    pretrain = args.pretrain_examples or args.long
-    data = load_data(
-        args.data, space, pretrain + max(args.long, max(budgets)), args.schema, args.min_count, args.eval_fraction
-    )
+    budgets = sorted({int(b) for b in args.budgets.split(",")}) if args.budgets else None
+    if budgets and budgets[0] <= 0:
+        raise RksError("--budgets are positive numbers of training examples")
+    pretrain = args.pretrain_examples or args.examples
+    data = load_data(args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction)
     study = run_proxy_study(
-        space, data, args.models, args.long, budgets, pretrain, args.seed, args.batch_size, args.lr, not args.json
+        space,
+        data,
+        args.models,
+        budgets,
+        pretrain,
+        args.seed,
+        args.batch_size,
+        args.lr,
+        not args.json,
+        args.val_fraction,
     )
     plot = args.plot or f"{space.name}-proxy-study.png"
     plot_proxy_study(study, plot)
@@ -777,10 +862,7 @@ def cmd_proxy_study(args):
     if args.json:
         print(json.dumps(study))
         return 0
-    print(
-        f"{study['models']} models of {space.name}; long run {args.long:,} examples; "
-        f"supernet pretrained on {pretrain:,}"
-    )
+    print(f"{study['models']} models of {space.name}; truth: {study['truth']}; supernet pretrained on {pretrain:,}")
     print(f"{'budget':>8} {'early-stop tau':>15} {'weight-sharing tau':>19}")
     for r in study["rows"]:
         print(f"{r['budget']:>8,} {r['early_stop_tau']:>15.3f} {r['weight_sharing_tau']:>19.3f}")
@@ -901,6 +983,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the body rate over the pass: linear decay to zero (default) or constant",
     )
     _data_args(s)
+    _val_fraction_arg(s)
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("search", help="sampling-based architecture search with a resumable study")
@@ -925,8 +1008,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--retrain-seeds",
         type=int,
         default=3,
-        help="after the search, retrain the winner and the baseline with this many seeds and score them on "
-        "the evaluation tail, which nothing before reads (default 3; 0 skips)",
+        help="after the search, retrain the finalists and the baseline with this many seeds; the best on the "
+        "validation slice wins, and the evaluation tail, which nothing reads before, is quoted (default 3; 0 "
+        "skips: the proxy's best is the winner, unmeasured against the baseline)",
+    )
+    s.add_argument(
+        "--finalists",
+        type=_positive(int),
+        default=FINALISTS,
+        help="candidates retrained beside the baseline at the end: the top of the ranking (random, predictor) "
+        f"or γ(θ) and the most likely runners-up (oneshot, dnas) (default {FINALISTS})",
     )
     s.add_argument(
         "--proxy-repeats",
@@ -966,21 +1057,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--plot", help="PNG of the Pareto front (default beside the export or the storage)")
     s.add_argument("--json", action="store_true")
     _data_args(s)
+    _val_fraction_arg(s)
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser(
-        "proxy-study", help="Kendall tau of the early-stop and weight-sharing proxies against long-run NE"
+        "proxy-study",
+        help="Kendall tau of the early-stop and weight-sharing proxies against the final retrain's validation NE",
     )
     s.add_argument("file")
     s.add_argument("--models", type=_positive(int), required=True, help="sampled models (K)")
-    s.add_argument("--long", type=_positive(int), required=True, help="examples of the long (ground-truth) run")
-    s.add_argument("--budgets", help="comma-separated proxy budgets (default: long/32 … long/2)")
     s.add_argument(
-        "--pretrain-examples", type=_positive(int), help="weight-sharing supernet pretraining (default: --long)"
+        "--examples",
+        type=_positive(int),
+        default=20000,
+        help="training rows of synthetic data (default 20,000; a file's rows are its own)",
+    )
+    s.add_argument("--budgets", help="comma-separated proxy budgets (default: 1/32 … 1/2 of a pass)")
+    s.add_argument(
+        "--pretrain-examples", type=_positive(int), help="weight-sharing supernet pretraining (default: --examples)"
     )
     s.add_argument("--plot", help="PNG to write (default SPACE-proxy-study.png)")
     s.add_argument("--json", action="store_true")
     _data_args(s)
+    _val_fraction_arg(s)
     s.set_defaults(func=cmd_proxy_study)
 
     s = sub.add_parser("report", help="one self-contained HTML page (and a Markdown summary) for a finished search")

@@ -330,20 +330,24 @@ def test_kendall_tau_equals_scipy():
     assert abs(kendall_tau(x, y) - kendalltau(x, y).statistic) < 1e-12
 
 
-def test_early_stop_budget_is_a_prefix_of_the_long_run(spaces):
-    """The proxy study reads early-stop proxies off one long run; that equals training from scratch."""
-    from rankitect_dsl.runtime.model import build_model
-    from rankitect_dsl.runtime.trainer import train
-    from rankitect_dsl.search.proxies import early_stop_proxy, proxy_config
-    from rankitect_dsl.search.proxy_study import prefix_window_ne
+def test_early_stop_proxy_decays_its_rate_over_its_own_budget_as_the_final_trainer(spaces, monkeypatch):
+    """The proxy trains as the final retrain does, only shorter: the body rate falls linearly to zero over the
+    proxy's budget (a constant rate ranked archs for a trainer nobody ships)."""
+    from rankitect_dsl.runtime import trainer
+    from rankitect_dsl.search.proxies import early_stop_proxy
 
+    rates = []
+    real = trainer.logloss_step
+
+    def spy(optimizers, logits, labels):
+        rates.append(optimizers[0].param_groups[0]["lr"])
+        real(optimizers, logits, labels)
+
+    monkeypatch.setattr(trainer, "logloss_step", spy)
     space = spaces["tiny"]
     data = load_data("synthetic:4", space, 3000)
-    arch = space.sample(1)
-    long_cfg = proxy_config(3000, None, 1e-3, 0, False, "long run")  # the proxy study's long run
-    long = train(build_model(space, arch, data, 0), data, long_cfg, evaluate=False)
-    short = early_stop_proxy(space, arch, data, 1024)
-    assert prefix_window_ne(long, 1024) == pytest.approx(short.window_ne, abs=1e-6)
+    early_stop_proxy(space, space.sample(1), data, 1024, batch_size=128, lr=0.01)
+    assert rates == pytest.approx([0.01 * (1 - k / 8) for k in range(8)])
 
 
 def test_cli_proxy_study(tmp_path):
@@ -354,7 +358,7 @@ def test_cli_proxy_study(tmp_path):
         "synthetic:1",
         "--models",
         "4",
-        "--long",
+        "--examples",
         "1500",
         "--budgets",
         "500,1000",
@@ -364,7 +368,7 @@ def test_cli_proxy_study(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-400:]
     out = json.loads(proc.stdout)
-    assert [r["budget"] for r in out["rows"]] == [500, 1000] and len(out["long_run_window_ne"]) == 4
+    assert [r["budget"] for r in out["rows"]] == [500, 1000] and len(out["final_val_ne"]) == 4
     assert all(-1 <= r["early_stop_tau"] <= 1 for r in out["rows"])
     assert (tmp_path / "ps.png").read_bytes()[:4] == b"\x89PNG"
 

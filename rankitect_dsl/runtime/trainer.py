@@ -146,6 +146,17 @@ def train(
     return result
 
 
+def train_final(model: CTRModel, data: Dataset, fit: Dataset, cfg: TrainConfig) -> TrainResult:
+    """The final trainer, shared by `rks train` and a search's final retrains: train on `fit` (the data, or
+    its view less the validation slice: `Dataset.validation_view`), score the validation slice as `val_ne`
+    when there is one, and the evaluation tail as `eval_ne` and `auc`."""
+    result = train(model, fit, cfg)
+    if fit is not data:
+        result.extra.update(val_ne=result.eval_ne, val_auc=result.auc, val_examples=result.eval_examples)
+        result.eval_ne, result.auc, result.eval_examples = evaluate_tail(model, data)
+    return result
+
+
 @torch.no_grad()
 def evaluate_tail(model: CTRModel, data: Dataset, forward: Optional[Callable] = None, batch_size: int = 4096):
     """NE and AUC on the held-out evaluation tail."""

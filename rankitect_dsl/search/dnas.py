@@ -121,6 +121,9 @@ class DNASSearch(InPlaceSearch):
             "entropies": entropies,
         }
 
+    def learned(self):
+        return self.theta
+
     def result(self) -> dict:
         out = self.winner_summary(self.theta)
         out.update(

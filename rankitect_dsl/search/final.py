@@ -1,44 +1,113 @@
-"""The search's final word: after selection is over, retrain the winner and the baseline from scratch on
-the whole training part with several seeds and score them on the evaluation tail. The tail is read here
-and nowhere before, so the quoted NE is a held-out measurement of a choice made without it."""
+"""The search's final word, as the paper battles a production model: the finalists and the baseline are
+retrained by the final trainer — `rks train`'s, one pass over the training rows before the validation
+slice, the body rate decaying — with the same seeds, and the best candidate on the validation slice wins.
+It is an improvement only when it beats the baseline there; when none does, the search says so.
+
+The validation slice is the latest part of the training rows: no proxy, supernet or retrain trains on it.
+The evaluation tail after it is scored for the record and never read by any choice."""
 
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass, field
 from typing import Optional
 
+from ..core.arch import Arch
+from ..core.errors import RksError
 from ..data.dataset import Dataset
 from ..runtime.model import build_model
-from ..runtime.trainer import TrainConfig, train
+from ..runtime.trainer import TrainConfig, train_final
+from . import VAL_FRACTION
 
 
-def retrain(space, arch, data: Dataset, seeds, batch_size: Optional[int] = None, lr: float = 1e-3) -> dict:
-    """Eval NE and AUC of `arch` trained one pass over the training part, per seed and their mean: `rks
-    train`'s training (the body's rate decaying over the pass), not the proxies' constant rate."""
-    runs = [
-        train(
-            build_model(space, arch, data, seed),
-            data,
-            TrainConfig(data.n_train, batch_size, lr, seed, False, "retrain"),
-        )
-        for seed in seeds
-    ]
-    nes = [r.eval_ne for r in runs]
-    return {
-        "eval_ne": statistics.mean(nes),
-        "eval_ne_seeds": nes,
+@dataclass
+class Finalist:
+    arch: Arch
+    origin: str  # where the search found it, e.g. "halving rung 2", "proxy rank 3", "γ(θ)", "runner-up 2"
+    found: dict = field(default_factory=dict)  # what the search measured of it (window NE, probability …)
+
+
+def retrain(
+    space,
+    arch,
+    data: Dataset,
+    seeds,
+    batch_size: Optional[int] = None,
+    lr: float = 1e-3,
+    val_fraction: float = VAL_FRACTION,
+) -> dict:
+    """`arch` trained by the final trainer once per seed: validation NE (what selects), eval NE and AUC on the
+    held-out tail (what is quoted), per seed and their mean."""
+    fit = data.validation_view(val_fraction)
+    runs = []
+    for seed in seeds:
+        model = build_model(space, arch, fit, seed)
+        runs.append(train_final(model, data, fit, TrainConfig(fit.n_train, batch_size, lr, seed, False, "retrain")))
+    out = {
+        "eval_ne": statistics.mean(r.eval_ne for r in runs),
+        "eval_ne_seeds": [r.eval_ne for r in runs],
         "auc": statistics.mean(r.auc for r in runs),
-        "examples": data.n_train,
+        "examples": fit.n_train,
         "seeds": list(seeds),
     }
-
-
-def final_scores(
-    space, winner, data: Dataset, seeds, batch_size: Optional[int] = None, lr: float = 1e-3, baseline=None
-) -> dict:
-    """The winner's and the baseline's retrained scores; the baseline is the space's unless one is given."""
-    baseline = baseline or space.baseline
-    out = {"winner": retrain(space, winner, data, seeds, batch_size, lr)}
-    if baseline is not None:
-        out["baseline"] = retrain(space, baseline, data, seeds, batch_size, lr)
+    if fit is not data:
+        out.update(
+            val_ne=statistics.mean(r.extra["val_ne"] for r in runs), val_ne_seeds=[r.extra["val_ne"] for r in runs]
+        )
     return out
+
+
+def select(
+    space,
+    finalists: list[Finalist],
+    baseline,
+    data: Dataset,
+    seeds,
+    batch_size: Optional[int] = None,
+    lr: float = 1e-3,
+    val_fraction: float = VAL_FRACTION,
+) -> dict:
+    """Retrain the baseline and every finalist (a finalist that is the baseline's model, or another's, is
+    trained once) and choose on mean validation NE. `winner` is the best candidate; `beats_baseline` says
+    whether it beat the baseline there, and `margin` by how much (relative validation NE, negative is
+    better). Without a baseline both are None."""
+    if val_fraction <= 0:
+        raise RksError("a search chooses its winner on the validation slice: --val-fraction must be above 0")
+
+    def row(arch, origin, found) -> dict:
+        out = {"arch": arch.to_dict(), "origin": origin, "flops": space.flops(arch), **found}
+        return {**out, **retrain(space, arch, data, seeds, batch_size, lr, val_fraction)}
+
+    base = row(baseline, "baseline", {}) if baseline is not None else None
+    seen, rows = {space.subnet_key(baseline)} if baseline is not None else set(), []
+    for f in finalists:
+        key = space.subnet_key(f.arch)
+        if key not in seen:
+            seen.add(key)
+            rows.append(row(f.arch, f.origin, f.found))
+    best = min(rows, key=lambda r: r["val_ne"]) if rows else base
+    out = {"winner": best, "baseline": base, "finalists": rows, "val_fraction": val_fraction}
+    if base is not None:
+        out.update(
+            beats_baseline=best["val_ne"] < base["val_ne"], margin=(best["val_ne"] - base["val_ne"]) / base["val_ne"]
+        )
+    else:
+        out.update(beats_baseline=None, margin=None)
+    return out
+
+
+def verdict(final: dict) -> str:
+    """The one line a search prints about the baseline."""
+    won, base = final["winner"], final["baseline"]
+    if base is None:
+        return f"the winner ({won['origin']}) has validation NE {won['val_ne']:.4f}; the space names no baseline"
+    margin = 100 * final["margin"]
+    where = f"validation NE {won['val_ne']:.4f} against the baseline's {base['val_ne']:.4f} ({margin:+.2f}%)"
+    if final["beats_baseline"]:
+        return f"the winner ({won['origin']}) beats the baseline on the validation slice: {where}"
+    if won is base:
+        return "no candidate beat the baseline: every finalist is the baseline's own model"
+    return (
+        f"no candidate beat the baseline on the validation slice: the best, {won['origin']}, has {where}; "
+        "it is exported as the best candidate, not as an improvement"
+    )

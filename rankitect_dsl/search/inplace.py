@@ -160,11 +160,45 @@ class InPlaceSearch:
     def result(self) -> dict:
         raise NotImplementedError
 
+    def learned(self):
+        """The distribution over archs the search learns (a `policy.Policy`)."""
+        raise NotImplementedError
+
+    def finalists(self, k: int, draws: int = 1024) -> list:
+        """γ(θ) and the k − 1 most likely other subnets among `draws` samples of the learned distribution, none
+        above γ(θ)'s FLOPs or the target, whichever is higher: what the final trainer retrains beside the
+        baseline. A distribution that has settled on one model gives fewer."""
+        from .final import Finalist
+
+        distribution = self.learned()
+        gamma = distribution.most_likely()
+        best = self.space.decode(gamma.tolist())
+        out = [Finalist(best, "γ(θ)", {"probability": self._probability(distribution, gamma)})]
+        vectors = distribution.sample(draws, torch.Generator().manual_seed(self.cfg.seed + 1))
+        log_probs = distribution.log_prob(vectors).detach().numpy()
+        flops = self.space.cost.evaluate_many(vectors)[0]
+        limit = max(float(self.cfg.target), float(self.space.flops(best)))
+        seen = {self.space.subnet_key(best)}
+        for i in np.argsort(-log_probs, kind="stable"):
+            if len(out) >= k:
+                break
+            arch = self.space.decode(vectors[i].tolist())
+            key = self.space.subnet_key(arch)
+            if key in seen or flops[i] > limit:
+                continue
+            seen.add(key)
+            out.append(Finalist(arch, f"runner-up {len(out)}", {"probability": float(np.exp(log_probs[i]))}))
+        return out
+
+    @staticmethod
+    def _probability(distribution, vector) -> float:
+        return math.exp(float(distribution.log_prob(vector[None]).detach()[0]))
+
     def winner_summary(self, distribution) -> dict:
         """γ(θ) of the learned distribution (a `policy.Policy`) as every in-place search reports it: the arch,
         its cost and its probability."""
         vector = distribution.most_likely()
-        probability = math.exp(float(distribution.log_prob(vector[None]).detach()[0]))
+        probability = self._probability(distribution, vector)
         flops, params = (int(v) for v in self.space.cost.evaluate(vector.tolist())[:2])
         return {
             "arch": self.space.decode(vector.tolist()),

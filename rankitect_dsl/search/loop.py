@@ -247,6 +247,23 @@ class Search:
             for k in ranked + rest
         ]
 
+    def finalists(self, k: int) -> list:
+        """The top `k` distinct subnets of the ranking, for the final retrain beside the baseline."""
+        from .final import Finalist
+
+        done, out, seen = self.store.completed(), [], set()
+        for key, rung, value, _ in self.ranking():
+            subnet = self._subnet_key(key)
+            if subnet in seen:
+                continue
+            seen.add(subnet)
+            origin = f"halving rung {rung}" if rung else f"proxy rank {len(out) + 1}"
+            found = {"score": value, "rung": rung, "window_ne": cands_attr(done, key, "window_ne")}
+            out.append(Finalist(Arch.from_json(key), origin, found))
+            if len(out) == k:
+                break
+        return out
+
     # -- report -----------------------------------------------------------------------------
     def summary(self) -> dict:
         done = self.store.completed()

@@ -150,6 +150,9 @@ class OneShotSearch(InPlaceSearch):
                 self.policy.off_policy_step(*self.replay.draw(self.cfg.rl_batch, self.np_rng))
                 self.updates += 1
 
+    def learned(self):
+        return self.policy
+
     def result(self) -> dict:
         out = self.winner_summary(self.policy)
         gap = penalty_cost(self.cfg.penalty, np.array([out["flops"]]), self.cfg.target)[0]
