@@ -372,13 +372,20 @@ def cmd_train(args):
     import torch
 
     from .data.loading import load_data
+    from .data.sources import parse_data_spec
+    from .data.synthetic import SyntheticSource
     from .runtime.model import build_model
     from .runtime.trainer import TrainConfig, train_final
 
     space = _space(args.file)
     arch = _read_arch(space, args.arch, args.baseline)
-    data = load_data(args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction)
+    if args.examples is None and isinstance(parse_data_spec(args.data, args.schema), SyntheticSource):
+        raise RksError("synthetic data has as many rows as it is asked for: give --examples N")
+    data = load_data(
+        args.data, space, args.examples or 1, args.schema, args.min_count, args.eval_fraction, args.val_fraction
+    )
     fit = data.validation_view(args.val_fraction)
+    args.examples = args.examples or fit.n_train
     model = build_model(space, arch, fit, args.seed)
     cfg = TrainConfig(
         args.examples,
@@ -474,7 +481,7 @@ def cmd_search(args):
     rungs = math.ceil(math.log2(args.halving)) if args.halving > 1 else 0
     pretrain = args.pretrain_examples or 5 * args.proxy_examples
     needed = args.proxy_examples * 2**rungs + (pretrain if args.proxy == "weight-sharing" else 0)
-    data = load_data(args.data, space, needed, args.schema, args.min_count, args.eval_fraction)
+    data = load_data(args.data, space, needed, args.schema, args.min_count, args.eval_fraction, args.val_fraction)
     fit = data.validation_view(args.val_fraction)  # all the search trains on; the slice after it chooses
     if args.proxy == "early-stop" and cfg.proxy_examples * 2**rungs > fit.n_train:
         cfg.proxy_examples = max(args.batch_size or default_batch_size(fit.n_train), fit.n_train // 2**rungs)
@@ -721,7 +728,9 @@ def cmd_inplace_search(args):
         raise RksError(f"--flops-target none: --method {method} needs a FLOPs target")
     cfg = _inplace_config(args, target)
     check_flops_rule(space, None, target, args.seed)
-    data = load_data(args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction)
+    data = load_data(
+        args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction, args.val_fraction
+    )
     fit = data.validation_view(args.val_fraction)  # all the supernet trains on; the slice after it chooses
     study = args.study or f"{space.name}-{method}"
     url = args.storage or _default_storage(study)
@@ -843,7 +852,9 @@ def cmd_proxy_study(args):
     if budgets and budgets[0] <= 0:
         raise RksError("--budgets are positive numbers of training examples")
     pretrain = args.pretrain_examples or args.examples
-    data = load_data(args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction)
+    data = load_data(
+        args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction, args.val_fraction
+    )
     study = run_proxy_study(
         space,
         data,
@@ -966,7 +977,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train an arch's exported subnet on CTR data and report NE")
     _arch_args(s, "train")
-    s.add_argument("--examples", type=_positive(int), required=True, help="training examples (one ordered pass)")
+    s.add_argument(
+        "--examples",
+        type=_positive(int),
+        help="training examples, in order (default: one pass over the training rows before the validation slice; "
+        "synthetic data needs it)",
+    )
     s.add_argument("--json", action="store_true")
     s.add_argument("--save", help="folder for model.py, arch.json, weights.pt and metrics.json")
     s.add_argument(

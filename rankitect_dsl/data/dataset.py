@@ -73,4 +73,4 @@ class Dataset:
         )
 
 
-MIN_VALIDATION_ROWS = 100  # an NE on fewer rows is mostly noise
+MIN_VALIDATION_ROWS = 50  # an NE on fewer rows is mostly noise

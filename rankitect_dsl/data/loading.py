@@ -12,16 +12,24 @@ from .synthetic import SyntheticSource
 
 
 def load_data(
-    spec: str, space, examples: int, schema: Optional[str] = None, min_count: int = 2, eval_fraction: float = 0.2
+    spec: str,
+    space,
+    examples: int,
+    schema: Optional[str] = None,
+    min_count: int = 2,
+    eval_fraction: float = 0.2,
+    val_fraction: float = 0.0,
 ) -> Dataset:
-    """The data a space trains on: synthetic data is made to the space's input shapes."""
+    """The data a space trains on: synthetic data is made to the space's input shapes, `examples` rows to
+    train on plus the validation slice (`val_fraction` of the training part) and the evaluation tail."""
     source = parse_data_spec(spec, schema)
     needed = SEEN_BYTES * examples  # the trainer keeps every prediction for window NE
     if isinstance(source, SyntheticSource):
-        n_eval = max(2000, int(round(examples * eval_fraction / (1 - eval_fraction))))
+        n_train = examples + int(round(examples * val_fraction / (1 - val_fraction)))
+        n_eval = max(2000, int(round(n_train * eval_fraction / (1 - eval_fraction))))
         shape = (space.spec.dense.width, space.spec.embed.count)
-        _refuse_beyond_memory(examples, needed + source.bytes_needed(*shape, examples + n_eval), source.name)
-        data = source.dataset(*shape, examples, n_eval)
+        _refuse_beyond_memory(examples, needed + source.bytes_needed(*shape, n_train + n_eval), source.name)
+        data = source.dataset(*shape, n_train, n_eval)
     else:
         _refuse_beyond_memory(examples, needed, source.name)
         data = load_dataset(source, min_count=min_count, eval_fraction=eval_fraction)
