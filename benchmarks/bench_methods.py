@@ -1,102 +1,115 @@
-"""The paper's Figure 6 on our data: random, predictor, one-shot RL and DNAS on the same space, data and
-FLOPs target, beside the production (DLRM) baseline. Each search runs as `rks search` with the flags the
-docs give; its wall time is the command's and its examples are what it trained on (candidates' proxy
-runs; the supernet's steps, and one-shot's co-trained baseline). Every winner and the baseline are then
-retrained the same way (one pass of the training part, default batch, seeds 0–2) and scored on the
-evaluation tail, which no search reads. Needs ../shared/data.
+"""The paper's Figure 6 on our data, as a user runs it: random, predictor, one-shot RL and DNAS, each one
+`rks search` with default flags (a budget, an example count and the FLOPs target the method needs), on the
+grown space (4.2.1) and the blocks space (4.2.4) of each shared set. Each search ends as every search does:
+its finalists and the production baseline retrained by the final trainer (seeds 0-2), the winner chosen
+on the validation slice, both quoted on the evaluation tail, which no search reads. The table gives each
+winner's eval NE (mean ± standard deviation over the seeds) beside the baseline's, the paired gain
+(winner − baseline per seed, mean and standard error), the FLOPs ratio, `beats_baseline` (on the
+validation slice), the search's wall time and the examples it trained on. Needs ../shared/data.
 
-    python benchmarks/bench_methods.py [--sets criteo-8k,ml-100k] [--methods random,predictor,oneshot,dnas]
+    python benchmarks/bench_methods.py [--sets criteo-8k,avazu-9k,ml-100k] [--spaces grown,blocks]
+        [--methods random,predictor,oneshot,dnas] [--jobs 2]
 """
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-from rankitect_dsl import Arch, load_space
-from rankitect_dsl.data.loading import load_data
-from rankitect_dsl.search.final import retrain
-from rankitect_dsl.search.study_store import open_study
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
-TARGET = "0.95x"  # every method aims just under the baseline's FLOPs (docs/oneshot.md's recipe)
+TARGET = "0.95x"  # every method aims just under the baseline's FLOPs; the loop methods are also capped at 1x
 SETS = {
     "criteo-8k": {
-        "space": "spaces/rankitect_blocks.rks",
+        "spaces": {"grown": "spaces/rankitect.rks", "blocks": "spaces/rankitect_blocks.rks"},
         "data": ["--data", f"criteo:{DATA}/criteo-8k/train.txt"],
-        "inplace": ["--batch-size", "64", "--examples", "32000"],
+        "examples": 32000,
+    },
+    "avazu-9k": {
+        "spaces": {"grown": "spaces/avazu_rankitect.rks", "blocks": "spaces/avazu_blocks.rks"},
+        "data": ["--data", f"table:{DATA}/avazu-9k", "--schema", "schemas/avazu-9k.json"],
+        "examples": 32000,
     },
     "ml-100k": {
-        "space": "spaces/ml100k_blocks.rks",
+        "spaces": {"grown": "spaces/ml100k_rankitect.rks", "blocks": "spaces/ml100k_blocks.rks"},
         "data": ["--data", f"table:{DATA}/ml-100k/ml-100k.inter", "--schema", "schemas/ml-100k.json"],
-        "inplace": ["--batch-size", "128", "--examples", "160000"],
+        "examples": 160000,
     },
 }
-METHODS = {
-    "random": ["--budget", "16"],
-    "predictor": ["--budget", "16"],
-    "oneshot": ["--penalty", "l1", "--alpha", "0.1", "--policy-lr", "0.005"],
-    "dnas": [],
-}
+METHODS = {"random": ["--budget", "16"], "predictor": ["--budget", "16"], "oneshot": [], "dnas": []}
 
 
-def search(name: str, method: str, folder: Path) -> dict:
+def search(name: str, kind: str, method: str, folder: Path) -> dict:
     spec = SETS[name]
-    storage = f"sqlite:///{folder}/{name}-{method}.db"
-    extra = METHODS[method] + (spec["inplace"] if method in ("oneshot", "dnas") else [])
+    extra = METHODS[method] + (["--examples", str(spec["examples"])] if method in ("oneshot", "dnas") else [])
     cmd = [
-        sys.executable, "-m", "rankitect_dsl.cli", "search", spec["space"], "--method", method,
-        "--flops-target", TARGET, *spec["data"], *extra, "--retrain-seeds", "0", "--storage", storage, "--json",
+        sys.executable, "-m", "rankitect_dsl.cli", "search", spec["spaces"][kind], "--method", method,
+        "--flops-target", TARGET, *spec["data"], *extra,
+        "--storage", f"sqlite:///{folder}/{name}-{kind}-{method}.db", "--json",
     ]  # fmt: skip
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise SystemExit(f"{name} {method}: {proc.stderr.strip()}")
+        return {"error": proc.stderr.strip()[-300:]}
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     if method in ("oneshot", "dnas"):
         examples = summary["examples_processed"]
     else:
-        store = open_study(storage)
+        from rankitect_dsl.search.study_store import open_study
+
+        store = open_study(summary["storage"])
         examples = sum(t.user_attrs.get("examples_processed", 0) for t in store.trials())
-    return {"arch": Arch.from_dict(summary["best"]["arch"]), "seconds": seconds, "examples": examples}
+    final = summary["final"]
+    examples += sum(r["examples"] * len(r["seeds"]) for r in [final["baseline"], *final["finalists"]])
+    return {"summary": summary, "seconds": seconds, "examples": examples}
+
+
+def row(label: str, r: dict, base: dict, extra: str = "") -> str:
+    spread = statistics.stdev(r["eval_ne_seeds"]) if len(r["eval_ne_seeds"]) > 1 else 0.0
+    gains = [a - b for a, b in zip(r["eval_ne_seeds"], base["eval_ne_seeds"])]
+    gain = statistics.mean(gains)
+    se = statistics.stdev(gains) / len(gains) ** 0.5 if len(gains) > 1 and r is not base else 0.0
+    ratio = r["flops"] / base["flops"]
+    paired = "" if r is base else f"{gain:+.4f} ± {se:.4f}"
+    return f"{label:10s} {r['eval_ne']:.4f} ± {spread:.4f} {paired:>17s} {ratio:>6.2f}x {extra}"
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sets", default="criteo-8k,ml-100k")
-    ap.add_argument("--methods", default="random,predictor,oneshot,dnas")
-    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--spaces", default="grown,blocks")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--jobs", type=int, default=2, help="searches at a time, one thread each")
     args = ap.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
     folder = Path(tempfile.mkdtemp(prefix="bench-methods-"))
+    jobs = [(n, k, m) for n in args.sets.split(",") for k in args.spaces.split(",") for m in args.methods.split(",")]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        found = dict(zip(jobs, pool.map(lambda j: search(*j, folder), jobs)))
     for name in args.sets.split(","):
-        spec = SETS[name]
-        space = load_space(ROOT / spec["space"])
-        schema = spec["data"][3] if len(spec["data"]) > 2 else None
-        data = load_data(spec["data"][1], space, 10**9, str(ROOT / schema) if schema else None)
-        rows = [("DLRM baseline", space.baseline, None, None)]
-        for method in args.methods.split(","):
-            found = search(name, method, folder)
-            rows.append((method, found["arch"], found["seconds"], found["examples"]))
-            print(f"{name} {method}: searched in {found['seconds']:.0f} s", file=sys.stderr, flush=True)
-        base_flops = space.flops(space.baseline)
-        print(f"\n{name}, {space.name}.rks, FLOPs target {TARGET} of {base_flops:,}; eval NE over seeds {seeds}")
-        print(f"{'method':14s} {'eval NE':>16s} {'FLOPs':>16s} {'search s':>9s} {'examples':>11s}")
-        for label, arch, seconds, examples in rows:
-            scores = retrain(space, arch, data, seeds)
-            spread = statistics.stdev(scores["eval_ne_seeds"]) if len(seeds) > 1 else 0.0
-            flops = space.flops(arch)
-            print(
-                f"{label:14s} {scores['eval_ne']:.4f} ± {spread:.4f} {flops:>9,} ({flops / base_flops:.2f}x) "
-                f"{'' if seconds is None else f'{seconds:.0f}':>9s} {'' if examples is None else f'{examples:,}':>11s}",
-                flush=True,
-            )
+        for kind in args.spaces.split(","):
+            space = SETS[name]["spaces"][kind]
+            print(f"\n{name}, {space} ({kind}), FLOPs target {TARGET}; eval NE over seeds 0-2, paired gain vs baseline")
+            print(f"{'method':10s} {'eval NE':>15s} {'gain ± s.e.':>17s} {'FLOPs':>7s} beats  search s   examples")
+            base_printed = False
+            for method in args.methods.split(","):
+                out = found[(name, kind, method)]
+                if "error" in out:
+                    print(f"{method:10s} failed: {out['error']}")
+                    continue
+                final = out["summary"]["final"]
+                if not base_printed:
+                    print(row("baseline", final["baseline"], final["baseline"]))
+                    base_printed = True
+                beats = str(out["summary"]["beats_baseline"]).lower()
+                extra = f"{beats:>5s} {out['seconds']:>9.0f} {out['examples']:>10,}  ({final['winner']['origin']})"
+                print(row(method, final["winner"], final["baseline"], extra), flush=True)
 
 
 if __name__ == "__main__":

@@ -653,6 +653,16 @@ def cmd_report(args):
     return 0
 
 
+def _alpha(text: str):
+    """`--alpha`: a number, or `auto` (None: adapted)."""
+    if text == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+
+
 def _inplace_config(args, target):
     """The one-shot or DNAS settings from the flags, each refused with one line when out of range."""
     warmup = args.warmup if args.warmup is not None else (0.25 if args.method == "oneshot" else 0.1)
@@ -662,7 +672,7 @@ def _inplace_config(args, target):
     if args.method == "oneshot":
         from .search.oneshot import OneShotConfig
 
-        if args.alpha < 0:
+        if args.alpha is not None and args.alpha < 0:
             raise RksError(f"--alpha must be >= 0, got {args.alpha}")
         return OneShotConfig(
             args.examples,
@@ -765,11 +775,14 @@ def cmd_inplace_search(args):
         "checkpoint": str(search.checkpoint),
     }
     if summary["target_gap"] > 0.1:
-        knob = "--alpha" if method == "oneshot" else "--lambda"
+        if method == "oneshot" and args.alpha is None:
+            fix = f"raise --examples (α adapted up to {summary['alpha_end']:.3g})"
+        else:
+            fix = f"raise {'--alpha' if method == 'oneshot' else '--lambda'} or --examples"
         above = method == "oneshot" and args.penalty == "relu"
         print(
-            f"warning: the winner's {summary['best']['flops']:,} FLOPs are {100 * summary['target_gap']:.0f}% "
-            f"{'above' if above else 'from'} the target {target:,.0f}; raise {knob} or --examples",
+            f"warning: γ(θ)'s {summary['best']['flops']:,} FLOPs are {100 * summary['target_gap']:.0f}% "
+            f"{'above' if above else 'from'} the target {target:,.0f}; {fix}",
             file=sys.stderr,
         )
     summary["gamma"] = dict(summary["best"])
@@ -1051,7 +1064,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inplace.add_argument("--baseline-arch", help="the baseline's arch JSON (default: the space's baseline)")
     oneshot = s.add_argument_group("one-shot search (--method oneshot; docs/oneshot.md)")
-    oneshot.add_argument("--alpha", type=float, default=0.01, help="weight of the FLOPs cost in the reward (0.01)")
+    oneshot.add_argument(
+        "--alpha",
+        type=_alpha,
+        help="weight of the FLOPs cost in the reward, held fixed (default auto: adapted so γ(θ) holds the target)",
+    )
     oneshot.add_argument("--penalty", choices=["l1", "relu"], default="l1", help="|F - c| or max(F - c, 0) (l1)")
     oneshot.add_argument("--policy", choices=["on", "on-off"], default="on-off", help="policy gradient (on-off)")
     oneshot.add_argument("--replay-k", type=_positive(int), default=50, help="off-policy updates per on-policy (50)")

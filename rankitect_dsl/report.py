@@ -40,6 +40,7 @@ class Model:
     ne: float | None = None
     command: str = ""
     eval_ne: float | None = None  # retrained after the search and scored on the held-out tail
+    val_ne: float | None = None  # the same retrain scored on the validation slice, which chose the winner
 
 
 def build_report(url: str, study: str | None = None) -> dict:
@@ -58,8 +59,9 @@ def build_report(url: str, study: str | None = None) -> dict:
             "winner",
             summary["best"]["flops"],
             space.params(winner),
-            summary["best"]["window_ne"],
+            summary["best"].get("window_ne"),
             eval_ne=final.get("winner", {}).get("eval_ne"),
+            val_ne=final.get("winner", {}).get("val_ne"),
         )
     ]
     base = summary.get("baseline")
@@ -71,7 +73,8 @@ def build_report(url: str, study: str | None = None) -> dict:
                 base["flops"],
                 space.params(space.baseline),
                 base["window_ne"],
-                eval_ne=final.get("baseline", {}).get("eval_ne"),
+                eval_ne=(final.get("baseline") or {}).get("eval_ne"),
+                val_ne=(final.get("baseline") or {}).get("val_ne"),
             ),
         )
     top = _top_archs(summary, candidates)
@@ -221,6 +224,8 @@ def markdown_fence(*blocks) -> str:
 
 def render_report(report: dict) -> tuple[str, str]:
     """(HTML page, Markdown summary)."""
+    from .search.final import verdict
+
     context = dict(
         report,
         plot=jinja2.utils.markupsafe.Markup(plot_svg(report)),
@@ -229,6 +234,7 @@ def render_report(report: dict) -> tuple[str, str]:
         dot_text=arch_dot(report["space"], report["winner"]),
         wall=duration(report["wall_seconds"]),
         retrain_seeds=len(report["summary"].get("final", {}).get("winner", {}).get("seeds", [])),
+        verdict=verdict(report["summary"]["final"]) if report["summary"].get("final") else None,
     )
     drawing = drawn(context["dot_text"])
     context["drawing"] = jinja2.utils.markupsafe.Markup(drawing) if drawing is not None else None

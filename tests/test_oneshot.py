@@ -192,3 +192,29 @@ def test_blocks_spaces_fix_the_production_connections(blocks_name, production):
         assert c.name == p.name and c.candidates == p.candidates and c.fixed_inputs
         assert len(c.blocks) >= 2  # one block is searched per choice
     assert {d.kind for d in space.decisions} == {"block", "dim"}  # no connection or pair decisions
+
+
+def test_the_adapted_alpha_grows_while_gamma_misses_the_target_and_shrinks_while_it_holds(blocks, tmp_path):
+    from rankitect_dsl.search import oneshot
+
+    base = blocks.flops(blocks.baseline)
+    search = _search(blocks, tmp_path, target=0.5 * base)  # alpha left to adapt
+    gamma = blocks.flops(blocks.decode(search.policy.most_likely().tolist()))
+    gap = abs(gamma / (0.5 * base) - 1)
+    assert gap > oneshot.ALPHA_TOLERANCE and search.alpha == oneshot.ALPHA_START
+    search.adapt_alpha()
+    assert search.alpha == pytest.approx(oneshot.ALPHA_START * math.exp(oneshot.ALPHA_RATE * (gap - 0.05)))
+    held = _search(blocks, tmp_path / "held", target=float(gamma))  # γ(θ) on the target: gap 0
+    held.adapt_alpha()
+    assert held.alpha == pytest.approx(oneshot.ALPHA_START * math.exp(-oneshot.ALPHA_RATE * 0.05))
+    fixed = _search(blocks, tmp_path / "fixed", target=0.5 * base, alpha=0.3)
+    fixed.pending = [(v, (0.0, 1.0), 0.0) for v in fixed.policy.sample(16, torch.Generator().manual_seed(0))]
+    fixed.update_policy()
+    assert fixed.alpha == 0.3  # a given alpha is held
+
+
+def test_replayed_rewards_are_scored_with_the_alpha_of_the_update(blocks, tmp_path):
+    search = _search(blocks, tmp_path, target=blocks.flops(blocks.baseline))
+    terms = np.array([[0.01, 0.5], [-0.02, 0.1]])
+    search.alpha = 2.0
+    assert search.rewards(terms) == pytest.approx([1.01, 0.18])

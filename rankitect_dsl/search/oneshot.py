@@ -8,8 +8,13 @@ The arch's reward comes from both models' pre-update predictions on that batch (
     R(a)   = NE%(a) + α · Cost(a),  Cost = |F(a) − c| (L1) or max(F(a) − c, 0) (ReLU)
 
 with FLOPs F and target c in multiples of the baseline's FLOPs, from the compiler's cost model. Lower is
-better. Warm-up as TuNAS does it (not in the paper): for the first `warmup` fraction of steps the policy
-does not learn and the supernet trains all-on with a probability that decays linearly from 1 to 0.
+better. By default α is not fixed but adapted as a Lagrange multiplier of the target: after each policy
+update it grows while γ(θ) misses the target by more than `ALPHA_TOLERANCE` and shrinks while it holds
+it, so the FLOPs term keeps the weight it needs whatever the scale of NE% on the data (a fixed α that
+holds the target on one set leaves it 25% off on another). A number given as α holds it fixed.
+
+Warm-up as TuNAS does it (not in the paper): for the first `warmup` fraction of steps the policy does not
+learn and the supernet trains all-on with a probability that decays linearly from 1 to 0.
 
 The checkpoint (`inplace.InPlaceSearch`) adds the baseline model, its optimiser, the policy, its
 optimiser and the replay buffer to the supernet's state; the per-step log is JSON lines.
@@ -35,6 +40,10 @@ from .inplace import InPlaceSearch
 from .policy import Policy, ReplayBuffer
 
 PENALTIES = ("l1", "relu")
+ALPHA_START = 0.1  # the adapted α's first value: a 1x FLOPs gap costs as much as a 10% NE% loss
+ALPHA_TOLERANCE = 0.05  # the relative gap of γ(θ) to the target below which α shrinks
+ALPHA_RATE = 0.5  # log α moves by this times (gap − tolerance) per policy update
+ALPHA_RANGE = (1e-3, 100.0)
 POLICIES = ("on", "on-off")
 
 
@@ -45,7 +54,7 @@ class OneShotConfig:
 
     examples: int
     target: float  # FLOPs per example, absolute
-    alpha: float = 0.01
+    alpha: Optional[float] = None  # None: adapted from ALPHA_START (the default); a number: held fixed
     penalty: str = "l1"
     policy: str = "on-off"
     rl_batch: int = 16
@@ -74,7 +83,8 @@ class OneShotSearch(InPlaceSearch):
         self.reference = build_model(space, baseline, data, cfg.seed)
         self.reference_opts = make_optimizers(self.reference, cfg.lr)
         self.policy = Policy(space, cfg.policy_lr)
-        self.replay = ReplayBuffer(cfg.replay_size, len(space.decisions))
+        self.replay = ReplayBuffer(cfg.replay_size, len(space.decisions), n_terms=2)
+        self.alpha = ALPHA_START if cfg.alpha is None else cfg.alpha
         self.pending: list = []  # (vector, reward, log-prob) since the last on-policy update
         self.rng = random.Random(cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed)
@@ -83,17 +93,18 @@ class OneShotSearch(InPlaceSearch):
     def extra_state(self) -> dict:
         return {
             "updates": self.updates,
+            "alpha": self.alpha,
             "reference": self.reference.state_dict(),
             "reference_opts": [o.state_dict() for o in self.reference_opts],
             "policy": self.policy.state_dict(),
             "replay": self.replay.state_dict(),
-            "pending": [(torch.from_numpy(np.asarray(v)), r, lp) for v, r, lp in self.pending],
+            "pending": [(torch.from_numpy(np.asarray(v)), list(r), lp) for v, r, lp in self.pending],
             "rng": self.rng.getstate(),
             "np_rng": self.np_rng.bit_generator.state,
         }
 
     def load_extra_state(self, state: dict) -> None:
-        self.updates = state["updates"]
+        self.updates, self.alpha = state["updates"], float(state["alpha"])
         self.reference.load_state_dict(state["reference"])
         for opt, s in zip(self.reference_opts, state["reference_opts"]):
             opt.load_state_dict(s)
@@ -126,29 +137,49 @@ class OneShotSearch(InPlaceSearch):
             ratio = float(self.space.cost.evaluate_many(vector[None])[0][0]) / self.baseline_flops
             ne_pct = (ne - ne_ref) / ne_ref
             cost = float(penalty_cost(cfg.penalty, np.array([ratio]), self.target_ratio)[0])
-            reward = cfg.ne_weight * (0.0 if math.isnan(ne_pct) else ne_pct) + cfg.alpha * cost
+            terms = (cfg.ne_weight * (0.0 if math.isnan(ne_pct) else ne_pct), cost)
+            reward = terms[0] + self.alpha * terms[1]
             record.update(arch=vector.tolist(), ne_batch=ne, ne_pct=ne_pct, flops_ratio=ratio, reward=reward)
             if not warm and not (cfg.ne_weight and math.isnan(ne_pct)):  # a one-class batch has no NE
                 log_p = float(self.policy.log_prob(vector[None]).detach()[0])
-                self.pending.append((vector, reward, log_p))
+                self.pending.append((vector, terms, log_p))
                 if len(self.pending) >= cfg.rl_batch:
                     self.update_policy()
         record["entropy"] = self.policy.entropy()
         record["policy_updates"] = self.updates
+        record["alpha"] = self.alpha
         return record
 
     def update_policy(self) -> None:
         vectors = np.stack([p[0] for p in self.pending])
-        rewards = np.array([p[1] for p in self.pending])
+        terms = np.array([p[1] for p in self.pending])
         log_probs = np.array([p[2] for p in self.pending])
         self.pending = []
-        self.policy.on_policy_step(vectors, rewards)
+        self.policy.on_policy_step(vectors, self.rewards(terms))
         self.updates += 1
         if self.cfg.policy == "on-off":
-            self.replay.add(vectors, rewards, log_probs)
+            self.replay.add(vectors, terms, log_probs)
             for _ in range(self.cfg.replay_k):
-                self.policy.off_policy_step(*self.replay.draw(self.cfg.rl_batch, self.np_rng))
+                replayed, replayed_terms, old_log_probs = self.replay.draw(self.cfg.rl_batch, self.np_rng)
+                self.policy.off_policy_step(replayed, self.rewards(replayed_terms), old_log_probs)
                 self.updates += 1
+        if self.cfg.alpha is None:
+            self.adapt_alpha()
+
+    def rewards(self, terms: np.ndarray) -> np.ndarray:
+        """Eq. 7 from its terms (NE%, Cost) with the α of now."""
+        return terms[:, 0] + self.alpha * terms[:, 1]
+
+    def gamma_gap(self) -> float:
+        """γ(θ)'s penalty relative to the target: |F − c| / c (L1) or max(F − c, 0) / c (ReLU)."""
+        vector = self.policy.most_likely()
+        ratio = float(self.space.cost.evaluate_many(vector[None])[0][0]) / self.baseline_flops
+        return float(penalty_cost(self.cfg.penalty, np.array([ratio]), self.target_ratio)[0]) / self.target_ratio
+
+    def adapt_alpha(self) -> None:
+        """Dual ascent on the target: log α grows with γ(θ)'s gap beyond the tolerance, falls within it."""
+        step = ALPHA_RATE * (self.gamma_gap() - ALPHA_TOLERANCE)
+        self.alpha = float(np.clip(self.alpha * math.exp(step), *ALPHA_RANGE))
 
     def learned(self):
         return self.policy
@@ -159,6 +190,7 @@ class OneShotSearch(InPlaceSearch):
         out.update(
             target_gap=float(gap) / self.cfg.target,
             policy_updates=self.updates,
+            alpha_end=self.alpha,
             examples_processed=2 * self.steps * self.batch_size,
         )
         return out

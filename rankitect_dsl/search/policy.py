@@ -102,12 +102,14 @@ class Policy:
 
 
 class ReplayBuffer:
-    """The last `size` on-policy samples: (a', R', log P_θ'(a')), θ' the policy that drew a'."""
+    """The last `size` on-policy samples: (a', the reward terms of a', log P_θ'(a')), θ' the policy that drew
+    a'. A reward is kept as its terms (one column each), so replayed samples are scored with the weights of
+    the update that replays them, not of the step that drew them."""
 
-    def __init__(self, size: int, n_decisions: int):
+    def __init__(self, size: int, n_decisions: int, n_terms: int = 1):
         self.size = size
         self.vectors = np.zeros((0, n_decisions), dtype=np.int64)
-        self.rewards = np.zeros(0)
+        self.rewards = np.zeros((0, n_terms))
         self.log_probs = np.zeros(0)
 
     def __len__(self) -> int:
@@ -115,7 +117,7 @@ class ReplayBuffer:
 
     def add(self, vectors, rewards, log_probs) -> None:
         self.vectors = np.concatenate([self.vectors, vectors])[-self.size :]
-        self.rewards = np.concatenate([self.rewards, rewards])[-self.size :]
+        self.rewards = np.concatenate([self.rewards, np.asarray(rewards).reshape(len(vectors), -1)])[-self.size :]
         self.log_probs = np.concatenate([self.log_probs, log_probs])[-self.size :]
 
     def draw(self, n: int, rng: np.random.Generator):
@@ -131,4 +133,6 @@ class ReplayBuffer:
         }
 
     def load_state_dict(self, state: dict) -> None:
+        if state["rewards"].dim() != 2 or state["rewards"].shape[1] != self.rewards.shape[1]:
+            raise ValueError("the replay buffer holds rewards of another form")
         self.vectors, self.rewards, self.log_probs = (state[k].numpy() for k in ("vectors", "rewards", "log_probs"))
