@@ -604,11 +604,9 @@ def _print_search(summary):
         for i, f in enumerate(summary["finalists"], 1):
             print(f"  {i}. rung {f['rung']}  {f['score']:.4f}")
     best = summary["best"]
-    print(
-        f"best by proxy  window NE {best['window_ne']:.4f}   FLOPs {best['flops']:,}"
-        if "final" not in summary
-        else f"winner         {best['origin']}, window NE {best['window_ne']:.4f}   FLOPs {best['flops']:,}"
-    )
+    proxy = f"window NE {best['window_ne']:.4f}   " if best.get("window_ne") is not None else ""
+    found = "best by proxy " if "final" not in summary else f"winner         {best['origin']}, "
+    print(f"{found} {proxy}FLOPs {best['flops']:,}")
     _print_final(summary)
     print(f"wrote {summary['plot']}")
     if "export" in summary:

@@ -201,20 +201,30 @@ def test_the_adapted_alpha_grows_while_gamma_misses_the_target_and_shrinks_while
     search = _search(blocks, tmp_path, target=0.5 * base)  # alpha left to adapt
     gamma = blocks.flops(blocks.decode(search.policy.most_likely().tolist()))
     gap = abs(gamma / (0.5 * base) - 1)
-    assert gap > oneshot.ALPHA_TOLERANCE and search.alpha == oneshot.ALPHA_START
-    search.adapt_alpha()
-    assert search.alpha == pytest.approx(oneshot.ALPHA_START * math.exp(oneshot.ALPHA_RATE * (gap - 0.05)))
+    assert gap > oneshot.ALPHA_TOLERANCE and search.lam == oneshot.LAMBDA_START
+    search.adapt_lambda()
+    assert search.lam == pytest.approx(oneshot.LAMBDA_START * math.exp(oneshot.ALPHA_RATE * (gap - 0.05)))
+    search.noise = [0.1, -0.1, 0.3, -0.3]
+    assert search.alpha == pytest.approx(search.lam * np.std(search.noise) / search.cost_spread)
     held = _search(blocks, tmp_path / "held", target=float(gamma))  # γ(θ) on the target: gap 0
-    held.adapt_alpha()
-    assert held.alpha == pytest.approx(oneshot.ALPHA_START * math.exp(-oneshot.ALPHA_RATE * 0.05))
+    held.adapt_lambda()
+    assert held.lam == pytest.approx(oneshot.LAMBDA_START * math.exp(-oneshot.ALPHA_RATE * 0.05))
     fixed = _search(blocks, tmp_path / "fixed", target=0.5 * base, alpha=0.3)
     fixed.pending = [(v, (0.0, 1.0), 0.0) for v in fixed.policy.sample(16, torch.Generator().manual_seed(0))]
     fixed.update_policy()
-    assert fixed.alpha == 0.3  # a given alpha is held
+    assert fixed.alpha == 0.3 and fixed.lam == oneshot.LAMBDA_START  # a given alpha is held
+
+
+def test_the_cost_spread_is_that_of_uniform_draws(blocks, tmp_path):
+    base = blocks.flops(blocks.baseline)
+    search = _search(blocks, tmp_path, target=base)
+    archs = blocks.sample_many(3000, 5)
+    spread = np.std([abs(blocks.flops(a) / base - 1) for a in archs])
+    assert search.cost_spread == pytest.approx(spread, rel=0.1)
 
 
 def test_replayed_rewards_are_scored_with_the_alpha_of_the_update(blocks, tmp_path):
     search = _search(blocks, tmp_path, target=blocks.flops(blocks.baseline))
     terms = np.array([[0.01, 0.5], [-0.02, 0.1]])
-    search.alpha = 2.0
+    search.noise, search.lam = [1.0, -1.0], 2.0 * search.cost_spread  # alpha = lam * 1 / spread = 2
     assert search.rewards(terms) == pytest.approx([1.01, 0.18])

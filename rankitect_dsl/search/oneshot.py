@@ -8,10 +8,13 @@ The arch's reward comes from both models' pre-update predictions on that batch (
     R(a)   = NE%(a) + α · Cost(a),  Cost = |F(a) − c| (L1) or max(F(a) − c, 0) (ReLU)
 
 with FLOPs F and target c in multiples of the baseline's FLOPs, from the compiler's cost model. Lower is
-better. By default α is not fixed but adapted as a Lagrange multiplier of the target: after each policy
-update it grows while γ(θ) misses the target by more than `ALPHA_TOLERANCE` and shrinks while it holds
-it, so the FLOPs term keeps the weight it needs whatever the scale of NE% on the data (a fixed α that
-holds the target on one set leaves it 25% off on another). A number given as α holds it fixed.
+better. By default α is not fixed but adapted, in two parts: α = λ · σ(NE%) / σ(Cost). σ(NE%) is the
+spread of the last `NOISE_WINDOW` sampled NE% values and σ(Cost) the spread of Cost over the space's
+uniform draws, so the FLOPs term starts as loud as the NE% noise on any data (batch NE% is far noisier on
+a small real set than on synthetic data, and a fixed α that holds the target on one set leaves it 25–90%
+off on another). λ is the Lagrange multiplier of the target: after each policy update it grows while γ(θ)
+misses the target by more than `ALPHA_TOLERANCE` and shrinks while it holds it. A number given as α holds
+it fixed.
 
 Warm-up as TuNAS does it (not in the paper): for the first `warmup` fraction of steps the policy does not
 learn and the supernet trains all-on with a probability that decays linearly from 1 to 0.
@@ -40,10 +43,12 @@ from .inplace import InPlaceSearch
 from .policy import Policy, ReplayBuffer
 
 PENALTIES = ("l1", "relu")
-ALPHA_START = 0.1  # the adapted α's first value: a 1x FLOPs gap costs as much as a 10% NE% loss
-ALPHA_TOLERANCE = 0.05  # the relative gap of γ(θ) to the target below which α shrinks
-ALPHA_RATE = 0.5  # log α moves by this times (gap − tolerance) per policy update
-ALPHA_RANGE = (1e-3, 100.0)
+LAMBDA_START = 1.0  # the FLOPs term's spread as large as the NE% noise's at first
+ALPHA_TOLERANCE = 0.05  # the relative gap of γ(θ) to the target below which λ shrinks
+ALPHA_RATE = 1.0  # log λ moves by this times (gap − tolerance) per policy update
+LAMBDA_RANGE = (1e-3, 1e3)
+NOISE_WINDOW = 256  # sampled NE% values σ(NE%) is taken over
+COST_DRAWS = 2048  # uniform draws σ(Cost) is taken over
 POLICIES = ("on", "on-off")
 
 
@@ -54,7 +59,7 @@ class OneShotConfig:
 
     examples: int
     target: float  # FLOPs per example, absolute
-    alpha: Optional[float] = None  # None: adapted from ALPHA_START (the default); a number: held fixed
+    alpha: Optional[float] = None  # None: adapted (the default); a number: held fixed
     penalty: str = "l1"
     policy: str = "on-off"
     rl_batch: int = 16
@@ -84,7 +89,11 @@ class OneShotSearch(InPlaceSearch):
         self.reference_opts = make_optimizers(self.reference, cfg.lr)
         self.policy = Policy(space, cfg.policy_lr)
         self.replay = ReplayBuffer(cfg.replay_size, len(space.decisions), n_terms=2)
-        self.alpha = ALPHA_START if cfg.alpha is None else cfg.alpha
+        self.lam = LAMBDA_START
+        self.noise: list = []  # the last NOISE_WINDOW sampled NE% values
+        draws = self.policy.sample(COST_DRAWS, torch.Generator().manual_seed(cfg.seed + 2))
+        ratios = np.asarray(space.cost.evaluate_many(draws)[0], dtype=float) / self.baseline_flops
+        self.cost_spread = float(np.std(penalty_cost(cfg.penalty, ratios, self.target_ratio))) or 1.0
         self.pending: list = []  # (vector, reward, log-prob) since the last on-policy update
         self.rng = random.Random(cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed)
@@ -93,7 +102,8 @@ class OneShotSearch(InPlaceSearch):
     def extra_state(self) -> dict:
         return {
             "updates": self.updates,
-            "alpha": self.alpha,
+            "lam": self.lam,
+            "noise": list(self.noise),
             "reference": self.reference.state_dict(),
             "reference_opts": [o.state_dict() for o in self.reference_opts],
             "policy": self.policy.state_dict(),
@@ -104,7 +114,7 @@ class OneShotSearch(InPlaceSearch):
         }
 
     def load_extra_state(self, state: dict) -> None:
-        self.updates, self.alpha = state["updates"], float(state["alpha"])
+        self.updates, self.lam, self.noise = state["updates"], float(state["lam"]), list(state["noise"])
         self.reference.load_state_dict(state["reference"])
         for opt, s in zip(self.reference_opts, state["reference_opts"]):
             opt.load_state_dict(s)
@@ -138,6 +148,8 @@ class OneShotSearch(InPlaceSearch):
             ne_pct = (ne - ne_ref) / ne_ref
             cost = float(penalty_cost(cfg.penalty, np.array([ratio]), self.target_ratio)[0])
             terms = (cfg.ne_weight * (0.0 if math.isnan(ne_pct) else ne_pct), cost)
+            if not math.isnan(ne_pct):
+                self.noise = [*self.noise, ne_pct][-NOISE_WINDOW:]
             reward = terms[0] + self.alpha * terms[1]
             record.update(arch=vector.tolist(), ne_batch=ne, ne_pct=ne_pct, flops_ratio=ratio, reward=reward)
             if not warm and not (cfg.ne_weight and math.isnan(ne_pct)):  # a one-class batch has no NE
@@ -164,7 +176,7 @@ class OneShotSearch(InPlaceSearch):
                 self.policy.off_policy_step(replayed, self.rewards(replayed_terms), old_log_probs)
                 self.updates += 1
         if self.cfg.alpha is None:
-            self.adapt_alpha()
+            self.adapt_lambda()
 
     def rewards(self, terms: np.ndarray) -> np.ndarray:
         """Eq. 7 from its terms (NE%, Cost) with the α of now."""
@@ -176,10 +188,18 @@ class OneShotSearch(InPlaceSearch):
         ratio = float(self.space.cost.evaluate_many(vector[None])[0][0]) / self.baseline_flops
         return float(penalty_cost(self.cfg.penalty, np.array([ratio]), self.target_ratio)[0]) / self.target_ratio
 
-    def adapt_alpha(self) -> None:
-        """Dual ascent on the target: log α grows with γ(θ)'s gap beyond the tolerance, falls within it."""
+    @property
+    def alpha(self) -> float:
+        """Eq. 7's α: the given one, or λ · σ(NE%) / σ(Cost)."""
+        if self.cfg.alpha is not None:
+            return self.cfg.alpha
+        noise = float(np.std(self.noise)) if len(self.noise) > 1 else 1.0
+        return self.lam * noise / self.cost_spread
+
+    def adapt_lambda(self) -> None:
+        """Dual ascent on the target: log λ grows with γ(θ)'s gap beyond the tolerance, falls within it."""
         step = ALPHA_RATE * (self.gamma_gap() - ALPHA_TOLERANCE)
-        self.alpha = float(np.clip(self.alpha * math.exp(step), *ALPHA_RANGE))
+        self.lam = float(np.clip(self.lam * math.exp(step), *LAMBDA_RANGE))
 
     def learned(self):
         return self.policy
@@ -191,6 +211,7 @@ class OneShotSearch(InPlaceSearch):
             target_gap=float(gap) / self.cfg.target,
             policy_updates=self.updates,
             alpha_end=self.alpha,
+            lambda_end=self.lam if self.cfg.alpha is None else None,
             examples_processed=2 * self.steps * self.batch_size,
         )
         return out
