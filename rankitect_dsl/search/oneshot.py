@@ -43,7 +43,7 @@ from .inplace import InPlaceSearch
 from .policy import Policy, ReplayBuffer
 
 PENALTIES = ("l1", "relu")
-LAMBDA_START = 1.0  # the FLOPs term's spread as large as the NE% noise's at first
+LAMBDA_START = 3.0  # the FLOPs term's spread as large as the NE% noise's at first
 ALPHA_TOLERANCE = 0.05  # the relative gap of γ(θ) to the target below which λ shrinks
 ALPHA_RATE = 1.0  # log λ moves by this times (gap − tolerance) per policy update
 LAMBDA_RANGE = (1e-3, 1e3)
