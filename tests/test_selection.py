@@ -170,7 +170,7 @@ def test_the_baseline_of_a_search_is_rks_train_baseline_for_the_same_seed(tmp_pa
     data = ["--data", f"table:{tmp_path / 't.csv'}", "--schema", schema]
     proc = run_rks(
         "search", space_path("tiny"), "--method", "random", "--budget", "2", "--proxy-examples", "600", *data,
-        "--retrain-seeds", "2", "--storage", f"sqlite:///{tmp_path}/s.db", "--json",
+        "--retrain-seeds", "1", "--finalists", "1", "--seed", "3", "--storage", f"sqlite:///{tmp_path}/s.db", "--json",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-600:]
     base = json.loads(proc.stdout)["final"]["baseline"]
