@@ -111,26 +111,34 @@ def production_widths(space) -> dict:
     return widths
 
 
-def grow_source(space, cfg: GrowConfig, base_label: str) -> str:
-    """The grown space as formatted `.rks` text."""
+def production_model(space, tool: str, name: str, name_label: str):
+    """The base space's baseline, which `rks grow` and `--blocks-only` both start from, after the checks both
+    make: the base names one, it assigns one block (and one pair) per choice, and the new name is valid."""
     spec, arch = space.spec, space.baseline
     if arch is None:
         raise RksError(
-            f"space `{spec.name}` names no baseline: grow starts from the production model, "
+            f"space `{spec.name}` names no baseline: {tool} starts from the production model, "
             "written as the space's `baseline` arch",
             spec.path,
         )
-    name = cfg.name or f"{spec.name}_grown"
     problem = identifier_problem(name)
     if problem:
-        raise RksError(f"grown space name `{name}`: {problem} (choose one with --name)")
+        raise RksError(f"{name_label} `{name}`: {problem} (choose one with --name)")
     for cname, ca in arch.choices.items():
         if len(ca.blocks) != 1 or len(ca.pairs) > 1:
             raise RksError(
-                f"the production choice `{cname}` holds several blocks or pairs; a grown space's baseline "
-                "assigns one block (and one pair) per choice",
+                f"the production choice `{cname}` holds several blocks or pairs; {tool} starts from a "
+                "production model of one block (and one pair) per choice",
                 spec.path,
             )
+    return arch
+
+
+def grow_source(space, cfg: GrowConfig, base_label: str) -> str:
+    """The grown space as formatted `.rks` text."""
+    spec = space.spec
+    name = cfg.name or f"{spec.name}_grown"
+    arch = production_model(space, "grow", name, "grown space name")
     choices = grown_choices(space, cfg)
     fallback = production_widths(space)
     dims_of = {c.name: _choice_dims(c, arch, fallback, cfg) for c in choices}

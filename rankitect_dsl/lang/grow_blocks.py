@@ -17,9 +17,8 @@ from __future__ import annotations
 from ..core.blocks import REGISTRY, group_blocks, has_dim, is_multi_hot
 from ..core.errors import RksError
 from ..core.graph import reads
-from ..core.names import identifier_problem
 from .formatter import format_source
-from .grow import production_widths
+from .grow import production_model, production_widths
 from .writer import assignment
 
 FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)
@@ -34,16 +33,7 @@ def dim_options(width: int) -> tuple[int, ...]:
 
 def blocks_only_source(space, base_label: str, name: str, bottleneck=None) -> str:
     """The 4.2.4 space of `space`'s baseline as formatted `.rks` text."""
-    spec, arch = space.spec, space.baseline
-    if arch is None:
-        raise RksError(
-            f"space `{spec.name}` names no baseline: --blocks-only starts from the production model, "
-            "written as the space's `baseline` arch",
-            spec.path,
-        )
-    problem = identifier_problem(name)
-    if problem:
-        raise RksError(f"space name `{name}`: {problem} (choose one with --name)")
+    spec, arch = space.spec, production_model(space, "--blocks-only", name, "space name")
     fallback = production_widths(space)
     lines = [
         f"# The simplified supernet of paper 4.2.4, made from {base_label} by",
@@ -63,12 +53,6 @@ def blocks_only_source(space, base_label: str, name: str, bottleneck=None) -> st
     ]
     for c in spec.choices:
         ca = arch.choices[c.name]
-        if len(ca.blocks) != 1 or len(ca.pairs) > 1:
-            raise RksError(
-                f"the production choice `{c.name}` holds several blocks or pairs; --blocks-only starts from a "
-                "production model of one block (and one pair) per choice",
-                spec.path,
-            )
         block = ca.blocks[0]
         blocks = (block, *(b for b in group_blocks([block]) if b != block))
         inputs = reads(arch, c.name)

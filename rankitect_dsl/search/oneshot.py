@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -90,7 +91,7 @@ class OneShotSearch(InPlaceSearch):
         self.policy = Policy(space, cfg.policy_lr)
         self.replay = ReplayBuffer(cfg.replay_size, len(space.decisions), n_terms=2)
         self.lam = LAMBDA_START
-        self.noise: list = []  # the last NOISE_WINDOW sampled NE% values
+        self.noise: deque = deque(maxlen=NOISE_WINDOW)  # the last sampled NE% values
         draws = self.policy.sample(COST_DRAWS, torch.Generator().manual_seed(cfg.seed + 2))
         ratios = np.asarray(space.cost.evaluate_many(draws)[0], dtype=float) / self.baseline_flops
         self.cost_spread = float(np.std(penalty_cost(cfg.penalty, ratios, self.target_ratio))) or 1.0
@@ -114,7 +115,8 @@ class OneShotSearch(InPlaceSearch):
         }
 
     def load_extra_state(self, state: dict) -> None:
-        self.updates, self.lam, self.noise = state["updates"], float(state["lam"]), list(state["noise"])
+        self.updates, self.lam = state["updates"], float(state["lam"])
+        self.noise = deque(state["noise"], maxlen=NOISE_WINDOW)
         self.reference.load_state_dict(state["reference"])
         for opt, s in zip(self.reference_opts, state["reference_opts"]):
             opt.load_state_dict(s)
@@ -149,7 +151,7 @@ class OneShotSearch(InPlaceSearch):
             cost = float(penalty_cost(cfg.penalty, np.array([ratio]), self.target_ratio)[0])
             terms = (cfg.ne_weight * (0.0 if math.isnan(ne_pct) else ne_pct), cost)
             if not math.isnan(ne_pct):
-                self.noise = [*self.noise, ne_pct][-NOISE_WINDOW:]
+                self.noise.append(ne_pct)
             reward = terms[0] + self.alpha * terms[1]
             record.update(arch=vector.tolist(), ne_batch=ne, ne_pct=ne_pct, flops_ratio=ratio, reward=reward)
             if not warm and not (cfg.ne_weight and math.isnan(ne_pct)):  # a one-class batch has no NE
