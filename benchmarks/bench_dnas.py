@@ -49,7 +49,7 @@ def memory_probe(checkpointing: bool, batch: int) -> dict:
     seconds = []
     for step in range(3):
         t0 = time.perf_counter()
-        search.train_step(*search.batch(step))
+        search.train_step(step)
         search.step += 1
         seconds.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

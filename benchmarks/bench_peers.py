@@ -24,9 +24,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from rankitect_dsl import Arch, load_space
 from rankitect_dsl.data.loading import load_data
+from rankitect_dsl.runtime.engine import TrainConfig, train
 from rankitect_dsl.runtime.metrics import auc, normalized_entropy
 from rankitect_dsl.runtime.model import build_model
-from rankitect_dsl.runtime.trainer import TrainConfig, train
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SETS = {

@@ -18,6 +18,7 @@ import torch
 
 from rankitect_dsl import Arch, load_space
 from rankitect_dsl.data.loading import load_data
+from rankitect_dsl.search.registry import searcher_class
 from rankitect_dsl.search.loop import Search, SearchConfig
 from rankitect_dsl.search.proxies import EarlyStopProxy
 from rankitect_dsl.search.study_store import StudyStore
@@ -41,7 +42,8 @@ def run_seed(args, seed: int, folder: str, threads: int) -> dict:
             seed=seed,
             progress=False,
         )
-        Search(space, EarlyStopProxy(space, data, seed=0), store, cfg).run()
+        proposer = searcher_class(method)(None).proposer()
+        Search(space, EarlyStopProxy(space, data, seed=0), store, cfg, proposer).run()
         done = store.completed()
         best = min(done, key=lambda t: t.user_attrs["window_ne"])
         value = best.user_attrs["window_ne"]

@@ -13,9 +13,9 @@ import torch.nn.functional as F
 
 from rankitect_dsl import load_space
 from rankitect_dsl.data.loading import load_data
+from rankitect_dsl.runtime.engine import TrainConfig, train
 from rankitect_dsl.runtime.model import build_model
 from rankitect_dsl.runtime.optim import make_optimizers
-from rankitect_dsl.runtime.trainer import TrainConfig, train
 
 
 def bare_loop(model, dense, cats, labels, batch_size, lr):

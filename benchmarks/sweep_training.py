@@ -11,8 +11,8 @@ from pathlib import Path
 
 from rankitect_dsl import load_space
 from rankitect_dsl.data.loading import load_data
+from rankitect_dsl.runtime.engine import TrainConfig, train
 from rankitect_dsl.runtime.model import build_model
-from rankitect_dsl.runtime.trainer import TrainConfig, train
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 SETS = {

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shlex
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
+from . import flags
 from .compiler.dot import FORMATS
 from .core.blocks import BLOCK_NAMES
 from .core.errors import RksError
 from .core.files import atomic_write
 from .core.limits import scientific
 from .runtime import EMBED_OPTIMIZERS, LR_SCHEDULES
-from .search import FINALISTS, VAL_FRACTION
+from .search import FINALISTS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,49 +87,6 @@ def cmd_fmt(args):
             atomic_write(path, formatted)
             print(f"formatted {path}")
     return status
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got `{text}`") from None
-    if not values or min(values) <= 0 or len(set(values)) != len(values):
-        raise argparse.ArgumentTypeError(f"expected distinct positive integers, got `{text}`")
-    return values
-
-
-def _dim_range(text: str) -> tuple[float, float, int]:
-    import re
-
-    m = re.fullmatch(r"([0-9]*\.?[0-9]+)\.\.([0-9]*\.?[0-9]+):([0-9]+)", text)
-    if not m or float(m[1]) <= 0 or float(m[2]) < float(m[1]) or int(m[3]) < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected LOW..HIGH:STEPS with 0 < LOW <= HIGH, like 0.5..1.25:7; got `{text}`"
-        )
-    return float(m[1]), float(m[2]), int(m[3])
-
-
-def _study_name(text: str) -> str:
-    """A study's name also names its checkpoint and log files beside the store: a plain file-name stem."""
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", text):
-        raise argparse.ArgumentTypeError(
-            f"`{text[:60]}` is not a study name: use up to 128 letters, digits, `.`, `_` and `-`, starting with a "
-            "letter or digit"
-        )
-    return text
-
-
-def _keep(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"a keep probability lies in (0, 1], got `{text}`")
-    return value
 
 
 GROW_SEED, GROW_DISTANCES, GROW_DIMS, GROW_KEEP, GROW_BOTTLENECK = 0, (1, 2, 3, 6, 9), (0.5, 1.25, 7), 0.8, 256
@@ -322,50 +278,11 @@ def cmd_flops(args):
     return 0
 
 
-def _positive(kind):
-    def parse(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"`{text}` is not a {kind.__name__}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    return parse
-
-
 def _arch_args(s, verb):
     """FILE.rks, then an ARCH.json or --baseline: the arch a command works on."""
     s.add_argument("file")
     s.add_argument("arch", nargs="?", help="ARCH.json")
     s.add_argument("--baseline", action="store_true", help=f"{verb} the space's named baseline arch")
-
-
-def _data_args(s):
-    s.add_argument(
-        "--data", default="synthetic", help="synthetic[:SEED] | criteo:PATH | table:PATH (default: synthetic)"
-    )
-    s.add_argument("--schema", help="schema JSON for a table: source")
-    s.add_argument("--min-count", type=_positive(int), default=2, help="vocabulary frequency threshold (default 2)")
-    s.add_argument("--eval-fraction", type=float, default=0.2, help="held-out tail of the data (default 0.2)")
-    s.add_argument(
-        "--batch-size",
-        type=_positive(int),
-        help="default: 64, doubled for each doubling of the training part beyond 20,000 rows",
-    )
-    s.add_argument("--lr", type=_positive(float), default=1e-3)
-    s.add_argument("--seed", type=int, default=0)
-
-
-def _val_fraction_arg(s):
-    s.add_argument(
-        "--val-fraction",
-        type=float,
-        default=VAL_FRACTION,
-        help="the latest part of the training rows held out to choose on: never trained on by a final "
-        f"retrain, never read by a proxy (default {VAL_FRACTION:g})",
-    )
 
 
 def cmd_train(args):
@@ -374,11 +291,12 @@ def cmd_train(args):
     from .data.loading import load_data
     from .data.sources import parse_data_spec
     from .data.synthetic import SyntheticSource
+    from .runtime.engine import TrainConfig, resolve_device, train_final
     from .runtime.model import build_model
-    from .runtime.trainer import TrainConfig, train_final
 
     space = _space(args.file)
     arch = _read_arch(space, args.arch, args.baseline)
+    resolve_device(args.device)  # a device this machine lacks is refused before the data loads
     if args.examples is None and isinstance(parse_data_spec(args.data, args.schema), SyntheticSource):
         raise RksError("synthetic data has as many rows as it is asked for: give --examples N")
     data = load_data(
@@ -396,6 +314,7 @@ def cmd_train(args):
         embed_optimizer=args.embed_optimizer,
         embed_lr=args.embed_lr,
         lr_schedule=args.lr_schedule,
+        device=args.device,
     )
     result = train_final(model, data, fit, cfg)
     out = {
@@ -437,205 +356,21 @@ def cmd_train(args):
     return 0
 
 
-def _default_storage(study: str) -> str:
-    return f"sqlite:///runs/{study}.db"
-
-
-def _beside_storage(url: str, name: str) -> Path:
-    from .data.preprocess import cache_root
-
-    if url.startswith("sqlite:///"):
-        return Path(url[len("sqlite:///") :]).with_name(name)
-    return cache_root() / name
-
-
 def cmd_search(args):
-    if args.method in ("oneshot", "dnas"):
-        return cmd_inplace_search(args)
-    if args.budget is None:
-        raise RksError(f"--method {args.method} needs --budget N (candidates to evaluate)")
-    from .data.loading import load_data
-    from .runtime.trainer import default_batch_size
-    from .search.constraints import check_flops_rule, default_flops_cap, parse_flops
-    from .search.loop import Search, SearchConfig, space_fingerprint
-    from .search.pareto import plot_pareto
-    from .search.proxies import PROXY_SCHEDULE, EarlyStopProxy, WeightSharingProxy
-    from .search.study_store import StudyStore
+    from .search.base import render_summary, run_search
+    from .search.registry import searcher_class
 
-    space = _space(args.file)
-    cfg = SearchConfig(
-        args.method,
-        args.budget,
-        args.proxy,
-        args.proxy_examples,
-        args.round_size,
-        args.halving,
-        default_flops_cap(args.flops_max, space),
-        parse_flops(args.flops_target, space, "--flops-target"),
-        args.seed,
-        not args.json,
-    )
-    check_flops_rule(space, cfg.flops_cap, cfg.flops_target, cfg.seed)
-    study = args.study or f"{space.name}-{args.method}-{args.proxy}"
-    url = args.storage or _default_storage(study)
-    rungs = math.ceil(math.log2(args.halving)) if args.halving > 1 else 0
-    pretrain = args.pretrain_examples or 5 * args.proxy_examples
-    needed = args.proxy_examples * 2**rungs + (pretrain if args.proxy == "weight-sharing" else 0)
-    data = load_data(args.data, space, needed, args.schema, args.min_count, args.eval_fraction, args.val_fraction)
-    fit = data.validation_view(args.val_fraction)  # all the search trains on; the slice after it chooses
-    if args.proxy == "early-stop" and cfg.proxy_examples * 2**rungs > fit.n_train:
-        cfg.proxy_examples = max(args.batch_size or default_batch_size(fit.n_train), fit.n_train // 2**rungs)
-        print(
-            f"--proxy-examples lowered to {cfg.proxy_examples:,}: the last rung reads one pass over the "
-            f"{fit.n_train:,} training rows before the validation slice, not several",
-            file=sys.stderr,
-        )
-    meta = {
-        "space": space.name,
-        "space_sha": space_fingerprint(space),
-        "method": args.method,
-        "proxy": args.proxy,
-        "data": args.data,
-        "proxy_examples": cfg.proxy_examples,
-        "seed": args.seed,
-        "val_fraction": args.val_fraction,
-        "proxy_schedule": PROXY_SCHEDULE,
-    }
-    if args.proxy_repeats > 1:  # studies made before repeats existed stay resumable
-        meta["proxy_repeats"] = args.proxy_repeats
-    store = StudyStore(url, study, meta)
-    checkpoint = _beside_storage(url, f"{study}.supernet.pt")
-    pretrains = args.proxy == "weight-sharing" and not checkpoint.exists()  # this run pays for pretraining
-    started = time.time()
-    if args.proxy == "weight-sharing":
-        proxy = WeightSharingProxy(
-            space,
-            fit,
-            pretrain,
-            args.seed,
-            args.batch_size,
-            args.lr,
-            checkpoint,
-            not args.json,
-            args.proxy_repeats,
-        )
-    else:
-        proxy = EarlyStopProxy(space, fit, args.seed, args.batch_size, args.lr, args.proxy_repeats)
-    search = Search(space, proxy, store, cfg)
-    summary = search.run()
-    _final_selection(args, space, summary, search.finalists(args.finalists), space.baseline, data)
-    if summary.get("final"):
-        won = summary["final"]["winner"]
-        summary["best"] = {k: won[k] for k in ("arch", "flops", "origin", "window_ne", "score", "rung") if k in won}
-    store.record_run(space, args.command_line, time.time() - started, pretrain if pretrains else 0, summary)
-    plot_path = (
-        Path(args.plot)
-        if args.plot
-        else (Path(args.export) / "pareto.png" if args.export else _beside_storage(url, f"{study}-pareto.png"))
-    )
-    plot_pareto(
-        store.completed(),
-        summary["pareto"],
-        summary["baseline"],
-        plot_path,
-        f"{space.name}: {args.method} search, {args.proxy} proxy",
-    )
-    summary["plot"] = str(plot_path)
-    if args.export:
-        from .core.arch import Arch
-
-        summary["export"] = _export_winner(space, Arch.from_dict(summary["best"]["arch"]), Path(args.export), summary)
-    if args.json:
-        print(json.dumps(summary))
-        return 0
-    _print_search(summary)
+    searcher = searcher_class(args.method)(args)
+    summary = run_search(searcher, args.command_line)
+    print(json.dumps(summary) if args.json else render_summary(searcher, summary))
     return 0
 
 
-def _final_selection(args, space, summary, finalists, baseline, data) -> None:
-    """Retrain the finalists and the baseline by the final trainer and choose on the validation slice
-    (`search/final.py`), into `summary["final"]` and `summary["beats_baseline"]`; `--retrain-seeds 0` skips
-    it, and then whether the winner beats the baseline is not measured (None)."""
-    from .search.final import select
-
-    summary["beats_baseline"] = None
-    if not args.retrain_seeds:
-        return
-    seeds = range(args.seed, args.seed + args.retrain_seeds)
-    label = f"final retrain of {len(finalists)} finalists and the baseline, {args.retrain_seeds} seeds each"
-    if not args.json:
-        print(label + " …", file=sys.stderr)
-    final = select(space, finalists, baseline, data, seeds, args.batch_size, args.lr, args.val_fraction)
-    summary["final"] = final
-    summary["beats_baseline"] = final["beats_baseline"]
-
-
-def _print_final(summary) -> None:
-    from .search.final import verdict
-
-    final = summary.get("final")
-    if not final:
-        print("no final retrain (--retrain-seeds 0): whether the winner beats the baseline is not measured")
-        return
-    won = final["winner"]
-    print(
-        f"final retrain: {won['examples']:,} rows, seeds {', '.join(map(str, won['seeds']))}; chosen on the "
-        f"validation slice (the latest {100 * final['val_fraction']:g}% of the training rows), quoted on the tail:"
-    )
-    print(f"  {'model':<16} {'FLOPs':>12} {'val NE':>8} {'eval NE':>8} {'AUC':>7}")
-    for r in ([final["baseline"]] if final["baseline"] else []) + final["finalists"]:
-        mark = " <" if r is won or r == won else ""
-        print(f"  {r['origin']:<16} {r['flops']:>12,} {r['val_ne']:>8.4f} {r['eval_ne']:>8.4f} {r['auc']:>7.4f}{mark}")
-    print(verdict(final))
-
-
-def _print_search(summary):
-    print(f"study {summary['study']} ({summary['storage']}): {summary['evaluated']} candidates evaluated")
-    if summary["baseline"]:
-        print(
-            f"baseline       window NE {summary['baseline']['window_ne']:.4f}   FLOPs {summary['baseline']['flops']:,}"
-        )
-    print("Pareto front (window NE against FLOPs):")
-    print(f"  {'trial':>5} {'FLOPs':>12} {'window NE':>10}")
-    for p in summary["pareto"]:
-        print(f"  {p['trial']:>5} {p['flops']:>12,} {p['window_ne']:>10.4f}")
-    if summary["finalists"]:
-        print("finalists after successive halving (rung, score):")
-        for i, f in enumerate(summary["finalists"], 1):
-            print(f"  {i}. rung {f['rung']}  {f['score']:.4f}")
-    best = summary["best"]
-    proxy = f"window NE {best['window_ne']:.4f}   " if best.get("window_ne") is not None else ""
-    found = "best by proxy " if "final" not in summary else f"winner         {best['origin']}, "
-    print(f"{found} {proxy}FLOPs {best['flops']:,}")
-    _print_final(summary)
-    print(f"wrote {summary['plot']}")
-    if "export" in summary:
-        print(f"exported the {_exported_what(summary)} to {summary['export']}")
-
-
 def cmd_study_show(args):
-    from .search.study_store import BASELINE, CANDIDATE, HALVING, open_study
+    from .search.study_store import open_study
+    from .search.study_view import study_lines
 
-    store = open_study(args.storage, args.study)
-    name = store.name
-    trials = store.trials()
-    states = Counter(t.state.name for t in trials)
-    print(f"study {name}: " + ", ".join(f"{k}={v}" for k, v in store.meta.items()))
-    print("trials: " + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items())))
-    for t in store.completed(BASELINE):
-        print(f"baseline  window NE {t.user_attrs['window_ne']:.4f}  FLOPs {t.user_attrs['flops']:,}")
-    done = sorted(store.completed(CANDIDATE), key=lambda t: t.value)
-    print(f"{'rank':>4} {'trial':>5} {'round':>5} {'score':>8} {'window NE':>10} {'FLOPs':>12}")
-    for i, t in enumerate(done[: args.top], 1):
-        print(
-            f"{i:>4} {t.number:>5} {t.user_attrs.get('round', 0) + 1:>5} {t.value:>8.4f} "
-            f"{t.user_attrs['window_ne']:>10.4f} {t.user_attrs['flops']:>12,}"
-        )
-    for t in store.pending(CANDIDATE):
-        print(f"running/waiting: trial {t.number}")
-    halving = store.completed(HALVING)
-    if halving:
-        print(f"successive halving: {len(halving)} evaluations up to rung {max(t.user_attrs['rung'] for t in halving)}")
+    print("\n".join(study_lines(open_study(args.storage, args.study), args.top)))
     return 0
 
 
@@ -649,209 +384,6 @@ def cmd_report(args):
     atomic_write(markdown, summary)
     print(f"wrote {args.output} and {markdown}")
     return 0
-
-
-def _alpha(text: str):
-    """`--alpha`: a number, or `auto` (None: adapted)."""
-    if text == "auto":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
-
-
-def _inplace_config(args, target):
-    """The one-shot or DNAS settings from the flags, each refused with one line when out of range."""
-    warmup = args.warmup if args.warmup is not None else (0.25 if args.method == "oneshot" else 0.1)
-    if not 0 <= warmup < 1:
-        raise RksError(f"--warmup is a fraction of the steps in [0, 1), got {warmup}")
-    common = dict(batch_size=args.batch_size, lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every)
-    if args.method == "oneshot":
-        from .search.oneshot import OneShotConfig
-
-        if args.alpha is not None and args.alpha < 0:
-            raise RksError(f"--alpha must be >= 0, got {args.alpha}")
-        return OneShotConfig(
-            args.examples,
-            target,
-            args.alpha,
-            args.penalty,
-            args.policy,
-            args.rl_batch,
-            args.replay_k,
-            policy_lr=args.policy_lr,
-            warmup=warmup,
-            **common,
-        )
-    from .search.dnas import DNASConfig
-
-    if args.lam < 0:
-        raise RksError(f"--lambda must be >= 0, got {args.lam}")
-    if args.tau_end > args.tau_start:
-        raise RksError(
-            f"the temperature must not increase: --tau-start {args.tau_start} is below --tau-end {args.tau_end}"
-        )
-    return DNASConfig(
-        args.examples,
-        target,
-        lam=args.lam,
-        tau_start=args.tau_start,
-        tau_end=args.tau_end,
-        arch_lr=args.arch_lr,
-        warmup=warmup,
-        checkpoint_activations=args.checkpoint_activations,
-        **common,
-    )
-
-
-def cmd_inplace_search(args):
-    """`rks search --method oneshot|dnas`: a distribution over archs trained in place with the supernet."""
-    import hashlib
-
-    from .core.arch import Arch
-    from .data.loading import load_data
-    from .search.constraints import check_flops_rule, parse_flops
-    from .search.dnas import DNASSearch
-    from .search.loop import space_fingerprint
-    from .search.oneshot import OneShotSearch
-
-    space = _space(args.file)
-    method = args.method
-    if args.examples is None:
-        raise RksError(f"--method {method} needs --examples N (training examples the supernet streams)")
-    if args.flops_target is None:
-        raise RksError(f"--method {method} needs --flops-target C (absolute FLOPs or a multiple like 1x)")
-    if args.baseline_arch:
-        baseline = _read_arch(space, args.baseline_arch, False)
-    elif space.baseline is not None:
-        baseline = space.baseline
-    else:
-        raise RksError(
-            f"space `{space.name}` has no baseline arch, and --method {method} measures FLOPs (and one-shot NE%) "
-            "against one: pass --baseline-arch ARCH.json"
-        )
-    target = parse_flops(args.flops_target, space, "--flops-target", baseline)
-    if target is None:
-        raise RksError(f"--flops-target none: --method {method} needs a FLOPs target")
-    cfg = _inplace_config(args, target)
-    check_flops_rule(space, None, target, args.seed)
-    data = load_data(
-        args.data, space, args.examples, args.schema, args.min_count, args.eval_fraction, args.val_fraction
-    )
-    fit = data.validation_view(args.val_fraction)  # all the supernet trains on; the slice after it chooses
-    study = args.study or f"{space.name}-{method}"
-    url = args.storage or _default_storage(study)
-    key = hashlib.sha256(
-        json.dumps([space_fingerprint(space), args.data, args.val_fraction, baseline.to_dict(), repr(cfg)]).encode()
-    ).hexdigest()[:12]
-    kind = OneShotSearch if method == "oneshot" else DNASSearch
-    search = kind(
-        space,
-        fit,
-        baseline,
-        cfg,
-        _beside_storage(url, f"{study}-{key}.{method}.pt"),
-        _beside_storage(url, f"{study}-{key}.{method}.jsonl"),
-    )
-    if search.checkpoint.exists():
-        print(f"resuming from {search.checkpoint}", file=sys.stderr)
-    from tqdm import tqdm
-
-    label = "one-shot search" if method == "oneshot" else "DNAS"
-    with tqdm(total=search.steps, desc=label, unit="step", disable=True if args.json else None) as bar:
-        result = search.run(lambda step, total, record: bar.update(step - bar.n))
-    winner = result.pop("arch")
-    summary = {
-        "study": study,
-        "method": method,
-        "best": {"arch": winner.to_dict(), **{k: result.pop(k) for k in ("flops", "params", "probability")}},
-        "baseline": {"arch": baseline.to_dict(), "flops": space.flops(baseline), "params": space.params(baseline)},
-        "flops_target": target,
-        **result,
-        "log": str(search.log),
-        "checkpoint": str(search.checkpoint),
-    }
-    if summary["target_gap"] > 0.1:
-        if method == "oneshot" and args.alpha is None:
-            fix = f"raise --examples (α adapted up to {summary['alpha_end']:.3g})"
-        else:
-            fix = f"raise {'--alpha' if method == 'oneshot' else '--lambda'} or --examples"
-        above = method == "oneshot" and args.penalty == "relu"
-        print(
-            f"warning: γ(θ)'s {summary['best']['flops']:,} FLOPs are {100 * summary['target_gap']:.0f}% "
-            f"{'above' if above else 'from'} the target {target:,.0f}; {fix}",
-            file=sys.stderr,
-        )
-    summary["gamma"] = dict(summary["best"])
-    _final_selection(args, space, summary, search.finalists(args.finalists), baseline, data)
-    if summary.get("final"):
-        won = summary["final"]["winner"]
-        summary["best"] = {
-            "arch": won["arch"],
-            "flops": won["flops"],
-            "params": space.params(Arch.from_dict(won["arch"])),
-            "origin": won["origin"],
-            "probability": won.get("probability"),
-        }
-        winner = Arch.from_dict(won["arch"])
-    if args.export:
-        summary["export"] = _export_winner(space, winner, Path(args.export), summary)
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        _print_inplace(summary)
-    return 0
-
-
-def _exported_what(summary: dict) -> str:
-    if summary.get("beats_baseline") is False:
-        return "best candidate, which does not beat the baseline (selection.json says so),"
-    return "winner"
-
-
-def _export_winner(space, arch, folder: Path, summary: dict) -> str:
-    """The winner's readable Python and its arch JSON in `folder`, as every search method writes them, and
-    `selection.json`: whether it beat the baseline on the validation slice, so a best candidate that did not
-    is marked as such beside the code."""
-    source = atomic_write(folder / f"{space.name}_best.py", space.subnet_source(arch))
-    atomic_write(folder / "best_arch.json", arch.to_json(indent=1) + "\n")
-    final = summary.get("final")
-    selection = {"beats_baseline": summary.get("beats_baseline")}
-    if final:
-        from .search.final import verdict
-
-        won, base = final["winner"], final["baseline"]
-        selection.update(
-            verdict=verdict(final),
-            origin=won["origin"],
-            margin=final["margin"],
-            val_ne=won["val_ne"],
-            baseline_val_ne=base["val_ne"] if base else None,
-            eval_ne=won["eval_ne"],
-            baseline_eval_ne=base["eval_ne"] if base else None,
-        )
-    atomic_write(folder / "selection.json", json.dumps(selection, indent=1) + "\n")
-    return str(source)
-
-
-def _print_inplace(summary):
-    best, base = summary["best"], summary["baseline"]
-    if summary["method"] == "oneshot":
-        work = f"one-shot search: {summary['steps']:,} supernet steps, {summary['policy_updates']:,} policy updates"
-    else:
-        work = f"DNAS: {summary['steps']:,} joint steps of the supernet and θ"
-    print(f"{work}, {summary['seconds']:.0f} s; log {summary['log']}")
-    print(f"baseline       FLOPs {base['flops']:,}")
-    print(
-        f"γ(θ)           FLOPs {summary['gamma']['flops']:,} ({summary['flops_ratio']:.2f}x the baseline; target "
-        f"{summary['flops_target']:,.0f}, {100 * summary['target_gap']:.1f}% off)"
-    )
-    _print_final(summary)
-    if "final" in summary:
-        print(f"winner         {best['origin']}, FLOPs {best['flops']:,}")
-    if "export" in summary:
-        print(f"exported the {_exported_what(summary)} to {summary['export']}")
 
 
 def cmd_proxy_study(args):
@@ -892,7 +424,54 @@ def cmd_proxy_study(args):
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _search_parser(sub, method: str | None) -> None:
+    from .search.registry import SEARCHERS
+
+    s = sub.add_parser(
+        "search",
+        help="search a space: sampling (random, predictor, evolution) or in place with the supernet (oneshot, dnas)",
+        epilog="each method has its own flags: `rks search FILE --method M --help` lists them",
+    )
+    s.add_argument("file", help="the space (.rks)")
+    s.add_argument("--method", choices=list(SEARCHERS), required=True, help="the search method")
+    s.add_argument(
+        "--flops-target",
+        help="FLOPs target, absolute or relative to the baseline like 2.5x: a penalty for the sampling methods, "
+        "the target of oneshot and dnas (required there)",
+    )
+    s.add_argument(
+        "--retrain-seeds",
+        type=int,
+        default=3,
+        help="after the search, retrain the finalists and the baseline with this many seeds; the best on the "
+        "validation slice wins, and the evaluation tail, which nothing reads before, is quoted (default 3; 0 "
+        "skips: the search's best is the winner, unmeasured against the baseline)",
+    )
+    s.add_argument(
+        "--finalists",
+        type=flags.positive(int),
+        default=FINALISTS,
+        help="candidates retrained beside the baseline at the end: the top of the ranking (sampling methods) "
+        f"or γ(θ) and the most likely runners-up (oneshot, dnas) (default {FINALISTS})",
+    )
+    s.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/STUDY.db)")
+    s.add_argument(
+        "--study", type=flags.study_name, help="study name: letters, digits, . _ - (default SPACE-METHOD[-PROXY])"
+    )
+    s.add_argument("--export", help="folder for the winner's Python source, arch JSON and selection.json")
+    s.add_argument("--json", action="store_true", help="print the summary as one JSON object, and no progress")
+    flags.data_args(s)
+    flags.device_arg(s)
+    if method in SEARCHERS:
+        from .search.registry import searcher_class
+
+        searcher = searcher_class(method)
+        searcher.add_arguments(s.add_argument_group(f"--method {method}: {searcher.help}"))
+    s.set_defaults(func=cmd_search)
+
+
+def build_parser(method: str | None = None) -> argparse.ArgumentParser:
+    """The parser; `rks search` lists the common flags and, with `--method`, only that method's own."""
     p = _Parser(prog="rks", description="Compile and search .rks ranking-model search spaces.")
     p.add_argument("--version", action="version", version=f"rks {_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -918,14 +497,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, help=f"seed of the DAG-order permutation (default {GROW_SEED})")
     s.add_argument(
         "--distances",
-        type=_int_list,
+        type=flags.int_list,
         help=f"connection distances (default {','.join(map(str, GROW_DISTANCES))})",
     )
-    s.add_argument("--dims", type=_dim_range, help="LOW..HIGH:STEPS x the production width (default 0.5..1.25:7)")
-    s.add_argument("--keep", type=_keep, help=f"connection keep-probability (default {GROW_KEEP})")
+    s.add_argument("--dims", type=flags.dim_range, help="LOW..HIGH:STEPS x the production width (default 0.5..1.25:7)")
+    s.add_argument("--keep", type=flags.keep, help=f"connection keep-probability (default {GROW_KEEP})")
     s.add_argument(
         "--bottleneck",
-        type=_positive(int),
+        type=flags.positive(int),
         help=f"pairwise bottleneck (default {GROW_BOTTLENECK}, the paper's; with --blocks-only the production's)",
     )
     s.add_argument("--name", help="the grown space's name (default: the output file's stem)")
@@ -973,11 +552,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _arch_args(s, "scale")
     s.add_argument("-o", "--output", required=True, help="the scaled arch's JSON file")
-    s.add_argument("--embed-fc", type=_positive(float), help="multiply the EmbedFC dims (the paper: 3)")
+    s.add_argument("--embed-fc", type=flags.positive(float), help="multiply the EmbedFC dims (the paper: 3)")
     s.add_argument(
-        "--dims", type=_positive(float), help="multiply linear, EmbedFC and dot-compressed dims (the paper: 1.5)"
+        "--dims", type=flags.positive(float), help="multiply linear, EmbedFC and dot-compressed dims (the paper: 1.5)"
     )
-    s.add_argument("--bottleneck", type=_positive(float), help="multiply the pair bottleneck (the paper: 2)")
+    s.add_argument("--bottleneck", type=flags.positive(float), help="multiply the pair bottleneck (the paper: 2)")
     s.add_argument("--extend", metavar="SPACE_OUT.rks", help="write the space extended to admit the scaled values")
     s.set_defaults(func=cmd_scale)
 
@@ -990,7 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     _arch_args(s, "train")
     s.add_argument(
         "--examples",
-        type=_positive(int),
+        type=flags.positive(int),
         help="training examples, in order (default: one pass over the training rows before the validation slice; "
         "synthetic data needs it)",
     )
@@ -1002,115 +581,42 @@ def build_parser() -> argparse.ArgumentParser:
         default="rowwise-adagrad",
         help="optimiser of the embedding tables (default rowwise-adagrad; the body always uses Adam at --lr)",
     )
-    s.add_argument("--embed-lr", type=_positive(float), default=0.1, help="the tables' learning rate (default 0.1)")
+    s.add_argument(
+        "--embed-lr", type=flags.positive(float), default=0.1, help="the tables' learning rate (default 0.1)"
+    )
     s.add_argument(
         "--lr-schedule",
         choices=LR_SCHEDULES,
         default="linear",
         help="the body rate over the pass: linear decay to zero (default) or constant",
     )
-    _data_args(s)
-    _val_fraction_arg(s)
+    flags.data_args(s)
+    flags.device_arg(s)
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("search", help="sampling-based architecture search with a resumable study")
-    s.add_argument("file")
-    s.add_argument("--method", choices=["random", "predictor", "oneshot", "dnas"], required=True)
-    s.add_argument("--budget", type=_positive(int), help="candidates to evaluate (random, predictor)")
-    s.add_argument("--proxy", choices=["early-stop", "weight-sharing"], default="early-stop")
-    s.add_argument(
-        "--proxy-examples", type=_positive(int), default=20000, help="training examples per proxy evaluation"
-    )
-    s.add_argument(
-        "--pretrain-examples", type=_positive(int), help="weight-sharing supernet pretraining (default 5x proxy)"
-    )
-    s.add_argument("--round-size", type=_positive(int), help="candidates per round (default budget/5, at least 2)")
-    s.add_argument("--halving", type=int, default=0, metavar="K", help="successive halving over the best K candidates")
-    s.add_argument("--flops-target", help="FLOPs target (L1 penalty), absolute or relative to the baseline like 2.5x")
-    s.add_argument(
-        "--flops-max",
-        help="FLOPs cap, absolute or relative to the baseline like 2.5x (default: the baseline's FLOPs; none: no cap)",
-    )
-    s.add_argument(
-        "--retrain-seeds",
-        type=int,
-        default=3,
-        help="after the search, retrain the finalists and the baseline with this many seeds; the best on the "
-        "validation slice wins, and the evaluation tail, which nothing reads before, is quoted (default 3; 0 "
-        "skips: the proxy's best is the winner, unmeasured against the baseline)",
-    )
-    s.add_argument(
-        "--finalists",
-        type=_positive(int),
-        default=FINALISTS,
-        help="candidates retrained beside the baseline at the end: the top of the ranking (random, predictor) "
-        f"or γ(θ) and the most likely runners-up (oneshot, dnas) (default {FINALISTS})",
-    )
-    s.add_argument(
-        "--proxy-repeats",
-        type=_positive(int),
-        default=1,
-        help="proxy runs per candidate, averaged; run k uses seed+k for every candidate (default 1)",
-    )
-    inplace = s.add_argument_group("searches trained with the supernet (--method oneshot, dnas)")
-    inplace.add_argument("--examples", type=_positive(int), help="training examples the supernet streams")
-    inplace.add_argument(
-        "--warmup", type=float, help="fraction of steps before the arch distribution learns (oneshot 0.25, dnas 0.1)"
-    )
-    inplace.add_argument(
-        "--checkpoint-every", type=_positive(int), default=200, help="supernet steps between checkpoints (200)"
-    )
-    inplace.add_argument("--baseline-arch", help="the baseline's arch JSON (default: the space's baseline)")
-    oneshot = s.add_argument_group("one-shot search (--method oneshot; docs/oneshot.md)")
-    oneshot.add_argument(
-        "--alpha",
-        type=_alpha,
-        help="weight of the FLOPs cost in the reward, held fixed (default auto: adapted so γ(θ) holds the target)",
-    )
-    oneshot.add_argument("--penalty", choices=["l1", "relu"], default="l1", help="|F - c| or max(F - c, 0) (l1)")
-    oneshot.add_argument("--policy", choices=["on", "on-off"], default="on-off", help="policy gradient (on-off)")
-    oneshot.add_argument("--replay-k", type=_positive(int), default=50, help="off-policy updates per on-policy (50)")
-    oneshot.add_argument("--rl-batch", type=_positive(int), default=16, help="sampled archs per policy update (16)")
-    oneshot.add_argument("--policy-lr", type=_positive(float), default=0.05, help="the policy's Adam rate (0.05)")
-    dnas = s.add_argument_group("DNAS (--method dnas; docs/dnas.md)")
-    dnas.add_argument(
-        "--lambda", dest="lam", type=float, default=1.0, help="weight of E|FLOPs(a) - c| / c in the loss (1)"
-    )
-    dnas.add_argument("--tau-start", type=_positive(float), default=5.0, help="first Gumbel-softmax temperature (5)")
-    dnas.add_argument("--tau-end", type=_positive(float), default=0.1, help="last temperature, exponential decay (0.1)")
-    dnas.add_argument("--arch-lr", type=_positive(float), default=0.1, help="Adam rate of the arch logits (0.1)")
-    dnas.add_argument(
-        "--checkpoint-activations", action="store_true", help="recompute each choice in backward: memory for time"
-    )
-    s.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/STUDY.db)")
-    s.add_argument("--study", type=_study_name, help="study name: letters, digits, . _ - (default SPACE-METHOD-PROXY)")
-    s.add_argument("--export", help="folder for the winner's Python source and arch JSON")
-    s.add_argument("--plot", help="PNG of the Pareto front (default beside the export or the storage)")
-    s.add_argument("--json", action="store_true")
-    _data_args(s)
-    _val_fraction_arg(s)
-    s.set_defaults(func=cmd_search)
+    _search_parser(sub, method)
 
     s = sub.add_parser(
         "proxy-study",
         help="Kendall tau of the early-stop and weight-sharing proxies against the final retrain's validation NE",
     )
     s.add_argument("file")
-    s.add_argument("--models", type=_positive(int), required=True, help="sampled models (K)")
+    s.add_argument("--models", type=flags.positive(int), required=True, help="sampled models (K)")
     s.add_argument(
         "--examples",
-        type=_positive(int),
+        type=flags.positive(int),
         default=20000,
         help="training rows of synthetic data (default 20,000; a file's rows are its own)",
     )
     s.add_argument("--budgets", help="comma-separated proxy budgets (default: 1/32 … 1/2 of a pass)")
     s.add_argument(
-        "--pretrain-examples", type=_positive(int), help="weight-sharing supernet pretraining (default: --examples)"
+        "--pretrain-examples",
+        type=flags.positive(int),
+        help="weight-sharing supernet pretraining (default: --examples)",
     )
     s.add_argument("--plot", help="PNG to write (default SPACE-proxy-study.png)")
     s.add_argument("--json", action="store_true")
-    _data_args(s)
-    _val_fraction_arg(s)
+    flags.data_args(s)
     s.set_defaults(func=cmd_proxy_study)
 
     s = sub.add_parser("report", help="one self-contained HTML page (and a Markdown summary) for a finished search")
@@ -1138,9 +644,18 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def _method(argv: list) -> str | None:
+    """The `--method` of an `rks search` command line, read before the parser that depends on it is built."""
+    if not argv or argv[0] != "search":
+        return None
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--method")
+    return pre.parse_known_args(argv[1:])[0].method
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser(_method(argv)).parse_args(argv)
     args.command_line = "rks " + shlex.join(argv)
     try:
         return args.func(args) or 0

@@ -15,9 +15,9 @@ from rankitect_dsl.data.dataset import DataError
 from rankitect_dsl.data.loading import load_data
 from rankitect_dsl.data.preprocess import RATE_PRIOR_ROWS, cache_root, load_dataset
 from rankitect_dsl.data.sources import CriteoSource, TableSource, parse_data_spec
+from rankitect_dsl.runtime.engine import TrainConfig, train
 from rankitect_dsl.runtime.metrics import auc, normalized_entropy, window_ne
 from rankitect_dsl.runtime.model import build_model
-from rankitect_dsl.runtime.trainer import TrainConfig, train
 from rankitect_dsl.search.proxies import early_stop_proxy
 
 # -- metrics --------------------------------------------------------------------------------

@@ -137,8 +137,8 @@ def test_the_baseline_trains_to_the_same_numbers_in_the_production_and_the_grown
     import torch
 
     from rankitect_dsl.data.synthetic import SyntheticSource
+    from rankitect_dsl.runtime.engine import TrainConfig, train
     from rankitect_dsl.runtime.model import build_model
-    from rankitect_dsl.runtime.trainer import TrainConfig, train
 
     data = SyntheticSource(0).dataset(13, 26, 1024, 256)
     trained = []

@@ -13,9 +13,10 @@ import torch
 from conftest import search_cmd, space_path
 from rankitect_dsl import load_space
 from rankitect_dsl.data.loading import load_data
+from rankitect_dsl.runtime.engine import TrainConfig, evaluate_tail, train
 from rankitect_dsl.runtime.optim import RowWiseAdagrad, body_lr_schedule, make_optimizers
-from rankitect_dsl.runtime.trainer import TrainConfig, evaluate_tail, train
 from rankitect_dsl.search.loop import Search, SearchConfig
+from rankitect_dsl.search.methods.predictor import PredictorProposer
 from rankitect_dsl.search.proxies import EarlyStopProxy, WeightSharingProxy, early_stop_proxy
 from rankitect_dsl.search.study_store import StudyStore
 
@@ -124,8 +125,8 @@ def test_search_ends_by_retraining_winner_and_baseline_and_scoring_them_on_the_t
 def test_the_final_retrain_trains_as_rks_train_does_and_a_full_pass_proxy_is_the_final_retrain():
     """The quoted NE is `rks train`'s (decaying body rate, the validation slice held out); an early-stop proxy
     given one whole pass trains exactly as the final retrain does, so it scores what the user gets."""
+    from rankitect_dsl.runtime.engine import train_final
     from rankitect_dsl.runtime.model import build_model
-    from rankitect_dsl.runtime.trainer import train_final
     from rankitect_dsl.search.final import retrain
 
     data = load_data("synthetic:3", TINY, 1500, val_fraction=0.1)
@@ -167,7 +168,7 @@ def test_selection_never_reads_the_evaluation_tail(tmp_path, proxy_kind):
         proxy = WeightSharingProxy(TINY, data, pretrain_examples=600, repeats=2)
     store = StudyStore(f"sqlite:///{tmp_path}/s.db", "s")
     cfg = SearchConfig("predictor", budget=6, proxy_examples=300, halving=2, progress=False)
-    summary = Search(TINY, proxy, store, cfg).run()
+    summary = Search(TINY, proxy, store, cfg, PredictorProposer()).run()
     values = [t.value for t in store.trials() if t.value is not None]
     assert values and all(math.isfinite(v) for v in values)
     assert math.isfinite(summary["best"]["window_ne"])
@@ -180,7 +181,7 @@ def _any_model(data):
 
 
 def test_default_batch_size_follows_the_training_part():
-    from rankitect_dsl.runtime.trainer import default_batch_size
+    from rankitect_dsl.runtime.engine import default_batch_size
 
     # the sweep's sets: criteo-8k, avazu-9k and synthetic up to 20,000 training rows; ml-100k at 80,000
     sizes = (6400, 7199, 20000, 39999, 40000, 79999, 80000, 10**9)

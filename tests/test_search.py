@@ -16,8 +16,8 @@ import torch
 
 from conftest import run_rks, search_cmd, space_path
 from rankitect_dsl.data.loading import load_data
-from rankitect_dsl.search.constraints import FlopsRule, flops_range, parse_flops, valid_mask
-from rankitect_dsl.search.loop import centre_shares
+from rankitect_dsl.search.constraints import FlopsObjective, flops_range, parse_flops, valid_mask
+from rankitect_dsl.search.methods.predictor import centre_shares
 from rankitect_dsl.search.pareto import pareto
 from rankitect_dsl.search.predictor import Predictor
 from rankitect_dsl.search.proxies import WeightSharingProxy
@@ -117,7 +117,7 @@ def test_predictor_learns_and_rl_sampler_respects_cap_and_exclusions(spaces):
     flops = space.flops_many(vectors).astype(float)
     cap = float(np.median(flops))
     exclude = {space.subnet_key(a) for a in archs[:20]}
-    proposals = rl_propose(space, predictor, FlopsRule(cap=cap), set(exclude), 5, np.random.default_rng(0))
+    proposals = rl_propose(space, predictor, FlopsObjective(cap=cap), set(exclude), 5, np.random.default_rng(0))
     assert len(proposals) == 5
     for arch in proposals:
         assert space.flops(arch) <= cap and space.subnet_key(arch) not in exclude
@@ -176,7 +176,7 @@ def test_rl_sampler_centred_on_the_incumbent_stays_near_it(spaces):
     proposals = rl_propose(
         space,
         blind,
-        FlopsRule(),
+        FlopsObjective(),
         {space.subnet_key(space.decode(incumbent))},
         40,
         np.random.default_rng(0),
@@ -333,7 +333,7 @@ def test_kendall_tau_equals_scipy():
 def test_early_stop_proxy_decays_its_rate_over_its_own_budget_as_the_final_trainer(spaces, monkeypatch):
     """The proxy trains as the final retrain does, only shorter: the body rate falls linearly to zero over the
     proxy's budget (a constant rate ranked archs for a trainer nobody ships)."""
-    from rankitect_dsl.runtime import trainer
+    from rankitect_dsl.runtime import engine as trainer
     from rankitect_dsl.search.proxies import early_stop_proxy
 
     rates = []

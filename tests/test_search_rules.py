@@ -11,6 +11,8 @@ import pytest
 
 from conftest import run_rks, search_cmd, space_path
 from rankitect_dsl.search.loop import Search, SearchConfig
+from rankitect_dsl.search.methods.predictor import PredictorProposer
+from rankitect_dsl.search.predictor import Predictor
 from rankitect_dsl.search.study_store import HALVING, StudyStore
 
 
@@ -177,21 +179,19 @@ def test_predictor_search_counts_the_flops_penalty_once(spaces, tmp_path, monkey
     """The trial value already holds window NE + penalty; the RL sampler adds the exact penalty to the
     predictor's output, so the predictor must learn window NE alone (fitted on the value, the penalty
     would count twice)."""
-    from rankitect_dsl.search import loop
-
     space = spaces["tiny"]
     fitted = []
-    original_fit = loop.Predictor.fit
+    original_fit = Predictor.fit
 
     def spy(self, vectors, values):
         fitted.append(np.asarray(values, dtype=float).copy())
         return original_fit(self, vectors, values)
 
-    monkeypatch.setattr(loop.Predictor, "fit", spy)
+    monkeypatch.setattr(Predictor, "fit", spy)
     store = StudyStore(f"sqlite:///{tmp_path}/s.db", "s")
     cfg = SearchConfig("predictor", budget=8, round_size=4, progress=False, proxy_examples=500)
     cfg.flops_target = float(space.flops(space.baseline)) / 3
-    Search(space, ScriptedProxy(space), store, cfg).run()
+    Search(space, ScriptedProxy(space), store, cfg, PredictorProposer()).run()
     assert fitted, "the predictor round never ran"
     done = store.completed()
     ne = np.array([t.user_attrs["window_ne"] for t in done])

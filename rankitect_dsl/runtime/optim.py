@@ -38,14 +38,28 @@ class RowWiseAdagrad(torch.optim.Optimizer):
                 state = self.state[p]
                 if not state:
                     state["sum"] = torch.zeros(p.shape[0], dtype=p.dtype, device=p.device)
-                grad = p.grad
-                rows = grad.any(1).nonzero().squeeze(1)
-                if rows.numel() == 0:
-                    continue
-                g = grad[rows]
-                state["sum"][rows] += g.pow(2).mean(1)
-                p[rows] -= group["lr"] * g / (state["sum"][rows].sqrt() + group["eps"]).unsqueeze(1)
+                if p.device.type == "cpu":
+                    _sparse_rows_step(p, p.grad, state["sum"], group["lr"], group["eps"])
+                else:
+                    _dense_step(p, p.grad, state["sum"], group["lr"], group["eps"])
         return None
+
+
+def _sparse_rows_step(p, grad, total, lr, eps) -> None:
+    """Touch only the rows with a gradient: on the CPU the cheap way for large tables and small batches."""
+    rows = grad.any(1).nonzero().squeeze(1)
+    if rows.numel() == 0:
+        return
+    g = grad[rows]
+    total[rows] += g.pow(2).mean(1)
+    p[rows] -= lr * g / (total[rows].sqrt() + eps).unsqueeze(1)
+
+
+def _dense_step(p, grad, total, lr, eps) -> None:
+    """The same update over every row, without `nonzero` (a host sync per table per step on an accelerator):
+    a row with no gradient adds 0 to its accumulator and moves by 0, so it is left exactly as it was."""
+    total += grad.pow(2).mean(1)
+    p -= lr * grad / (total.sqrt() + eps).unsqueeze(1)
 
 
 def make_optimizers(model, lr: float, embed_optimizer: str = "rowwise-adagrad", embed_lr: float = 0.1) -> list:

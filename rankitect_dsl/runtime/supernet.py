@@ -31,10 +31,16 @@ from ..compiler.layout import Slice, SupernetLayout, build_plan
 from ..core.arch import Arch
 from ..core.blocks import REGISTRY
 from ..core.decisions import all_decisions, encode_values
+from ..core.errors import RksError
 from ..core.names import block_param, decision_name, head_param, pair_param, stack_param
 from ..core.spec import ChoiceSpec, SpaceSpec, spec_from_dict
 
 _PLAN_CACHE = 256
+_INDEX_CACHE = 4096  # index tensors of placement ranges: a few per plan
+
+
+class MaskError(RksError, ValueError):
+    """Masks that do not fit the supernet's mask layout (`space.decisions`)."""
 
 
 def flatten(t2: Optional[torch.Tensor], t3: Optional[torch.Tensor]) -> torch.Tensor:
@@ -55,9 +61,32 @@ def _bcast(m: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return m.reshape(m.shape + (1,) * (like.dim() - m.dim())) if m.dim() else m
 
 
+def _learn_known(weights: list) -> None:
+    """Mark which fixed weights of one mask-path forward are 0 everywhere (a hard mask: what they weigh is
+    not computed) and which 1 everywhere (all-on: the multiplication is skipped). On the CPU that is asked
+    of each weight when needed; on an accelerator it is read back for all of them in one transfer per
+    forward, not one per block, and kept on the tensor (`_known`, which the checkpointed recompute in
+    backward sees too). A weight derived later (a feature mask) is unknown there and is multiplied:
+    x · 1 is x, so nothing changes but time."""
+    fixed = [w for w in weights if not w.requires_grad and w.device.type != "cpu"]
+    if fixed:
+        flags = torch.stack([torch.stack([(w == 0).all(), (w == 1).all()]) for w in fixed]).tolist()
+        for w, (zero, one) in zip(fixed, flags):
+            w._known = (bool(zero), bool(one))
+
+
+def _fact(wt: torch.Tensor, which: int) -> bool:
+    if wt.requires_grad:
+        return False
+    if wt.device.type == "cpu":
+        return bool((wt == which).all())
+    known = getattr(wt, "_known", None)
+    return known[which] if known is not None else False
+
+
 def _hard_zero(wt: torch.Tensor) -> bool:
     """A weight that is 0 everywhere and needs no gradient (a hard mask): what it weighs is not computed."""
-    return not wt.requires_grad and bool((wt == 0).all())
+    return _fact(wt, 0)
 
 
 @dataclass
@@ -101,7 +130,7 @@ class SupernetBase(nn.Module):
             {k: nn.Parameter(torch.empty(shape)) for k, shape in self.layout.params.items()}
         )
         self._plans: OrderedDict = OrderedDict()
-        self._index: dict = {}
+        self._index: OrderedDict = OrderedDict()
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -133,9 +162,14 @@ class SupernetBase(nn.Module):
 
     def _indices(self, ranges, device) -> torch.Tensor:
         key = (ranges, device)
-        if key not in self._index:
-            self._index[key] = torch.cat([torch.arange(a, b) for a, b in ranges]).to(device)
-        return self._index[key]
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = torch.cat([torch.arange(a, b) for a, b in ranges]).to(device)
+            if len(self._index) > _INDEX_CACHE:
+                self._index.popitem(last=False)
+        else:
+            self._index.move_to_end(key)
+        return index
 
     def _at(self, ranges, like: torch.Tensor) -> Optional[torch.Tensor]:
         """The cached index tensor of a plan's placement ranges (None: first features)."""
@@ -158,7 +192,7 @@ class SupernetBase(nn.Module):
         self, dense: torch.Tensor, sparse: torch.Tensor, arch: Optional[Arch] = None, masks: Optional[dict] = None
     ) -> torch.Tensor:
         if arch is not None and masks is not None:
-            raise ValueError("give either an arch (hard path) or masks (mask path), not both")
+            raise MaskError("give either an arch (hard path) or masks (mask path), not both")
         if arch is not None:
             return self.forward_arch(dense, sparse, arch)
         return self.forward_masks(dense, sparse, masks or {})
@@ -224,8 +258,10 @@ class SupernetBase(nn.Module):
             self.spec.embed.name: Node(None, None, 0 * one, sparse, sparse.new_ones(sparse.shape[1])),
         }
         fc_cache = {}  # FC_ij's bottleneck activations, shared by every choice reading pair (i, j)
+        weights_of = {c.name: choice_weights(c, masks, dense) for c in self.spec.choices}
+        _learn_known([w for weights in weights_of.values() for w in _leaves(weights)])
         for c in self.spec.choices:
-            weights = choice_weights(c, masks, dense)
+            weights = weights_of[c.name]
             reads = {x: nodes[x] for x in c.candidates}
             if self.checkpoint_activations and torch.is_grad_enabled():
                 nodes[c.name] = self._checkpointed(c, weights, reads)
@@ -344,7 +380,7 @@ class SupernetBase(nn.Module):
 
 def _is_one(wt: torch.Tensor) -> bool:
     """A weight that is 1 everywhere and needs no gradient (all-on): multiplying by it is skipped."""
-    return not wt.requires_grad and bool((wt == 1).all())
+    return _fact(wt, 1)
 
 
 def _weigh(t: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
@@ -360,6 +396,11 @@ def _weigh_features(t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 def _weigh_mask(m: torch.Tensor, wt: torch.Tensor) -> torch.Tensor:
     """A feature mask (W,) or (B, W) weighed by a per-batch () or per-example (B,) weight."""
     return m * wt.unsqueeze(-1) if wt.dim() else m * wt
+
+
+def _leaves(weights: dict) -> list:
+    """The weight tensors of `choice_weights`: per block, per input, per pair (not the dim masks)."""
+    return [*weights["block"].values(), *weights["inputs"].values(), *weights["pairs"].values()]
 
 
 def _batch_reference(reads: dict) -> torch.Tensor:
@@ -379,10 +420,10 @@ def mask_shapes(spec: SpaceSpec) -> dict:
 def _check_masks(shapes: dict, masks: dict) -> None:
     for key, value in masks.items():
         if key not in shapes:
-            raise ValueError(f"unknown mask `{key}`; masks are keyed by decision name (see `space.decisions`)")
+            raise MaskError(f"unknown mask `{key}`; masks are keyed by decision name (see `space.decisions`)")
         want = shapes[key]
         if tuple(value.shape[-len(want) :]) != want or value.dim() > len(want) + 1:
-            raise ValueError(
+            raise MaskError(
                 f"mask `{key}`: expected weights shaped {want} or (B, {', '.join(map(str, want))}), "
                 f"got {tuple(value.shape)}"
             )

@@ -1,4 +1,4 @@
-"""The FLOPs constraint of a search: a hard cap and/or a penalty around a target (paper eq. 7), read
+"""The FLOPs constraint of a search: a hard cap and/or a cost around a target (`FlopsObjective`), read
 from flags as absolute FLOPs or multiples of the baseline, and checked against what the space can reach."""
 
 from __future__ import annotations
@@ -34,19 +34,46 @@ def valid_mask(space, vectors: np.ndarray) -> np.ndarray:
     return ok
 
 
+PENALTIES = ("l1", "relu")
+
+
 @dataclass
-class FlopsRule:
-    """The FLOPs constraint: a hard cap and/or an L1 penalty around a target (paper eq. 7)."""
+class FlopsObjective:
+    """The one FLOPs term of every method: a hard cap, and a cost around a target c,
 
-    cap: Optional[float] = None
+        Cost(F) = |F/s − c/s| (L1)  or  max(F/s − c/s, 0) (ReLU),
+
+    in units of the scale s, weighted by `weight`. Each method keeps the paper's meaning of it:
+
+    - the sampling searches rank candidates by window NE + 0.05 · |F/c − 1| (s = c);
+    - one-shot's reward is Eq. 7, NE% + α · Cost with s the baseline's FLOPs (α adapted or given);
+    - DNAS's loss is Eq. 9, CE + λ · E|F(a) − c| / c (s = c).
+
+    `cost` takes NumPy arrays, floats and torch tensors alike (DNAS differentiates it)."""
+
     target: Optional[float] = None
+    cap: Optional[float] = None
+    kind: str = "l1"
     weight: float = 0.05
+    scale: Optional[float] = None  # None: the target
 
-    def penalty(self, flops: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(flops))
-        if self.target:
-            out += self.weight * np.abs(flops / self.target - 1.0)
-        return out
+    def __post_init__(self):
+        if self.kind not in PENALTIES:
+            raise ValueError(f"unknown FLOPs penalty `{self.kind}`; choose {', '.join(PENALTIES)}")
+
+    def cost(self, flops):
+        if not self.target:
+            return flops * 0.0
+        scale = self.scale or self.target
+        gap = flops / scale - self.target / scale
+        return abs(gap) if self.kind == "l1" else (gap + abs(gap)) / 2
+
+    def penalty(self, flops):
+        return self.weight * self.cost(flops)
+
+    def relative_gap(self, flops):
+        """The cost as a fraction of the target: how far from (L1) or above (ReLU) it the FLOPs are."""
+        return self.cost(flops) / (self.target / (self.scale or self.target))
 
     def allowed(self, flops: np.ndarray) -> np.ndarray:
         return flops <= self.cap if self.cap else np.ones(len(flops), dtype=bool)

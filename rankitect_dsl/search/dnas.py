@@ -24,11 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..data.dataset import Dataset
 from ..runtime.metrics import normalized_entropy
+from .constraints import FlopsObjective
 from .inplace import InPlaceSearch
 from .policy import Policy
 from .sampler import gumbel_noise
@@ -52,6 +54,7 @@ class DNASConfig:
     lr: float = 1e-3
     seed: int = 0
     checkpoint_every: int = 200
+    device: str = "auto"
 
 
 def temperature(step: int, steps: int, tau_start: float, tau_end: float) -> float:
@@ -71,6 +74,7 @@ class DNASSearch(InPlaceSearch):
         self.warmup_steps = int(cfg.warmup * self.steps)
         self.theta = Policy(space, cfg.arch_lr, betas=(0.9, 0.999))
         self.sizes = [d.size for d in space.decisions]
+        self.objective = FlopsObjective(cfg.target, weight=cfg.lam)
 
     def extra_state(self) -> dict:
         return {"theta": self.theta.state_dict()}
@@ -82,7 +86,7 @@ class DNASSearch(InPlaceSearch):
         """(..., decisions, options) weights as one (..., size) tensor per decision."""
         return [weights[..., i, :size] for i, size in enumerate(self.sizes)]
 
-    def train_step(self, dense, cats, labels) -> dict:
+    def learn(self, dense, cats, labels) -> dict:
         cfg = self.cfg
         tau = temperature(self.step, self.steps, cfg.tau_start, cfg.tau_end)
         samples = gumbel_softmax(self.theta.logits, len(labels), tau, self.generator)
@@ -91,8 +95,8 @@ class DNASSearch(InPlaceSearch):
         logits = self.supernet(dense, cats, masks=masks)
         ce = F.binary_cross_entropy_with_logits(logits, labels)
         flops = self.space.cost.expected(self.split(samples))[0]
-        reg = ((flops - cfg.target).abs() / cfg.target).mean()
-        loss = ce + cfg.lam * reg
+        reg = self.objective.cost(flops).mean()
+        loss = ce + self.objective.weight * reg
         learns = self.step >= self.warmup_steps
         for opt in self.supernet_opts + [self.theta.optimizer]:
             opt.zero_grad(set_to_none=True)
@@ -124,10 +128,17 @@ class DNASSearch(InPlaceSearch):
     def learned(self):
         return self.theta
 
+    def curve_means(self, records: list) -> dict:
+        return {
+            "loss": float(np.mean([r["loss"] for r in records])),
+            "sample_flops_ratio": float(np.mean([r["sample_flops_ratio"] for r in records])),
+            "temperature": records[-1]["temperature"],
+        }
+
     def result(self) -> dict:
         out = self.winner_summary(self.theta)
         out.update(
-            target_gap=abs(out["flops"] - self.cfg.target) / self.cfg.target,
+            target_gap=float(self.objective.relative_gap(out["flops"])),
             examples_processed=self.steps * self.batch_size,
         )
         return out

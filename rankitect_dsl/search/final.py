@@ -15,8 +15,8 @@ from typing import Optional
 from ..core.arch import Arch
 from ..core.errors import RksError
 from ..data.dataset import Dataset
+from ..runtime.engine import TrainConfig, train_final
 from ..runtime.model import build_model
-from ..runtime.trainer import TrainConfig, train_final
 from . import VAL_FRACTION
 
 
@@ -35,6 +35,7 @@ def retrain(
     batch_size: Optional[int] = None,
     lr: float = 1e-3,
     val_fraction: float = VAL_FRACTION,
+    device: str = "auto",
 ) -> dict:
     """`arch` trained by the final trainer once per seed: validation NE (what selects), eval NE and AUC on the
     held-out tail (what is quoted), per seed and their mean."""
@@ -42,7 +43,11 @@ def retrain(
     runs = []
     for seed in seeds:
         model = build_model(space, arch, fit, seed)
-        runs.append(train_final(model, data, fit, TrainConfig(fit.n_train, batch_size, lr, seed, False, "retrain")))
+        runs.append(
+            train_final(
+                model, data, fit, TrainConfig(fit.n_train, batch_size, lr, seed, False, "retrain", device=device)
+            )
+        )
     out = {
         "eval_ne": statistics.mean(r.eval_ne for r in runs),
         "eval_ne_seeds": [r.eval_ne for r in runs],
@@ -66,6 +71,7 @@ def select(
     batch_size: Optional[int] = None,
     lr: float = 1e-3,
     val_fraction: float = VAL_FRACTION,
+    device: str = "auto",
 ) -> dict:
     """Retrain the baseline and every finalist (a finalist that is the baseline's model, or another's, is
     trained once) and choose on mean validation NE. `winner` is the best candidate; `beats_baseline` says
@@ -76,7 +82,7 @@ def select(
 
     def row(arch, origin, found) -> dict:
         out = {"arch": arch.to_dict(), "origin": origin, "flops": space.flops(arch), **found}
-        return {**out, **retrain(space, arch, data, seeds, batch_size, lr, val_fraction)}
+        return {**out, **retrain(space, arch, data, seeds, batch_size, lr, val_fraction, device)}
 
     base = row(baseline, "baseline", {}) if baseline is not None else None
     seen, rows = {space.subnet_key(baseline)} if baseline is not None else set(), []

@@ -1,5 +1,6 @@
-"""What the searches trained in place with the supernet share (one-shot RL, DNAS): the step loop over the
-training part, the per-step JSON-lines log, and checkpoints that a rerun of the same command resumes.
+"""What the searches trained in place with the supernet share (one-shot RL, DNAS): a supernet trained on the
+engine (`runtime/engine.py`: device, row-indexed steps, checkpoints that a rerun of the same command resumes,
+the per-step JSON-lines log) while a distribution over archs learns beside it.
 
 Step k reads training rows k·B … (k+1)·B − 1 (wrapping), so a resumed run sees exactly the rows an
 uninterrupted one would; every random state is in the checkpoint, so it also draws the same archs. A
@@ -9,9 +10,7 @@ back to the steps the checkpoint holds.
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
@@ -20,34 +19,35 @@ import numpy as np
 import torch
 
 from ..core.errors import RksError
-from ..core.files import atomic_write
 from ..data.dataset import Dataset
-from ..runtime.checkpoints import load_checkpoint, save_checkpoint
+from ..runtime.engine import Engine, ResumableRun, default_batch_size, start_over
 from ..runtime.model import CTRModel
 from ..runtime.optim import make_optimizers
-from ..runtime.trainer import default_batch_size
+from ..runtime.progress import Progress
 
 
 class InPlaceSearch:
     """A supernet trained for `cfg.examples` examples while a distribution over archs learns beside it.
-    Subclasses give `train_step(dense, cats, labels) -> record`, `result()`, and their own state through
-    `extra_state` / `load_extra_state`. `cfg` needs `examples`, `target`, `batch_size`, `lr`, `seed` and
-    `checkpoint_every`."""
+    Subclasses give `train_step(dense, cats, labels) -> record`, `result()`, `learned()`, their checkpoint
+    record `gamma_record(records)`, and their own state through `extra_state` / `load_extra_state`. `cfg`
+    needs `examples`, `target`, `batch_size`, `lr`, `seed`, `checkpoint_every` and `device`."""
 
     def __init__(self, space, data: Dataset, baseline, cfg, checkpoint: Path, log: Path, checkpoint_activations=False):
         self.space, self.data, self.baseline, self.cfg = space, data, baseline, cfg
         self.checkpoint, self.log = Path(checkpoint), Path(log)
+        self.engine = Engine(cfg.device)
         self.batch_size = cfg.batch_size or default_batch_size(data.n_train)
         self.steps = math.ceil(cfg.examples / self.batch_size)
         self.baseline_flops = float(space.flops(baseline))
         torch.manual_seed(cfg.seed)
         body = space.supernet(checkpoint_activations=checkpoint_activations)
-        self.supernet = CTRModel(body, data.vocab_sizes, space.spec.embed.dim, seed=cfg.seed)
+        self.supernet = self.engine.place(CTRModel(body, data.vocab_sizes, space.spec.embed.dim, seed=cfg.seed))
         self.supernet_opts = make_optimizers(self.supernet, cfg.lr)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.step = 0
         self.seconds = 0.0
         self.resumed_from: Optional[int] = None
+        self.since_checkpoint: list = []  # the step records since the last checkpoint
 
     # -- state --------------------------------------------------------------------------------
     def extra_state(self) -> dict:
@@ -64,7 +64,7 @@ class InPlaceSearch:
             "supernet": self.supernet.state_dict(),
             "supernet_opts": [o.state_dict() for o in self.supernet_opts],
             "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
+            **self.engine.rng_state(),
             **self.extra_state(),
         }
 
@@ -84,78 +84,59 @@ class InPlaceSearch:
         for opt, s in zip(self.supernet_opts, state["supernet_opts"]):
             opt.load_state_dict(s)
         self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        self.engine.set_rng_state(state)
         self.load_extra_state(state)
-
-    def save(self) -> None:
-        save_checkpoint(self.checkpoint, self.state_dict())
 
     @property
     def start_over(self) -> str:
-        return f"delete {self.checkpoint} and {self.log} to start the search over"
+        return start_over(self.checkpoint, self.log)
 
     def resume(self) -> None:
         """Load the checkpoint when there is one and cut the log back to the steps it holds."""
-        if not self.checkpoint.exists():
-            self.log.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.log, "")
-            return
-        self.load_state_dict(load_checkpoint(self.checkpoint, self.start_over))
-        self.resumed_from = self.step
-        atomic_write(self.log, "".join(line + "\n" for line in self.logged_steps()))
-
-    def logged_steps(self) -> list[str]:
-        """The log's lines of the steps the checkpoint holds. A last line cut short (the process was killed
-        while writing a step the checkpoint does not hold) is dropped; any other line that is not a step's
-        record is refused with its line number."""
-        if not self.log.exists():
-            return []
-        try:
-            lines = self.log.read_text().splitlines()
-        except (OSError, UnicodeDecodeError) as err:
-            raise RksError(f"cannot read the search log {self.log} ({err}); {self.start_over}") from None
-        kept = []
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                step = json.loads(line)["step"]
-                if not isinstance(step, int):
-                    raise TypeError
-            except (ValueError, KeyError, TypeError):
-                if n == len(lines):
-                    break
-                raise RksError(f"{self.log}:{n}: not a step record of the search log; {self.start_over}") from None
-            if step < self.step:
-                kept.append(line)
-        return kept
+        ResumableRun(self, self.checkpoint, self.log).resume()
 
     # -- the loop -------------------------------------------------------------------------------
-    def run(self, progress=None) -> dict:
-        self.resume()
-        started = time.perf_counter()
-        with open(self.log, "a") as log:
-            while self.step < self.steps:
-                record = self.train_step(*self.batch(self.step))
-                log.write(json.dumps(record) + "\n")
-                self.step += 1
-                if progress is not None:
-                    progress(self.step, self.steps, record)
-                if self.step % self.cfg.checkpoint_every == 0 or self.step == self.steps:
-                    log.flush()
-                    self.seconds += time.perf_counter() - started
-                    started = time.perf_counter()
-                    self.save()
-        self.seconds += time.perf_counter() - started
+    def run(self, progress: Optional[Progress] = None, on_checkpoint=None) -> dict:
+        """Train to the end (resuming from the checkpoint when there is one) and return `result()`.
+        `on_checkpoint(search, record)` is called after each checkpoint with `gamma_record` of the steps
+        since the one before: where the search stood then (the study store keeps it as a trial)."""
+
+        def checkpointed(_):
+            if on_checkpoint is not None and self.since_checkpoint:
+                on_checkpoint(self, self.gamma_record(self.since_checkpoint))
+            self.since_checkpoint = []
+
+        progress = progress or Progress(self.steps, type(self).__name__, "step", enabled=False)
+        self.engine.run_resumable(self, self.checkpoint, self.log, self.cfg.checkpoint_every, progress, checkpointed)
         return self.result()
 
-    def batch(self, step: int):
-        """Step k's mini-batch: training rows k·B … (k+1)·B − 1, wrapping around the training part."""
-        rows = np.arange(step * self.batch_size, (step + 1) * self.batch_size) % self.data.n_train
-        return tuple(torch.from_numpy(np.asarray(a[rows])) for a in (self.data.dense, self.data.cats, self.data.labels))
+    def train_step(self, step: int) -> dict:
+        record = self.learn(*self.engine.row_batch(self.data, step, self.batch_size))
+        self.since_checkpoint.append(record)
+        return record
 
-    def train_step(self, dense, cats, labels) -> dict:
+    def learn(self, dense, cats, labels) -> dict:
         raise NotImplementedError
+
+    def gamma_record(self, records: list) -> dict:
+        """γ(θ) now, and the means of the steps since the last checkpoint, as the study store records them."""
+        vector = self.learned().most_likely()
+        flops = int(self.space.cost.evaluate(vector.tolist())[0])
+        ne = [r["ne_batch"] for r in records if r.get("ne_batch") is not None and not math.isnan(r["ne_batch"])]
+        return {
+            "step": self.step,
+            "examples": self.step * self.batch_size,
+            "arch": self.space.decode(vector.tolist()).to_json(),
+            "flops": flops,
+            "flops_ratio": flops / self.baseline_flops,
+            "ne_batch": float(np.mean(ne)) if ne else float("nan"),
+            "entropy": float(self.learned().entropy()),
+            **self.curve_means(records),
+        }
+
+    def curve_means(self, records: list) -> dict:
+        """The method's own curves (reward or loss, sample FLOPs, temperature …) averaged over `records`."""
+        return {}
 
     def result(self) -> dict:
         raise NotImplementedError

@@ -1,6 +1,7 @@
-"""Sampling-based search (paper 3.2.1): rounds of candidates proposed at random or by the neural
-predictor with its RL sampler, scored by a proxy, kept in a resumable Optuna study; then successive
-halving over the finalists, the Pareto front of window NE against FLOPs, and the winner exported."""
+"""Sampling-based search (paper 3.2.1): rounds of candidates, the first at random and the later ones from a
+`Proposer` (the neural predictor with its RL sampler, regularised evolution; none: random throughout),
+scored by a proxy, kept in a resumable Optuna study; then successive halving over the finalists and the
+Pareto front of window NE against FLOPs."""
 
 from __future__ import annotations
 
@@ -15,10 +16,8 @@ import numpy as np
 
 from ..core.arch import Arch
 from ..core.errors import RksError
-from .constraints import FlopsRule
+from .constraints import FlopsObjective
 from .pareto import pareto
-from .predictor import Predictor
-from .sampler import rl_propose
 from .study_store import BASELINE, CANDIDATE, HALVING, StudyStore
 
 
@@ -40,35 +39,32 @@ class SearchConfig:
         return self.round_size or max(2, math.ceil(self.budget / 5))
 
 
-def centre_shares(n: int, evaluated: int, centres: int = 3) -> list[int]:
-    """How many of a round's n proposals the RL sampler centres on the best, second, third … arch so far:
-    half on the best, the rest spread over the runners-up. One centre's neighbourhood alone soon
-    returns the same model with new initial weights; several keep the round's proposals diverse."""
-    k = max(1, min(centres, n, evaluated))
-    if k == 1:
-        return [n]
-    first = n - n // 2
-    rest = [(n // 2) // (k - 1) + (i < (n // 2) % (k - 1)) for i in range(k - 1)]
-    return [first] + [share for share in rest if share]
+class Proposer:
+    """How a sampling search proposes the candidates of a round after its first: `propose(search, n, done,
+    exclude, rng)` returns up to n new archs, none of whose subnet keys is in `exclude` (add each one taken);
+    `done` holds the finished candidate trials. The loop fills a short round at random."""
+
+    def propose(self, search: "Search", n: int, done: list, exclude: set, rng: np.random.Generator) -> list:
+        raise NotImplementedError
 
 
 def space_fingerprint(space) -> str:
     return hashlib.sha256(space.source.encode()).hexdigest()[:16]
 
 
-def score(value: float, flops: float, rule: FlopsRule) -> float:
-    return value + float(rule.penalty(np.array([flops]))[0])
+def score(value: float, flops: float, objective: FlopsObjective) -> float:
+    return value + float(objective.penalty(np.array([flops]))[0])
 
 
 class Search:
-    def __init__(self, space, proxy, store: StudyStore, cfg: SearchConfig):
-        self.space, self.proxy, self.store, self.cfg = space, proxy, store, cfg
-        self.rule = FlopsRule(cfg.flops_cap, cfg.flops_target)
+    def __init__(self, space, proxy, store: StudyStore, cfg: SearchConfig, proposer: Optional[Proposer] = None):
+        self.space, self.proxy, self.store, self.cfg, self.proposer = space, proxy, store, cfg, proposer
+        self.objective = FlopsObjective(target=cfg.flops_target, cap=cfg.flops_cap)
         self._subnet_keys: dict = {}
 
     # -- the worker loop --------------------------------------------------------------------
     def run(self) -> dict:
-        from tqdm import tqdm
+        from ..runtime.progress import Progress
 
         self.store.recover_interrupted()
         if self.space.baseline is not None and not self.store.trials(BASELINE):
@@ -91,22 +87,23 @@ class Search:
             if not proposals:
                 break
             desc = f"round {round_index + 1} ({'random' if self._is_random_round(done) else self.cfg.method})"
-            for arch in tqdm(
-                proposals, desc=desc, unit="arch", disable=None if self.cfg.progress else True, leave=False
-            ):
-                if self.cfg.budget - len(self.store.completed()) - len(self.store.pending()) <= 0:
-                    break
-                if self._subnet_key(arch.to_json()) in self._evaluated_keys():
-                    continue  # another worker took this subnet meanwhile
-                self._evaluate(
-                    {
-                        "arch": arch.to_json(),
-                        "vector": self._vector(arch),
-                        "role": CANDIDATE,
-                        "round": round_index,
-                        "examples": self.cfg.proxy_examples,
-                    }
-                )
+            with Progress(len(proposals), desc, "arch", self.cfg.progress) as bar:
+                for arch in proposals:
+                    bar.update(1)
+                    trials = self.store.trials(CANDIDATE)  # one read per candidate: what is done, under way, taken
+                    if self.cfg.budget - sum(t.state.name in _LIVE for t in trials) <= 0:
+                        break
+                    if self._subnet_key(arch.to_json()) in self._evaluated_keys(trials):
+                        continue  # another worker took this subnet meanwhile
+                    self._evaluate(
+                        {
+                            "arch": arch.to_json(),
+                            "vector": self._vector(arch),
+                            "role": CANDIDATE,
+                            "round": round_index,
+                            "examples": self.cfg.proxy_examples,
+                        }
+                    )
         self._wait_for_others()
         if self.cfg.halving:
             self.successive_halving()
@@ -116,15 +113,15 @@ class Search:
         return self.space.encode(arch)
 
     def _is_random_round(self, done) -> bool:
-        return self.cfg.method == "random" or len(done) < self.cfg.rounds
+        return self.proposer is None or len(done) < self.cfg.rounds
 
-    def _evaluated_keys(self) -> set:
+    def _evaluated_keys(self, trials: Optional[list] = None) -> set:
         """Subnet keys of candidates finished or under way: an arch that differs from one of them only in
         choices that do not reach the output is the same model, and is not evaluated twice."""
         return {
             self._subnet_key(t.user_attrs["arch"])
-            for t in self.store.trials(CANDIDATE)
-            if "arch" in t.user_attrs and t.state.name in ("COMPLETE", "RUNNING", "WAITING")
+            for t in (self.store.trials(CANDIDATE) if trials is None else trials)
+            if "arch" in t.user_attrs and t.state.name in _LIVE
         }
 
     def _subnet_key(self, arch_json: str) -> str:
@@ -138,14 +135,7 @@ class Search:
         done = self.store.completed()
         if self._is_random_round(done):
             return self._random(n, exclude, rng)
-        vectors = np.array([t.user_attrs["vector"] for t in done])
-        values = np.array([t.value for t in done])  # window NE + FLOPs penalty: what ranks the incumbents
-        # The predictor learns window NE alone; the sampler adds the exact penalty from the cost model once.
-        window_ne = np.array([t.user_attrs["window_ne"] for t in done])
-        predictor = Predictor(self.space, seed=int(rng.integers(1 << 30))).fit(vectors, window_ne)
-        out = []
-        for incumbent, share in zip(vectors[np.argsort(values, kind="stable")], centre_shares(n, len(values))):
-            out += rl_propose(self.space, predictor, self.rule, exclude, share, rng, incumbent=incumbent)
+        out = self.proposer.propose(self, n, done, exclude, rng)
         return out + self._random(n - len(out), exclude, rng) if len(out) < n else out
 
     def _random(self, n: int, exclude: set, rng) -> list:
@@ -154,7 +144,7 @@ class Search:
             tries += 1
             arch = self.space.sample(int(rng.integers(1 << 62)))
             key = self.space.subnet_key(arch)
-            if key in exclude or not self.rule.allowed(np.array([self.space.flops(arch)]))[0]:
+            if key in exclude or not self.objective.allowed(np.array([self.space.flops(arch)]))[0]:
                 continue
             exclude.add(key)
             out.append(arch)
@@ -168,8 +158,9 @@ class Search:
         if attrs["role"] == CANDIDATE and any(
             t.number != trial.number
             and "arch" in t.user_attrs
+            and t.state.name in _LIVE
             and self._subnet_key(t.user_attrs["arch"]) == self._subnet_key(attrs["arch"])
-            for t in self.store.completed() + self.store.pending()
+            for t in self.store.trials(CANDIDATE)
         ):
             self.store.fail(trial, "duplicate: another worker evaluates this subnet")
             return
@@ -183,7 +174,7 @@ class Search:
         flops = result.extra["flops"]
         self.store.finish(
             trial,
-            score(result.window_ne, flops, self.rule),
+            score(result.window_ne, flops, self.objective),
             {
                 "window_ne": result.window_ne,
                 "flops": flops,
@@ -290,6 +281,9 @@ class Search:
             "pareto": pareto(done),
             "finalists": [{"rung": r, "score": s, "arch": json.loads(k)} for k, r, s, _ in ranked[: self.cfg.halving]],
         }
+
+
+_LIVE = ("COMPLETE", "RUNNING", "WAITING")  # trial states that hold a candidate: finished or under way
 
 
 def cands_attr(done, key, attr):

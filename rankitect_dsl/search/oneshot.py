@@ -36,14 +36,14 @@ import numpy as np
 import torch
 
 from ..data.dataset import Dataset
+from ..runtime.engine import logloss_step
 from ..runtime.metrics import normalized_entropy
 from ..runtime.model import build_model
 from ..runtime.optim import make_optimizers
-from ..runtime.trainer import logloss_step
+from .constraints import FlopsObjective
 from .inplace import InPlaceSearch
 from .policy import Policy, ReplayBuffer
 
-PENALTIES = ("l1", "relu")
 LAMBDA_START = 3.0  # the FLOPs term's spread as large as the NE% noise's at first
 ALPHA_TOLERANCE = 0.05  # the relative gap of γ(θ) to the target below which λ shrinks
 ALPHA_RATE = 1.0  # log λ moves by this times (gap − tolerance) per policy update
@@ -73,28 +73,23 @@ class OneShotConfig:
     lr: float = 1e-3
     seed: int = 0
     checkpoint_every: int = 200
-
-
-def penalty_cost(kind: str, ratio: np.ndarray, target_ratio: float) -> np.ndarray:
-    """Cost(a) of Eq. 7 in multiples of the baseline's FLOPs."""
-    gap = ratio - target_ratio
-    return np.abs(gap) if kind == "l1" else np.maximum(gap, 0.0)
+    device: str = "auto"
 
 
 class OneShotSearch(InPlaceSearch):
     def __init__(self, space, data: Dataset, baseline, cfg: OneShotConfig, checkpoint: Path, log: Path):
         super().__init__(space, data, baseline, cfg, checkpoint, log)
         self.warmup_steps = int(cfg.warmup * self.steps)
-        self.target_ratio = cfg.target / self.baseline_flops
-        self.reference = build_model(space, baseline, data, cfg.seed)
+        self.objective = FlopsObjective(cfg.target, kind=cfg.penalty, scale=self.baseline_flops)
+        self.reference = self.engine.place(build_model(space, baseline, data, cfg.seed))
         self.reference_opts = make_optimizers(self.reference, cfg.lr)
         self.policy = Policy(space, cfg.policy_lr)
         self.replay = ReplayBuffer(cfg.replay_size, len(space.decisions), n_terms=2)
         self.lam = LAMBDA_START
         self.noise: deque = deque(maxlen=NOISE_WINDOW)  # the last sampled NE% values
         draws = self.policy.sample(COST_DRAWS, torch.Generator().manual_seed(cfg.seed + 2))
-        ratios = np.asarray(space.cost.evaluate_many(draws)[0], dtype=float) / self.baseline_flops
-        self.cost_spread = float(np.std(penalty_cost(cfg.penalty, ratios, self.target_ratio))) or 1.0
+        flops = np.asarray(space.cost.evaluate_many(draws)[0], dtype=float)
+        self.cost_spread = float(np.std(self.objective.cost(flops))) or 1.0
         self.pending: list = []  # (vector, reward, log-prob) since the last on-policy update
         self.rng = random.Random(cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed)
@@ -126,7 +121,7 @@ class OneShotSearch(InPlaceSearch):
         self.rng.setstate(state["rng"])
         self.np_rng.bit_generator.state = state["np_rng"]
 
-    def train_step(self, dense, cats, labels) -> dict:
+    def learn(self, dense, cats, labels) -> dict:
         cfg = self.cfg
         warm = self.step < self.warmup_steps
         all_on = warm and self.rng.random() < 1.0 - self.step / max(1, self.warmup_steps)
@@ -146,9 +141,10 @@ class OneShotSearch(InPlaceSearch):
             record["ne_batch"] = normalized_entropy(logits.detach(), labels)
         else:
             ne = normalized_entropy(logits.detach(), labels)
-            ratio = float(self.space.cost.evaluate_many(vector[None])[0][0]) / self.baseline_flops
+            flops = float(self.space.cost.evaluate_many(vector[None])[0][0])
+            ratio = flops / self.baseline_flops
             ne_pct = (ne - ne_ref) / ne_ref
-            cost = float(penalty_cost(cfg.penalty, np.array([ratio]), self.target_ratio)[0])
+            cost = float(self.objective.cost(flops))
             terms = (cfg.ne_weight * (0.0 if math.isnan(ne_pct) else ne_pct), cost)
             if not math.isnan(ne_pct):
                 self.noise.append(ne_pct)
@@ -187,8 +183,7 @@ class OneShotSearch(InPlaceSearch):
     def gamma_gap(self) -> float:
         """γ(θ)'s penalty relative to the target: |F − c| / c (L1) or max(F − c, 0) / c (ReLU)."""
         vector = self.policy.most_likely()
-        ratio = float(self.space.cost.evaluate_many(vector[None])[0][0]) / self.baseline_flops
-        return float(penalty_cost(self.cfg.penalty, np.array([ratio]), self.target_ratio)[0]) / self.target_ratio
+        return float(self.objective.relative_gap(float(self.space.cost.evaluate_many(vector[None])[0][0])))
 
     @property
     def alpha(self) -> float:
@@ -206,14 +201,26 @@ class OneShotSearch(InPlaceSearch):
     def learned(self):
         return self.policy
 
+    def curve_means(self, records: list) -> dict:
+        sampled = [r for r in records if "reward" in r]
+        return {
+            "reward": _mean(r["reward"] for r in sampled),
+            "sample_flops_ratio": _mean(r["flops_ratio"] for r in sampled),
+            "alpha": records[-1]["alpha"],
+        }
+
     def result(self) -> dict:
         out = self.winner_summary(self.policy)
-        gap = penalty_cost(self.cfg.penalty, np.array([out["flops"]]), self.cfg.target)[0]
         out.update(
-            target_gap=float(gap) / self.cfg.target,
+            target_gap=float(self.objective.relative_gap(out["flops"])),
             policy_updates=self.updates,
             alpha_end=self.alpha,
             lambda_end=self.lam if self.cfg.alpha is None else None,
             examples_processed=2 * self.steps * self.batch_size,
         )
         return out
+
+
+def _mean(values) -> float:
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else float("nan")

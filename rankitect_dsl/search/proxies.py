@@ -17,22 +17,24 @@ import torch
 from ..core.errors import RksError
 from ..data.dataset import Dataset
 from ..runtime.checkpoints import load_checkpoint, save_checkpoint
+from ..runtime.engine import TrainConfig, TrainResult, default_batch_size, train
 from ..runtime.model import CTRModel, build_model
-from ..runtime.trainer import TrainConfig, TrainResult, default_batch_size, train
 from ..runtime.transfer import transfer_weights
 
 PROXY_SCHEDULE = "linear"
 
 
 def proxy_config(
-    examples, batch_size, lr, seed, progress, description, start=0, schedule=PROXY_SCHEDULE
+    examples, batch_size, lr, seed, progress, description, start=0, schedule=PROXY_SCHEDULE, device="auto"
 ) -> TrainConfig:
     """The trainer's settings for a proxy run: the final trainer's, the body rate decaying linearly to zero
     over the proxy's own budget. A constant rate let a run stop anywhere as the prefix of a longer one, but it
     ranked archs for a trainer nobody ships: the decay helps large models far more than small ones, and the
     constant-rate proxy chose models at a third of the baseline's FLOPs that the final retrain then ranked
     below it (docs/search.md has the Kendall taus of both against the final retrain)."""
-    return TrainConfig(examples, batch_size, lr, seed, progress, description, start, lr_schedule=schedule)
+    return TrainConfig(
+        examples, batch_size, lr, seed, progress, description, start, lr_schedule=schedule, device=device
+    )
 
 
 def averaged(runs: list[TrainResult]) -> TrainResult:
@@ -67,9 +69,10 @@ class EarlyStopProxy:
         lr: float = 1e-3,
         repeats: int = 1,
         schedule: str = PROXY_SCHEDULE,
+        device: str = "auto",
     ):
         self.space, self.data, self.seed, self.batch_size, self.lr = space, data, seed, batch_size, lr
-        self.repeats, self.schedule = repeats, schedule
+        self.repeats, self.schedule, self.device = repeats, schedule, device
 
     def __call__(self, arch, examples: int) -> TrainResult:
         return averaged(
@@ -83,6 +86,7 @@ class EarlyStopProxy:
                     self.batch_size,
                     self.lr,
                     schedule=self.schedule,
+                    device=self.device,
                 )
                 for k in range(self.repeats)
             ]
@@ -108,8 +112,10 @@ class WeightSharingProxy:
         progress: bool = False,
         repeats: int = 1,
         schedule: str = PROXY_SCHEDULE,
+        device: str = "auto",
     ):
         self.space, self.data, self.seed, self.lr, self.schedule = space, data, seed, lr, schedule
+        self.device = device
         self.batch_size = batch_size or default_batch_size(data.n_train)
         self.pretrain_examples, self.repeats = pretrain_examples, repeats
         torch.manual_seed(seed)
@@ -137,7 +143,14 @@ class WeightSharingProxy:
 
         label = "supernet pretraining"
         cfg = proxy_config(
-            self.pretrain_examples, self.batch_size, self.lr, self.seed, progress, label, schedule=self.schedule
+            self.pretrain_examples,
+            self.batch_size,
+            self.lr,
+            self.seed,
+            progress,
+            label,
+            schedule=self.schedule,
+            device=self.device,
         )
         return train(self.model, self.data, cfg, forward=forward, evaluate=False)
 
@@ -152,7 +165,15 @@ class WeightSharingProxy:
         with torch.no_grad():
             model.embedding.weight.copy_(self.model.embedding.weight)
         cfg = proxy_config(
-            examples, self.batch_size, self.lr, seed, False, "fine-tune", self.pretrain_examples, self.schedule
+            examples,
+            self.batch_size,
+            self.lr,
+            seed,
+            False,
+            "fine-tune",
+            self.pretrain_examples,
+            self.schedule,
+            self.device,
         )
         result = train(model, self.data, cfg, evaluate=False)
         result.extra.update(flops=self.space.flops(arch), params=self.space.params(arch))
@@ -170,11 +191,12 @@ def early_stop_proxy(
     progress: bool = False,
     evaluate: bool = False,
     schedule: str = PROXY_SCHEDULE,
+    device: str = "auto",
 ) -> TrainResult:
     """The paper's early-stop proxy (3.2.1): train the exported subnet from scratch on a small budget;
     its window NE over the last 25% of the data is the score."""
     model = build_model(space, arch, data, seed)
-    cfg = proxy_config(examples, batch_size, lr, seed, progress, "early-stop", schedule=schedule)
+    cfg = proxy_config(examples, batch_size, lr, seed, progress, "early-stop", schedule=schedule, device=device)
     result = train(model, data, cfg, evaluate=evaluate)
     result.extra.update(flops=space.flops(arch), params=space.params(arch))
     return result

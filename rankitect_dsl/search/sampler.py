@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 
-from .constraints import FlopsRule, valid_mask
+from .constraints import FlopsObjective, valid_mask
 from .predictor import Predictor
 
 
@@ -47,7 +47,7 @@ def draw(logits: torch.Tensor, k: int, generator: torch.Generator, temperature: 
 def rl_propose(
     space,
     predictor: Predictor,
-    rule: FlopsRule,
+    objective: FlopsObjective,
     exclude: set,
     n: int,
     rng: np.random.Generator,
@@ -74,8 +74,8 @@ def rl_propose(
     def score(vectors):
         cost = space.cost.evaluate_many(vectors)
         flops = cost[0].astype(np.float64)
-        s = predictor.predict(vectors, cost=cost) + rule.penalty(flops)
-        bad = ~valid_mask(space, vectors) | ~rule.allowed(flops)
+        s = predictor.predict(vectors, cost=cost) + objective.penalty(flops)
+        bad = ~valid_mask(space, vectors) | ~objective.allowed(flops)
         s[bad] = np.inf
         return s
 

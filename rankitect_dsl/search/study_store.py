@@ -18,6 +18,7 @@ from typing import Optional
 from ..core.errors import RksError
 
 CANDIDATE, BASELINE, HALVING = "candidate", "baseline", "halving"
+GAMMA = "gamma"  # an in-place search's γ(θ) at one of its checkpoints
 
 
 def _optuna():
@@ -98,10 +99,12 @@ class StudyStore:
                 if key not in existing:
                     self.study.set_user_attr(key, value)
 
-    def record_run(self, space, command: str, seconds: float, examples: int, summary: dict) -> None:
+    def record_run(self, space, command: str, seconds: float, examples: int, summary: dict, train_flags: list) -> None:
         """What a report needs beyond the trials: the space's source, how the search was run, its cost, its
-        result. Runs of a resumed study add up; the latest summary wins."""
+        result, and the data flags that make `rks train` rebuild its data. Runs of a resumed study add up;
+        the latest summary wins."""
         attrs = self.study.user_attrs
+        self.study.set_user_attr("train_flags", train_flags)
         self.study.set_user_attr("space_file", space.path)
         self.study.set_user_attr("space_source", space.source)
         self.study.set_user_attr("commands", [*attrs.get("commands", []), command])
@@ -153,6 +156,13 @@ class StudyStore:
 
     def finish(self, trial, value: float, extra: dict) -> None:
         for key, value_ in extra.items():
+            trial.set_user_attr(key, value_)
+        self.study.tell(trial, value)
+
+    def record(self, role: str, value: float, attrs: dict) -> None:
+        """A finished trial measured elsewhere (an in-place search's γ(θ) at a checkpoint)."""
+        trial = self.study.ask()
+        for key, value_ in {**attrs, "role": role}.items():
             trial.set_user_attr(key, value_)
         self.study.tell(trial, value)
 

@@ -1,0 +1,124 @@
+"""Command-line flag types and the flag groups several commands share (data and validation slice, device).
+Searchers declare their own flags with these (`search/base.py`), so every flag reads and fails alike."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from .runtime import DEVICES
+from .search import VAL_FRACTION
+
+
+def positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"`{text}` is not a {kind.__name__}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got `{text}`") from None
+    if not values or min(values) <= 0 or len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"expected distinct positive integers, got `{text}`")
+    return values
+
+
+def dim_range(text: str) -> tuple[float, float, int]:
+    m = re.fullmatch(r"([0-9]*\.?[0-9]+)\.\.([0-9]*\.?[0-9]+):([0-9]+)", text)
+    if not m or float(m[1]) <= 0 or float(m[2]) < float(m[1]) or int(m[3]) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected LOW..HIGH:STEPS with 0 < LOW <= HIGH, like 0.5..1.25:7; got `{text}`"
+        )
+    return float(m[1]), float(m[2]), int(m[3])
+
+
+def study_name(text: str) -> str:
+    """A study's name also names its checkpoint and log files beside the store: a plain file-name stem."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", text):
+        raise argparse.ArgumentTypeError(
+            f"`{text[:60]}` is not a study name: use up to 128 letters, digits, `.`, `_` and `-`, starting with a "
+            "letter or digit"
+        )
+    return text
+
+
+def keep(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"a keep probability lies in (0, 1], got `{text}`")
+    return value
+
+
+def number_or_auto(text: str):
+    """A number, or `auto` (None: adapted)."""
+    if text == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
+
+
+def data_args(s) -> None:
+    s.add_argument(
+        "--data", default="synthetic", help="synthetic[:SEED] | criteo:PATH | table:PATH (default: synthetic)"
+    )
+    s.add_argument("--schema", help="schema JSON for a table: source (required with table:)")
+    s.add_argument("--min-count", type=positive(int), default=2, help="vocabulary frequency threshold (default 2)")
+    s.add_argument("--eval-fraction", type=float, default=0.2, help="held-out tail of the data (default 0.2)")
+    s.add_argument(
+        "--batch-size",
+        type=positive(int),
+        help="default: 64, doubled for each doubling of the training part beyond 20,000 rows",
+    )
+    s.add_argument("--lr", type=positive(float), default=1e-3, help="the body's Adam learning rate (default 0.001)")
+    s.add_argument("--seed", type=int, default=0, help="seed of every draw and initialisation (default 0)")
+    s.add_argument(
+        "--val-fraction",
+        type=float,
+        default=VAL_FRACTION,
+        help="the latest part of the training rows held out to choose on: never trained on by a final "
+        f"retrain, never read by a proxy (default {VAL_FRACTION:g})",
+    )
+
+
+def device_arg(s) -> None:
+    s.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="where the models train: auto takes CUDA when this machine has it, else the CPU (default auto)",
+    )
+
+
+def data_flags(args, examples=None) -> list[str]:
+    """The data flags that rebuild the data of `args`, as a command the user can run again."""
+    out = ["--data", args.data]
+    if args.schema:
+        out += ["--schema", args.schema]
+    if args.min_count != 2:
+        out += ["--min-count", str(args.min_count)]
+    if args.eval_fraction != 0.2:
+        out += ["--eval-fraction", f"{args.eval_fraction:g}"]
+    if args.val_fraction != VAL_FRACTION:
+        out += ["--val-fraction", f"{args.val_fraction:g}"]
+    if examples is not None:
+        out += ["--examples", str(examples)]
+    if args.batch_size:
+        out += ["--batch-size", str(args.batch_size)]
+    if args.lr != 1e-3:
+        out += ["--lr", f"{args.lr:g}"]
+    return out

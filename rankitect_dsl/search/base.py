@@ -1,0 +1,261 @@
+"""The searcher interface, in the spirit of Optuna's `BaseSampler`: a method is a `Searcher` that declares
+its own flags, validates them against the space, runs against a `SearchContext` (space, data, study store,
+device, output folder, progress) and returns what it found (`Found`). What every method then does alike —
+the final selection against the baseline, the run record in the study store, the export, the summary's
+common fields and its rendering — is here, once. `registry.py` names the methods; the command line only
+parses, calls `run_search` and prints.
+
+Adding a method: one module with a `Searcher` subclass, one line in `registry.SEARCHERS`
+(docs/architecture.md works through one)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.errors import RksError
+from ..core.files import atomic_write
+from ..flags import data_flags
+
+
+@dataclass
+class SearchContext:
+    """What a searcher runs against. `args` holds every parsed flag, the common ones and its own."""
+
+    args: argparse.Namespace
+    space: object
+    url: str  # the study store
+    study: str
+    command_line: str
+
+    @property
+    def progress(self) -> bool:
+        return not self.args.json
+
+    @property
+    def device(self) -> str:
+        return self.args.device
+
+    def say(self, text: str) -> None:
+        """A note on stderr, unless the output is `--json` for a program to read."""
+        if self.progress:
+            print(text, file=sys.stderr)
+
+    def load_data(self, examples: int):
+        """(data, fit): the data sized for `examples` training rows, and the part a search trains on (the
+        data less its validation slice, which only the final selection reads)."""
+        from ..data.loading import load_data
+
+        a = self.args
+        data = load_data(a.data, self.space, examples, a.schema, a.min_count, a.eval_fraction, a.val_fraction)
+        return data, data.validation_view(a.val_fraction)
+
+    def beside_storage(self, name: str) -> Path:
+        """A file kept beside the store (checkpoints, logs, plots): in its folder for SQLite, else in the cache."""
+        from ..data.preprocess import cache_root
+
+        if self.url.startswith("sqlite:///"):
+            return Path(self.url[len("sqlite:///") :]).with_name(name)
+        return cache_root() / name
+
+
+@dataclass
+class Found:
+    """What a search found, before the final selection: its summary (the method's own fields), the
+    finalists to retrain beside the baseline, and the store it recorded its trials in."""
+
+    summary: dict
+    finalists: list
+    baseline: object
+    data: object
+    store: object
+    data_examples: int  # the examples the data was sized for (what `rks train` needs to rebuild it)
+    pretrain_examples: int = 0  # examples this run spent before its trials (weight-sharing pretraining)
+    winner_fields: tuple = ("arch", "flops", "origin")
+    extra: dict = field(default_factory=dict)
+
+
+class Searcher:
+    """One search method. Subclasses set `name` and `help`, declare their flags in `add_arguments`, check
+    them in `validate` (one `RksError` line each), and implement `search`; `render` prints their summary."""
+
+    name = ""
+    help = ""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+
+    @staticmethod
+    def add_arguments(group) -> None:
+        """The method's own flags, beside the common ones of `rks search`."""
+
+    def validate(self, space) -> None:
+        """Refuse flags that do not fit each other or the space before any work."""
+
+    def default_study(self, space) -> str:
+        return f"{space.name}-{self.name}"
+
+    def search(self, ctx: SearchContext) -> Found:
+        raise NotImplementedError
+
+    def after(self, ctx: SearchContext, found: Found) -> None:
+        """Outputs beyond the common ones, once the run is recorded (the sampling searches' Pareto plot)."""
+
+    def render(self, summary: dict) -> list[str]:
+        """The method's own lines of the terminal summary, before the final selection's."""
+        return []
+
+
+def default_storage(study: str) -> str:
+    return f"sqlite:///runs/{study}.db"
+
+
+def run_search(searcher: Searcher, command_line: str) -> dict:
+    """Run `searcher` from its flags to the summary every method returns: `study`, `storage`, `method`,
+    `space`, `best` (the winner: arch, FLOPs, params, origin), `baseline`, `final` and `beats_baseline`
+    (the final selection), `seconds`, and `export` when asked."""
+    from ..runtime.engine import resolve_device
+    from ..space import load_space
+
+    args = searcher.args
+    space = load_space(args.file)
+    searcher.validate(space)
+    resolve_device(args.device)  # a device this machine lacks is refused before any work
+    study = args.study or searcher.default_study(space)
+    ctx = SearchContext(args, space, args.storage or default_storage(study), study, command_line)
+    started = time.time()
+    found = searcher.search(ctx)
+    summary = found.summary
+    summary.update(study=study, storage=ctx.url, method=searcher.name, space=space.name)
+    final_selection(ctx, found)
+    summary["seconds"] = time.time() - started
+    found.store.record_run(
+        space, command_line, summary["seconds"], found.pretrain_examples, summary, train_flags(args, found)
+    )
+    searcher.after(ctx, found)
+    if args.export:
+        summary["export"] = export_winner(space, summary, Path(args.export))
+    return summary
+
+
+def train_flags(args, found: Found) -> list[str]:
+    """The flags that make `rks train` train a model as the final retrain did (its first seed): the same data,
+    and on synthetic data the same number of rows."""
+    from ..data.sources import parse_data_spec
+    from ..data.synthetic import SyntheticSource
+
+    synthetic = isinstance(parse_data_spec(args.data, args.schema), SyntheticSource)
+    return [*data_flags(args, found.data_examples if synthetic else None), "--seed", str(args.seed)]
+
+
+def final_selection(ctx: SearchContext, found: Found) -> None:
+    """Retrain the finalists and the baseline by the final trainer and choose on the validation slice
+    (`search/final.py`), into `summary["final"]` and `summary["beats_baseline"]`, and make the winner
+    `best`; `--retrain-seeds 0` skips it, and then whether the winner beats the baseline is not measured."""
+    from ..core.arch import Arch
+    from .final import select
+
+    args, summary, space = ctx.args, found.summary, ctx.space
+    summary["beats_baseline"] = None
+    if args.retrain_seeds:
+        seeds = range(args.seed, args.seed + args.retrain_seeds)
+        ctx.say(
+            f"final retrain of {len(found.finalists)} finalists and the baseline, {args.retrain_seeds} seeds each …"
+        )
+        final = select(
+            space,
+            found.finalists,
+            found.baseline,
+            found.data,
+            seeds,
+            args.batch_size,
+            args.lr,
+            args.val_fraction,
+            ctx.device,
+        )
+        summary["final"] = final
+        summary["beats_baseline"] = final["beats_baseline"]
+        won = final["winner"]
+        summary["best"] = {k: won[k] for k in found.winner_fields if k in won}
+    best = summary["best"]
+    best.setdefault("params", space.params(Arch.from_dict(best["arch"])))
+
+
+def export_winner(space, summary: dict, folder: Path) -> str:
+    """The winner's readable Python and its arch JSON in `folder`, as every search method writes them, and
+    `selection.json`: whether it beat the baseline on the validation slice, so a best candidate that did not
+    is marked as such beside the code."""
+    from ..core.arch import Arch
+    from .final import verdict
+
+    arch = Arch.from_dict(summary["best"]["arch"])
+    source = atomic_write(folder / f"{space.name}_best.py", space.subnet_source(arch))
+    atomic_write(folder / "best_arch.json", arch.to_json(indent=1) + "\n")
+    final = summary.get("final")
+    selection = {"beats_baseline": summary.get("beats_baseline")}
+    if final:
+        won, base = final["winner"], final["baseline"]
+        selection.update(
+            verdict=verdict(final),
+            origin=won["origin"],
+            margin=final["margin"],
+            val_ne=won["val_ne"],
+            baseline_val_ne=base["val_ne"] if base else None,
+            eval_ne=won["eval_ne"],
+            baseline_eval_ne=base["eval_ne"] if base else None,
+        )
+    atomic_write(folder / "selection.json", json.dumps(selection, indent=1) + "\n")
+    return str(source)
+
+
+def render_summary(searcher: Searcher, summary: dict) -> str:
+    """The terminal summary: the method's lines, the final selection's table and verdict, the winner, the
+    files written."""
+    lines = searcher.render(summary)
+    lines += render_final(summary)
+    best = summary["best"]
+    lines.append(f"winner         {best.get('origin', 'best by proxy')}, FLOPs {best['flops']:,}")
+    if "plot" in summary:
+        lines.append(f"wrote {summary['plot']}")
+    if "export" in summary:
+        lines.append(f"exported the {_exported_what(summary)} to {summary['export']}")
+    lines.append(f"study {summary['study']} in {summary['storage']}: `rks report {summary['storage']} -o report.html`")
+    return "\n".join(lines)
+
+
+def render_final(summary: dict) -> list[str]:
+    from .final import verdict
+
+    final = summary.get("final")
+    if not final:
+        return ["no final retrain (--retrain-seeds 0): whether the winner beats the baseline is not measured"]
+    won = final["winner"]
+    lines = [
+        f"final retrain: {won['examples']:,} rows, seeds {', '.join(map(str, won['seeds']))}; chosen on the "
+        f"validation slice (the latest {100 * final['val_fraction']:g}% of the training rows); eval NE and AUC "
+        "on the held-out tail, which nothing before read:",
+        f"  {'model':<16} {'FLOPs':>12} {'val NE':>8} {'eval NE':>8} {'AUC':>7}",
+    ]
+    for r in ([final["baseline"]] if final["baseline"] else []) + final["finalists"]:
+        mark = " <" if r == won else ""
+        lines.append(
+            f"  {r['origin']:<16} {r['flops']:>12,} {r['val_ne']:>8.4f} {r['eval_ne']:>8.4f} {r['auc']:>7.4f}{mark}"
+        )
+    lines.append(verdict(final))
+    return lines
+
+
+def _exported_what(summary: dict) -> str:
+    if summary.get("beats_baseline") is False:
+        return "best candidate, which does not beat the baseline (selection.json says so),"
+    return "winner"
+
+
+def require(value, message: str) -> None:
+    """One line for a flag a method needs."""
+    if value is None:
+        raise RksError(message)

@@ -1,0 +1,1 @@
+"""The search methods, one module each; `search/registry.py` names them."""

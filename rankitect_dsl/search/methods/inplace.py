@@ -1,0 +1,183 @@
+"""What the searchers trained in place with the supernet share (one-shot, DNAS): the baseline they measure
+FLOPs against, the target, the data, checkpoint and log files keyed by the run's settings, the study store
+(a run record, and γ(θ) at every checkpoint as a trial), progress, and the summary."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+
+from ...core.errors import RksError
+from ...flags import positive
+from ..base import Found, SearchContext, Searcher
+
+
+class InPlaceSearcher(Searcher):
+    label = ""  # how the progress line and the summary name the method
+    warmup_default = 0.1
+
+    @classmethod
+    def add_arguments(cls, g) -> None:
+        g.add_argument("--examples", type=positive(int), help="training examples the supernet streams (required)")
+        g.add_argument(
+            "--warmup",
+            type=float,
+            help=f"fraction of steps before the arch distribution learns (default {cls.warmup_default:g})",
+        )
+        g.add_argument(
+            "--checkpoint-every",
+            type=positive(int),
+            default=200,
+            help="supernet steps between checkpoints, each also recorded as γ(θ) in the study (default 200)",
+        )
+        g.add_argument("--baseline-arch", help="the baseline's arch JSON (default: the space's baseline)")
+
+    def config(self, target: float, warmup: float, common: dict):
+        """The method's settings from its flags (each refused with one line when out of range)."""
+        raise NotImplementedError
+
+    def make_search(self, space, fit, baseline, cfg, checkpoint, log):
+        raise NotImplementedError
+
+    def validate(self, space) -> None:
+        args = self.args
+        if args.examples is None:
+            raise RksError(f"--method {self.name} needs --examples N (training examples the supernet streams)")
+        if args.flops_target is None:
+            raise RksError(f"--method {self.name} needs --flops-target C (absolute FLOPs or a multiple like 1x)")
+
+    def baseline(self, space):
+        from pathlib import Path
+
+        from ...core.arch import Arch
+
+        if self.args.baseline_arch:
+            try:
+                text = Path(self.args.baseline_arch).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as err:
+                raise RksError(f"cannot read arch file {self.args.baseline_arch}: {err}") from None
+            arch = Arch.from_json(text)
+            space.validate(arch)
+            return arch
+        if space.baseline is not None:
+            return space.baseline
+        raise RksError(
+            f"space `{space.name}` has no baseline arch, and --method {self.name} measures FLOPs (and one-shot NE%) "
+            "against one: pass --baseline-arch ARCH.json"
+        )
+
+    def search(self, ctx: SearchContext) -> Found:
+        from ...runtime.progress import Progress
+        from ..constraints import check_flops_rule, parse_flops
+        from ..loop import space_fingerprint
+        from ..study_store import GAMMA, StudyStore
+
+        args, space = self.args, ctx.space
+        baseline = self.baseline(space)
+        target = parse_flops(args.flops_target, space, "--flops-target", baseline)
+        if target is None:
+            raise RksError(f"--flops-target none: --method {self.name} needs a FLOPs target")
+        warmup = args.warmup if args.warmup is not None else self.warmup_default
+        if not 0 <= warmup < 1:
+            raise RksError(f"--warmup is a fraction of the steps in [0, 1), got {warmup}")
+        common = dict(
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            checkpoint_every=args.checkpoint_every,
+            device=ctx.device,
+        )
+        cfg = self.config(target, warmup, common)
+        check_flops_rule(space, None, target, args.seed)
+        data, fit = ctx.load_data(args.examples)
+        fingerprint = space_fingerprint(space)
+        settings = {k: v for k, v in vars(cfg).items() if k != "device"}  # a run resumes on any device
+        key = hashlib.sha256(
+            json.dumps([fingerprint, args.data, args.val_fraction, baseline.to_dict(), repr(settings)]).encode()
+        ).hexdigest()[:12]
+        store = StudyStore(ctx.url, ctx.study, {"space": space.name, "space_sha": fingerprint, "method": self.name})
+        files = f"{ctx.study}-{key}.{self.name}"
+        search = self.make_search(
+            space, fit, baseline, cfg, ctx.beside_storage(files + ".pt"), ctx.beside_storage(files + ".jsonl")
+        )
+        if search.checkpoint.exists():
+            ctx.say(f"resuming from {search.checkpoint}")
+
+        def record(_, gamma: dict) -> None:
+            if math.isfinite(gamma["ne_batch"]):  # else every batch since the last checkpoint was one class
+                store.record(GAMMA, gamma["ne_batch"], {**gamma, "run": key})
+
+        with Progress(search.steps, self.label, "step", ctx.progress) as bar:
+            result = search.run(bar, record)
+        winner = result.pop("arch")
+        summary = {
+            "best": {
+                "arch": winner.to_dict(),
+                "origin": "γ(θ)",
+                **{k: result.pop(k) for k in ("flops", "params", "probability")},
+            },
+            "baseline": {"arch": baseline.to_dict(), "flops": space.flops(baseline), "params": space.params(baseline)},
+            "flops_target": target,
+            **result,
+            "run": key,
+            "curves": curves(search.log),
+            "log": str(search.log),
+            "checkpoint": str(search.checkpoint),
+        }
+        summary["gamma"] = dict(summary["best"])
+        self.warn_gap(ctx, summary, target)
+        found = Found(summary, search.finalists(args.finalists), baseline, data, store, args.examples)
+        found.winner_fields = ("arch", "flops", "origin", "probability")
+        return found
+
+    def warn_gap(self, ctx: SearchContext, summary: dict, target: float) -> None:
+        if summary["target_gap"] > 0.1:
+            print(
+                f"warning: γ(θ)'s {summary['best']['flops']:,} FLOPs are {100 * summary['target_gap']:.0f}% "
+                f"{self.gap_word()} the target {target:,.0f}; {self.gap_fix(summary)}",
+                file=sys.stderr,
+            )
+
+    def gap_word(self) -> str:
+        return "from"
+
+    def gap_fix(self, summary: dict) -> str:
+        raise NotImplementedError
+
+    def work_line(self, summary: dict) -> str:
+        raise NotImplementedError
+
+    def render(self, summary: dict) -> list[str]:
+        base, gamma = summary["baseline"], summary["gamma"]
+        return [
+            f"{self.work_line(summary)}, {summary['seconds']:.0f} s; log {summary['log']}",
+            f"baseline       FLOPs {base['flops']:,}",
+            f"γ(θ)           FLOPs {gamma['flops']:,} ({summary['flops_ratio']:.2f}x the baseline; target "
+            f"{summary['flops_target']:,.0f}, {100 * summary['target_gap']:.1f}% off)",
+        ]
+
+
+CURVE_POINTS = 200
+
+
+def curves(log) -> list[dict]:
+    """The per-step log averaged into at most `CURVE_POINTS` windows of consecutive steps: what the report
+    plots (reward or loss, FLOPs of the samples and of γ(θ), entropy, temperature)."""
+    with open(log) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    if not records:
+        return []
+    width = max(1, math.ceil(len(records) / CURVE_POINTS))
+    keys = ("reward", "loss", "flops_ratio", "sample_flops_ratio", "gamma_flops_ratio", "entropy", "temperature")
+    out = []
+    for a in range(0, len(records), width):
+        window = records[a : a + width]
+        point = {"step": window[-1]["step"] + 1}
+        for k in keys:
+            values = [r[k] for r in window if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
+            if values:
+                point[k] = sum(values) / len(values)
+        out.append(point)
+    return out

@@ -1,0 +1,19 @@
+"""The search methods `rks search --method` offers: name → the module and class of its `Searcher`.
+Imported by name only when chosen, so `rks --help` and `rks check` load none of them."""
+
+from __future__ import annotations
+
+import importlib
+
+SEARCHERS = {
+    "random": "rankitect_dsl.search.methods.sampling:RandomSearcher",
+    "predictor": "rankitect_dsl.search.methods.predictor:PredictorSearcher",
+    "evolution": "rankitect_dsl.search.methods.evolution:EvolutionSearcher",
+    "oneshot": "rankitect_dsl.search.methods.oneshot:OneShotSearcher",
+    "dnas": "rankitect_dsl.search.methods.dnas:DNASSearcher",
+}
+
+
+def searcher_class(name: str):
+    module, cls = SEARCHERS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
