@@ -19,7 +19,8 @@ from conftest import ROOT, run_rks, space_path
 from rankitect_dsl import load_space
 from rankitect_dsl.cli import main
 from rankitect_dsl.data.loading import load_data
-from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch, penalty_cost
+from rankitect_dsl.search.constraints import FlopsObjective
+from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
 from rankitect_dsl.search.policy import Policy
 
 BLOCKS = str(ROOT / "spaces" / "rankitect_blocks.rks")
@@ -81,10 +82,24 @@ def test_sampled_archs_are_always_valid():
     space.validate(space.decode(policy.most_likely().tolist()))
 
 
-def test_penalties():
-    ratio = np.array([0.5, 1.0, 2.0])
-    assert penalty_cost("l1", ratio, 1.0).tolist() == [0.5, 0.0, 1.0]
-    assert penalty_cost("relu", ratio, 1.0).tolist() == [0.0, 0.0, 1.0]
+def test_one_flops_objective_keeps_each_methods_meaning():
+    flops = np.array([50.0, 100.0, 200.0])
+    # Eq. 7: Cost in multiples of the baseline's FLOPs (here 50), around a target of 100
+    assert FlopsObjective(100.0, kind="l1", scale=50.0).cost(flops).tolist() == [1.0, 0.0, 2.0]
+    assert FlopsObjective(100.0, kind="relu", scale=50.0).cost(flops).tolist() == [0.0, 0.0, 2.0]
+    assert FlopsObjective(100.0, kind="relu", scale=50.0).relative_gap(200.0) == 1.0
+    # the sampling searches' penalty: 0.05 · |F/c − 1|, and the cap
+    sampling = FlopsObjective(100.0, cap=150.0)
+    assert sampling.penalty(flops).tolist() == pytest.approx([0.025, 0.0, 0.05])
+    assert sampling.allowed(flops).tolist() == [True, True, False]
+    assert FlopsObjective().penalty(flops).tolist() == [0.0, 0.0, 0.0]
+    # Eq. 9: E|F(a) − c| / c, differentiable in the expected FLOPs
+    expected = torch.tensor([50.0, 300.0], requires_grad=True)
+    reg = FlopsObjective(100.0, weight=2.0).cost(expected).mean()
+    reg.backward()
+    assert float(reg) == pytest.approx(1.25) and expected.grad.tolist() == pytest.approx([-0.005, 0.005])
+    with pytest.raises(ValueError, match="unknown FLOPs penalty"):
+        FlopsObjective(1.0, kind="l2")
 
 
 def _search(space, tmp_path, **kw):

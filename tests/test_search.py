@@ -272,7 +272,7 @@ def test_relative_flops_and_range(spaces):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--method", "evolution"], "invalid choice"),
+        (["--method", "annealing"], "invalid choice"),
         (["--method", "random", "--flops-max", "3"], "no arch in space `tiny` meets --flops-max"),
         (["--method", "random", "--flops-target", "10x"], "meets --flops-target"),
         (["--method", "random", "--storage", "bogus://nowhere"], "cannot open storage"),

@@ -223,10 +223,12 @@ class Engine:
         if self.device.type == "cuda" and "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
-    def run_resumable(self, job, checkpoint: Path, log: Path, every: int, progress: Progress, on_checkpoint=None):
+    def run_resumable(
+        self, job, checkpoint: Path, log: Path, every: int, progress: Progress, on_checkpoint=None, on_step=None
+    ):
         """Run `job` from where its checkpoint left it to `job.steps`, one `job.train_step(step)` (a JSON-able
-        record) per step, appended to the JSON-lines `log`; checkpoint atomically every `every` steps and at
-        the end, and call `on_checkpoint(job)` after each. `job` gives `step`, `steps`, `seconds`,
+        record) per step, appended to the JSON-lines `log` (and passed to `on_step(step, steps, record)`);
+        checkpoint atomically every `every` steps and at the end, and call `on_checkpoint(job)` after each. `job` gives `step`, `steps`, `seconds`,
         `train_step`, `state_dict` and `load_state_dict` (loading with `weights_only=True`: a file placed at
         the checkpoint's path can give wrong numbers at worst, never run code)."""
         run = ResumableRun(job, Path(checkpoint), Path(log))
@@ -239,6 +241,8 @@ class Engine:
                 out.write(json.dumps(record) + "\n")
                 job.step += 1
                 progress.update(1)
+                if on_step is not None:
+                    on_step(job.step, job.steps, record)
                 if job.step % every == 0 or job.step == job.steps:
                     out.flush()
                     self.synchronize()

@@ -96,10 +96,11 @@ class InPlaceSearch:
         ResumableRun(self, self.checkpoint, self.log).resume()
 
     # -- the loop -------------------------------------------------------------------------------
-    def run(self, progress: Optional[Progress] = None, on_checkpoint=None) -> dict:
+    def run(self, on_step=None, progress: Optional[Progress] = None, on_checkpoint=None) -> dict:
         """Train to the end (resuming from the checkpoint when there is one) and return `result()`.
-        `on_checkpoint(search, record)` is called after each checkpoint with `gamma_record` of the steps
-        since the one before: where the search stood then (the study store keeps it as a trial)."""
+        `on_step(step, steps, record)` is called after each step; `on_checkpoint(search, record)` after each
+        checkpoint with `gamma_record` of the steps since the one before: where the search stood then (the
+        study store keeps it as a trial)."""
 
         def checkpointed(_):
             if on_checkpoint is not None and self.since_checkpoint:
@@ -107,7 +108,9 @@ class InPlaceSearch:
             self.since_checkpoint = []
 
         progress = progress or Progress(self.steps, type(self).__name__, "step", enabled=False)
-        self.engine.run_resumable(self, self.checkpoint, self.log, self.cfg.checkpoint_every, progress, checkpointed)
+        self.engine.run_resumable(
+            self, self.checkpoint, self.log, self.cfg.checkpoint_every, progress, checkpointed, on_step
+        )
         return self.result()
 
     def train_step(self, step: int) -> dict:

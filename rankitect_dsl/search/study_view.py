@@ -14,7 +14,7 @@ def study_lines(store: StudyStore, top: int = 10) -> list[str]:
     meta = store.meta
     trials = store.trials()
     states = Counter(t.state.name for t in trials)
-    lines = [f"study {store.name} in {store.url}"]
+    lines = [f"study {store.name}: {store.url}"]
     lines += [f"  {key:<18} {value}" for key, value in meta.items() if key not in HIDDEN]
     if meta.get("commands"):
         lines.append(f"  {'last command':<18} {meta['commands'][-1]}")

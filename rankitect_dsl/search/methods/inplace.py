@@ -102,15 +102,15 @@ class InPlaceSearcher(Searcher):
         search = self.make_search(
             space, fit, baseline, cfg, ctx.beside_storage(files + ".pt"), ctx.beside_storage(files + ".jsonl")
         )
-        if search.checkpoint.exists():
-            ctx.say(f"resuming from {search.checkpoint}")
+        if search.checkpoint.exists():  # said even under --json: stderr, and what a rerun did matters
+            print(f"resuming from {search.checkpoint}", file=sys.stderr)
 
         def record(_, gamma: dict) -> None:
             if math.isfinite(gamma["ne_batch"]):  # else every batch since the last checkpoint was one class
                 store.record(GAMMA, gamma["ne_batch"], {**gamma, "run": key})
 
         with Progress(search.steps, self.label, "step", ctx.progress) as bar:
-            result = search.run(bar, record)
+            result = search.run(progress=bar, on_checkpoint=record)
         winner = result.pop("arch")
         summary = {
             "best": {
