@@ -375,14 +375,10 @@ def cmd_study_show(args):
 
 
 def cmd_report(args):
-    from .report import build_report, render_report
+    from .report import write_report
 
-    report = build_report(args.storage, args.study)
-    page, summary = render_report(report)
-    markdown = Path(args.output).with_suffix(".md")
-    atomic_write(args.output, page)
-    atomic_write(markdown, summary)
-    print(f"wrote {args.output} and {markdown}")
+    html, markdown, archs = write_report(args.storage, args.study, args.output)
+    print(f"wrote {html} and {markdown}, and the archs its commands read in {archs}")
     return 0
 
 

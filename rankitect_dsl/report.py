@@ -12,6 +12,7 @@ import re
 import shlex
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 import jinja2
 
@@ -19,9 +20,9 @@ from .compiler.codegen import PackageLoader
 from .compiler.dot import arch_dot, render
 from .core.arch import Arch
 from .core.errors import RksError
-from .core.files import figure, figure_svg
+from .core.files import atomic_write, figure, figure_svg
 from .core.scale import recipe_factors, scale_arch
-from .search.study_store import BASELINE, CANDIDATE, HALVING, open_study
+from .search.study_store import BASELINE, CANDIDATE, GAMMA, HALVING, open_study
 from .space import load_source
 
 RECIPES = (  # paper 4.2.3: (label, dim factor per block, bottleneck factor, the `rks scale` flags)
@@ -43,7 +44,7 @@ class Model:
     val_ne: float | None = None  # the same retrain scored on the validation slice, which chose the winner
 
 
-def build_report(url: str, study: str | None = None) -> dict:
+def build_report(url: str, study: str | None = None, archs_folder: str = "archs") -> dict:
     store = open_study(url, study)
     meta = store.meta
     if "summary" not in meta or "space_source" not in meta:
@@ -52,8 +53,17 @@ def build_report(url: str, study: str | None = None) -> dict:
     summary = meta["summary"]
     winner = Arch.from_dict(summary["best"]["arch"])
     candidates = store.completed(CANDIDATE)
+    inplace = "gamma" in summary  # one-shot or DNAS: γ(θ) at each checkpoint instead of candidates
+    gammas = sorted(
+        (t for t in store.completed(GAMMA) if t.user_attrs.get("run") == summary.get("run")),
+        key=lambda t: t.user_attrs["step"],
+    )
     spec_file = shlex.quote(meta["space_file"])
     final = summary.get("final", {})
+
+    def _in_archs(name: str) -> str:
+        return shlex.quote(f"{archs_folder}/{name}")
+
     models = [
         Model(
             "winner",
@@ -71,26 +81,35 @@ def build_report(url: str, study: str | None = None) -> dict:
             Model(
                 "baseline",
                 base["flops"],
-                space.params(space.baseline),
-                base["window_ne"],
+                space.params(Arch.from_dict(base["arch"])) if "arch" in base else space.params(space.baseline),
+                base.get("window_ne"),
                 eval_ne=(final.get("baseline") or {}).get("eval_ne"),
                 val_ne=(final.get("baseline") or {}).get("val_ne"),
             ),
         )
     top = _top_archs(summary, candidates)
+    archs = {"best_arch.json": winner, **{f"top{k + 1}.json": arch for k, arch in enumerate(top)}}
     if len(top) > 1:
         merged = space.merge(top)
-        files = " ".join(f"top{k + 1}.json" for k in range(len(top)))
-        command = f"rks merge {spec_file} {files} -o merged.json"
+        files = " ".join(_in_archs(f"top{k + 1}.json") for k in range(len(top)))
+        command = f"rks merge {spec_file} {files} -o {_in_archs('merged.json')}"
         models.append(Model(f"merged top {len(top)}", space.flops(merged), space.params(merged), None, command))
-    for label, factors, bottleneck, flags in RECIPES:
+    for k, (label, factors, bottleneck, flags) in enumerate(RECIPES, 1):
         scaled, outside, new_bn = scale_arch(space.spec, winner, factors, bottleneck)
         target = space.extended(outside, new_bn) if outside else space
-        command = f"rks scale {spec_file} best_arch.json {flags} --extend scaled.rks -o scaled.json"
+        outputs = f"--extend {_in_archs(f'scaled{k}.rks')} -o {_in_archs(f'scaled{k}.json')}"
+        command = f"rks scale {spec_file} {_in_archs('best_arch.json')} {flags} {outputs}"
         models.append(Model(label, target.flops(scaled), target.params(scaled), None, command))
-    evaluated = candidates + store.completed(HALVING) + store.completed(BASELINE)
-    examples = sum(t.user_attrs.get("examples_processed", t.user_attrs.get("examples", 0)) for t in evaluated)
-    examples += meta.get("pretrain_examples", 0)
+    if inplace:
+        examples = summary["examples_processed"]
+        cost = [("supernet steps", f"{summary['steps']:,}"), ("γ(θ) checkpoints recorded", f"{len(gammas):,}")]
+        points = [(t.user_attrs["flops"], t.user_attrs["ne_batch"]) for t in gammas]
+    else:
+        evaluated = candidates + store.completed(HALVING) + store.completed(BASELINE)
+        examples = sum(t.user_attrs.get("examples_processed", t.user_attrs.get("examples", 0)) for t in evaluated)
+        examples += meta.get("pretrain_examples", 0)
+        cost = [("candidates evaluated", f"{summary['evaluated']:,}")]
+        points = [(t.user_attrs["flops"], t.user_attrs["window_ne"]) for t in candidates]
     return {
         "study": store.name,
         "storage": url,
@@ -99,12 +118,18 @@ def build_report(url: str, study: str | None = None) -> dict:
         "summary": summary,
         "winner": winner,
         "models": models,
-        "points": [(t.user_attrs["flops"], t.user_attrs["window_ne"]) for t in candidates],
-        "pareto": summary["pareto"],
+        "inplace": inplace,
+        "gammas": [t.user_attrs for t in gammas],
+        "points": points,
+        "pareto": summary.get("pareto", []),
+        "cost": cost,
+        "archs": archs,
         "examples": examples,
         "wall_seconds": meta.get("wall_seconds", 0.0),
         "commands": meta.get("commands", []),
-        "follow_up": _follow_up(meta, spec_file),
+        "follow_up": _follow_up(meta, spec_file, _in_archs),
+        "archs_folder": archs_folder,
+        "title": f"{space.name}: {meta['method']} search" + (f", {meta['proxy']} proxy" if meta.get("proxy") else ""),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -121,13 +146,68 @@ def _top_archs(summary: dict, candidates) -> list[Arch]:
     return out[:3]
 
 
-def _follow_up(meta: dict, spec_file: str) -> list[str]:
-    data = shlex.quote(str(meta.get("data", "synthetic")))
+def _follow_up(meta: dict, spec_file: str, _in_archs) -> list[str]:
+    """Commands that run as printed from the report's folder: they read the archs `write_report` puts in the
+    folder beside it, and `rks train` gets the data flags that rebuild the search's data (`--schema`, and on
+    synthetic data its rows) with the final retrain's first seed."""
+    flags = " ".join(shlex.quote(f) for f in meta.get("train_flags", ["--data", str(meta.get("data", "synthetic"))]))
     return [
-        f"rks export {spec_file} best_arch.json -o best.py",
-        f"rks train {spec_file} best_arch.json --data {data} --examples N --seed S",
-        f"rks train {spec_file} --baseline --data {data} --examples N --seed S",
+        f"rks export {spec_file} {_in_archs('best_arch.json')} -o {_in_archs('best.py')}",
+        f"rks train {spec_file} {_in_archs('best_arch.json')} {flags}",
+        f"rks train {spec_file} --baseline {flags}",
     ]
+
+
+def write_report(url: str, study: str | None, output: str) -> list[Path]:
+    """The page, its Markdown summary beside it, and the archs its commands read in `STEM-archs/` beside both."""
+    html = Path(output)
+    report = build_report(url, study, f"{html.stem}-archs")
+    page, summary = render_report(report)
+    folder = html.parent / report["archs_folder"]
+    for name, arch in report["archs"].items():
+        atomic_write(folder / name, arch.to_json(indent=1) + "\n")
+    atomic_write(html, page)
+    atomic_write(html.with_suffix(".md"), summary)
+    return [html, html.with_suffix(".md"), folder]
+
+
+def curves_svg(report: dict) -> str | None:
+    """An in-place search's curves: its reward (one-shot) or loss (DNAS); the FLOPs of its samples and of
+    γ(θ) in baseline multiples, with the target; the entropy of the distribution; DNAS's temperature."""
+    curves, gammas = report["summary"].get("curves", []), report["gammas"]
+    if not curves:
+        return None
+    steps = [c["step"] for c in curves]
+    fig, axes = figure(ncols=4, figsize=(14.0, 3.4))
+    objective = "reward" if any("reward" in c for c in curves) else "loss"
+    _curve(axes[0], curves, objective, f"{objective} (mean per window)")
+    ax = axes[1]
+    sampled = "sample_flops_ratio" if any("sample_flops_ratio" in c for c in curves) else "flops_ratio"
+    _curve(ax, curves, sampled, "FLOPs / baseline", label="samples")
+    if any("gamma_flops_ratio" in c for c in curves):
+        _curve(ax, curves, "gamma_flops_ratio", "FLOPs / baseline", label="γ(θ)")
+    elif gammas:
+        ax.plot([g["step"] for g in gammas], [g["flops_ratio"] for g in gammas], "o-", label="γ(θ) at checkpoints")
+    summary = report["summary"]
+    ax.axhline(summary["flops_target"] / summary["baseline"]["flops"], color="#c44e52", linestyle=":", label="target")
+    ax.legend(fontsize=7)
+    _curve(axes[2], curves, "entropy", "entropy (nats)")
+    if any("temperature" in c for c in curves):
+        _curve(axes[3], curves, "temperature", "Gumbel-softmax temperature")
+    elif gammas:
+        axes[3].plot([g["step"] for g in gammas], [g["ne_batch"] for g in gammas], "o-")
+        axes[3].set_ylabel("γ(θ) NE_batch at checkpoints", fontsize=8)
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.set_xlim(0, max(steps))
+    return _bare_svg(figure_svg(fig))
+
+
+def _curve(ax, curves: list, key: str, ylabel: str, label: str | None = None) -> None:
+    points = [(c["step"], c[key]) for c in curves if key in c]
+    if points:
+        ax.plot(*zip(*points), "-", label=label)
+    ax.set_ylabel(ylabel, fontsize=8)
 
 
 def plot_svg(report: dict) -> str:
@@ -136,7 +216,7 @@ def plot_svg(report: dict) -> str:
     fig, ax = figure(figsize=(8.0, 4.8))
     if report["points"]:
         xs, ys = zip(*report["points"])
-        ax.scatter(xs, ys, s=14, color="#8da0cb", label="candidates")
+        ax.scatter(xs, ys, s=14, color="#8da0cb", label="γ(θ) at checkpoints" if report["inplace"] else "candidates")
     front = report["pareto"]
     ax.plot([p["flops"] for p in front], [p["window_ne"] for p in front], "-", color="#4c72b0", label="Pareto front")
     styles = {"baseline": ("#c44e52", "*"), "winner": ("#2ca02c", "*")}
@@ -150,7 +230,7 @@ def plot_svg(report: dict) -> str:
                 m.flops, linestyle=":", color=untrained.pop(0) if untrained else "#555555", label=f"{m.label} (FLOPs)"
             )
     ax.set_xlabel("FLOPs per example")
-    ax.set_ylabel("window NE (proxy, lower is better)")
+    ax.set_ylabel("NE_batch of γ(θ) (lower is better)" if report["inplace"] else "window NE (proxy, lower is better)")
     ax.legend(fontsize=8, loc="best")
     return _bare_svg(figure_svg(fig))
 
@@ -226,9 +306,11 @@ def render_report(report: dict) -> tuple[str, str]:
     """(HTML page, Markdown summary)."""
     from .search.final import verdict
 
+    curves = curves_svg(report)
     context = dict(
         report,
         plot=jinja2.utils.markupsafe.Markup(plot_svg(report)),
+        curves=jinja2.utils.markupsafe.Markup(curves) if curves else None,
         source=report["space"].subnet_source(report["winner"]),
         arch_json=arch_text(report["winner"]),
         dot_text=arch_dot(report["space"], report["winner"]),

@@ -131,3 +131,25 @@ def test_report_md_escapes_what_it_did_not_write(finished, tmp_path):
     study_line = next(line for line in md.splitlines() if line.startswith("Study "))
     assert "data `` synthetic:1 <b>`x`</b> ``," in study_line  # a code span its own backtick cannot close
     assert md.count("````") == 2  # only the block holding the backticks needed the longer fence
+
+
+def test_every_command_the_report_suggests_runs_as_printed(finished):
+    """The follow-up lines had no `--schema`, `--examples N --seed S` placeholders and a merge of files never
+    written; now each runs from the report's folder, and `rks train --baseline` retrains the final baseline."""
+    import shlex
+    import sys
+    from pathlib import Path
+
+    md = finished["md"]
+    block = [line for line in md[md.index("Follow-up:") :].split("```")[1].strip().splitlines()]
+    assert any(line.startswith("rks merge") for line in block) and any(line.startswith("rks scale") for line in block)
+    rks = Path(sys.executable).parent / "rks"
+    for line in block:
+        json_flag = ["--json"] if line.startswith("rks train") else []
+        proc = subprocess.run(
+            [str(rks), *shlex.split(line)[1:], *json_flag], capture_output=True, text=True, cwd=finished["out"].parent
+        )
+        assert proc.returncode == 0, (line, proc.stderr)
+        if "--baseline" in line:
+            retrained = finished["summary"]["final"]["baseline"]["eval_ne_seeds"][0]
+            assert json.loads(proc.stdout)["eval_ne"] == retrained

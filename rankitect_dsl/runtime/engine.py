@@ -226,11 +226,12 @@ class Engine:
     def run_resumable(
         self, job, checkpoint: Path, log: Path, every: int, progress: Progress, on_checkpoint=None, on_step=None
     ):
-        """Run `job` from where its checkpoint left it to `job.steps`, one `job.train_step(step)` (a JSON-able
-        record) per step, appended to the JSON-lines `log` (and passed to `on_step(step, steps, record)`);
-        checkpoint atomically every `every` steps and at the end, and call `on_checkpoint(job)` after each. `job` gives `step`, `steps`, `seconds`,
-        `train_step`, `state_dict` and `load_state_dict` (loading with `weights_only=True`: a file placed at
-        the checkpoint's path can give wrong numbers at worst, never run code)."""
+        """Run `job` from where its checkpoint left it to `job.steps`: one `job.train_step(step)` per step (a
+        JSON-able record, appended to the JSON-lines `log` and passed to `on_step(step, steps, record)`); an
+        atomic checkpoint every `every` steps and at the end, each followed by `on_checkpoint(job)`. `job`
+        gives `step`, `steps`, `seconds`, `train_step`, `state_dict` and `load_state_dict`; checkpoints load
+        with `weights_only=True`, so a file placed at the checkpoint's path can give wrong numbers at worst,
+        never run code."""
         run = ResumableRun(job, Path(checkpoint), Path(log))
         run.resume()
         progress.update(job.step)

@@ -97,7 +97,8 @@ class InPlaceSearcher(Searcher):
         key = hashlib.sha256(
             json.dumps([fingerprint, args.data, args.val_fraction, baseline.to_dict(), repr(settings)]).encode()
         ).hexdigest()[:12]
-        store = StudyStore(ctx.url, ctx.study, {"space": space.name, "space_sha": fingerprint, "method": self.name})
+        meta = {"space": space.name, "space_sha": fingerprint, "method": self.name, "data": args.data}
+        store = StudyStore(ctx.url, ctx.study, meta)
         files = f"{ctx.study}-{key}.{self.name}"
         search = self.make_search(
             space, fit, baseline, cfg, ctx.beside_storage(files + ".pt"), ctx.beside_storage(files + ".jsonl")

@@ -1,0 +1,219 @@
+"""One searcher interface, one training engine: the registry and its flags, devices, progress off a terminal,
+the evolution searcher written against the interface, and one-shot and DNAS in the study store and report."""
+
+import argparse
+import io
+import json
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, run_rks, space_path
+from rankitect_dsl import Arch, RksError
+from rankitect_dsl.cli import build_parser, main
+from rankitect_dsl.runtime import progress as progress_module
+from rankitect_dsl.runtime.engine import Engine, resolve_device
+from rankitect_dsl.runtime.optim import _dense_step, _sparse_rows_step
+from rankitect_dsl.search.loop import Search, SearchConfig
+from rankitect_dsl.search.methods.evolution import EvolutionProposer
+from rankitect_dsl.search.registry import SEARCHERS, searcher_class
+from rankitect_dsl.search.study_store import GAMMA, StudyStore, open_study
+
+RKS = Path(sys.executable).parent / "rks"
+
+
+# -- the registry ----------------------------------------------------------------------------------------
+def test_cli_names_no_method_and_dispatches_through_the_registry():
+    cli = (ROOT / "rankitect_dsl" / "cli.py").read_text()
+    assert not re.search(r'"(random|predictor|evolution|oneshot|dnas)"', cli)
+    for name in SEARCHERS:
+        assert searcher_class(name).name == name
+
+
+def _search_actions(method):
+    parser = build_parser(method)
+    search = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices["search"]
+    return {flag: a for a in search._actions for flag in a.option_strings}
+
+
+def test_each_method_lists_only_its_own_flags_beside_the_common_ones():
+    flags = {m: set(_search_actions(m)) for m in SEARCHERS}
+    assert "--lambda" in flags["dnas"] and "--alpha" not in flags["dnas"]
+    assert "--alpha" in flags["oneshot"] and "--lambda" not in flags["oneshot"]
+    assert "--budget" in flags["predictor"] and "--examples" not in flags["predictor"]
+    assert "--population" in flags["evolution"] and "--population" not in flags["random"]
+    common = set.intersection(*flags.values())
+    assert {"--device", "--storage", "--finalists", "--retrain-seeds", "--seed", "--lr", "--json"} <= common
+
+
+@pytest.mark.parametrize("method", list(SEARCHERS))
+def test_every_search_flag_says_what_it_does_and_its_default(method):
+    for flag, action in _search_actions(method).items():
+        if flag in ("-h", "--help"):
+            continue
+        assert action.help, f"{method}: {flag} has no help"
+        has_default = action.default not in (None, False) and not action.required
+        if has_default and not isinstance(action, argparse._StoreTrueAction):
+            shown = "default" in action.help or re.search(r"\(\S+\)$", action.help)
+            assert shown, f"{method}: {flag} hides its default"
+
+
+def test_search_help_for_one_method_runs_through_the_command():
+    proc = run_rks("search", space_path("tiny"), "--method", "dnas", "--help")
+    assert proc.returncode == 0 and "--lambda" in proc.stdout and "--alpha" not in proc.stdout
+
+
+# -- the engine --------------------------------------------------------------------------------------------
+def test_auto_is_the_cpu_here_and_a_missing_cuda_is_one_clean_line():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(RksError, match="no CUDA device is available here"):
+        resolve_device("cuda")
+    proc = run_rks("train", space_path("tiny"), "--baseline", "--examples", "500", "--device", "cuda")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "--device cuda" in proc.stderr
+
+
+def test_the_dense_rowwise_adagrad_step_equals_the_sparse_one_bit_for_bit():
+    """The accelerator's update (no `nonzero`, a host sync) must move exactly the rows the CPU's moves."""
+    gen = torch.Generator().manual_seed(0)
+    table = torch.randn(50, 8, generator=gen)
+    total = torch.rand(50, generator=gen)
+    grad = torch.randn(50, 8, generator=gen)
+    grad[torch.rand(50, generator=gen) < 0.7] = 0.0  # most rows are not in the batch
+    sparse_p, sparse_t, dense_p, dense_t = table.clone(), total.clone(), table.clone(), total.clone()
+    _sparse_rows_step(sparse_p, grad, sparse_t, 0.1, 1e-10)
+    _dense_step(dense_p, grad, dense_t, 0.1, 1e-10)
+    assert torch.equal(sparse_p, dense_p) and torch.equal(sparse_t, dense_t)
+    untouched = ~grad.any(1)
+    assert torch.equal(dense_p[untouched], table[untouched]) and not torch.equal(dense_p, table)
+
+
+def test_the_engine_batches_live_on_its_device_and_resumable_steps_read_fixed_rows(spaces):
+    from rankitect_dsl.data.loading import load_data
+
+    space = spaces["tiny"]
+    data = load_data("synthetic", space, 300)
+    engine = Engine("cpu")
+    dense, cats, labels = engine.row_batch(data, 4, 64)
+    rows = np.arange(4 * 64, 5 * 64) % data.n_train
+    assert dense.device.type == "cpu" and torch.equal(labels, torch.from_numpy(data.labels[rows]))
+    firsts = [b[2] for b in engine.batches(data, 0, 200, 64)]
+    assert [len(b) for b in firsts] == [64, 64, 64, 8]
+
+
+def test_progress_prints_plain_lines_when_stderr_is_not_a_terminal(monkeypatch):
+    monkeypatch.setattr(progress_module, "LINE_SECONDS", 0.0)
+    stream = io.StringIO()
+    with progress_module.Progress(100, "DNAS", "step", True, stream) as bar:
+        bar.update(25)
+        bar.update(75)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("DNAS: 25/100 step (25%)") and "left" in lines[0]
+    assert lines[-1].startswith("DNAS: 100/100 step (100%)")
+    quiet = io.StringIO()
+    with progress_module.Progress(100, "x", "ex", False, quiet) as bar:
+        bar.update(100)
+    assert quiet.getvalue() == ""
+
+
+# -- a searcher written against the interface: regularised evolution ----------------------------------------
+class NamedProxy:
+    """Scores an arch by a fixed function of its JSON, so the test knows every score."""
+
+    def __init__(self, space):
+        self.space = space
+
+    def __call__(self, arch, examples):
+        return SimpleNamespace(
+            window_ne=(sum(map(ord, arch.to_json())) % 997) / 997,
+            examples=examples,
+            seconds=0.0,
+            extra={"flops": self.space.flops(arch), "params": self.space.params(arch)},
+        )
+
+
+def test_evolution_children_mutate_one_choice_of_the_best_young_candidate(spaces, tmp_path):
+    """With the tournament as large as the population, every parent is the best of the last round."""
+    space = spaces["tiny"]
+    store = StudyStore(f"sqlite:///{tmp_path}/s.db", "s")
+    cfg = SearchConfig("evolution", 14, proxy_examples=500, round_size=4, progress=False)
+    Search(space, NamedProxy(space), store, cfg, EvolutionProposer(population=4, tournament=4)).run()
+    done = sorted(store.completed(), key=lambda t: t.number)
+    archs = [json.loads(t.user_attrs["arch"])["choices"] for t in done]
+    assert len(done) == 14 and len({space.subnet_key(Arch.from_json(t.user_attrs["arch"])) for t in done}) == 14
+    mutants = 0
+    for k in range(4, 14):  # round r (from 1) proposes from the 4 candidates of round r - 1
+        r = k // 4
+        parent = min(range(4 * r - 4, 4 * r), key=lambda i: (done[i].value, done[i].number))
+        mutants += sum(archs[k][c] != archs[parent][c] for c in archs[k]) == 1
+    assert mutants >= 9  # a child the mutations cannot find (50 draws) is left to the random fill
+
+
+def test_evolution_runs_from_the_command_line_and_refuses_a_tournament_beyond_its_population(tmp_path, capsys):
+    base = ["search", space_path("tiny"), "--method", "evolution", "--budget", "6", "--round-size", "3"]
+    base += ["--proxy-examples", "1000", "--data", "synthetic:1", "--storage", f"sqlite:///{tmp_path}/e.db"]
+    assert main([*base, "--population", "2", "--tournament", "3"]) == 1
+    assert "--tournament 3 draws more candidates than --population 2" in capsys.readouterr().err
+    assert main([*base, "--retrain-seeds", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["method"] == "evolution" and summary["evaluated"] == 6 and summary["final"]["baseline"]
+
+
+# -- one-shot and DNAS in the study store and the report ----------------------------------------------------
+@pytest.fixture(scope="module", params=["oneshot", "dnas"])
+def inplace_store(request, tmp_path_factory):
+    folder = tmp_path_factory.mktemp(request.param)
+    db = f"sqlite:///{folder}/s.db"
+    args = ["search", space_path("tiny"), "--method", request.param, "--flops-target", "1x", "--examples", "6000"]
+    args += ["--checkpoint-every", "20", "--retrain-seeds", "1", "--data", "synthetic:1", "--storage", db, "--json"]
+    proc = subprocess.run([str(RKS), *args], capture_output=True, text=True, cwd=folder)
+    assert proc.returncode == 0, proc.stderr
+    return request.param, db, folder, json.loads(proc.stdout)
+
+
+def test_an_inplace_search_records_its_run_and_gamma_at_every_checkpoint(inplace_store):
+    method, db, _, summary = inplace_store
+    store = open_study(db)
+    gammas = sorted(store.completed(GAMMA), key=lambda t: t.user_attrs["step"])
+    steps = summary["steps"]
+    assert [t.user_attrs["step"] for t in gammas] == [*range(20, steps, 20), steps][: len(gammas)]
+    assert len(gammas) == -(-steps // 20)
+    last = gammas[-1].user_attrs
+    assert json.loads(last["arch"]) == summary["gamma"]["arch"]
+    assert last["flops"] == summary["gamma"]["flops"] and gammas[-1].value == last["ne_batch"]
+    assert store.meta["method"] == method and store.meta["summary"]["best"] == summary["best"]
+    for key in ("study", "storage", "method", "space", "best", "baseline", "final", "beats_baseline", "seconds"):
+        assert key in summary, key
+    show = run_rks("study", "show", db)
+    assert show.returncode == 0 and method in show.stdout and f"γ(θ) at {len(gammas)} checkpoints" in show.stdout
+    assert all(len(line) < 400 for line in show.stdout.splitlines())  # no space source or summary on one line
+
+
+def test_the_report_of_an_inplace_search_draws_its_curves_and_its_commands_run_as_printed(inplace_store):
+    method, db, folder, summary = inplace_store
+    out = folder / "report.html"
+    rep = run_rks("report", db, "-o", out)
+    assert rep.returncode == 0, rep.stderr
+    page = out.read_text()
+    assert page.count("<svg") >= 2 and "Training curves" in page and "<script" not in page
+    assert ("temperature" in page) == (method == "dnas")
+    md = out.with_suffix(".md").read_text()
+    block = md[md.index("Follow-up:") :].split("```")[1].strip().splitlines()
+    for line in block:
+        if line.startswith("rks train"):
+            line += " --json"
+        command = [str(RKS), *shlex.split(line)[1:]]
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=folder, timeout=300)
+        assert proc.returncode == 0, (line, proc.stderr)
+        if line.startswith("rks train") and "--baseline" in line:
+            trained = json.loads(proc.stdout)
+            assert trained["eval_ne"] == pytest.approx(summary["final"]["baseline"]["eval_ne_seeds"][0], abs=0)
