@@ -6,17 +6,15 @@ import argparse
 import json
 import shlex
 import sys
-from collections import Counter
 from pathlib import Path
 
-from . import flags
 from .compiler.dot import FORMATS
-from .core.blocks import BLOCK_NAMES
 from .core.errors import RksError
 from .core.files import atomic_write
 from .core.limits import scientific
+from .lang.grow import GROW_BOTTLENECK, GROW_DISTANCES, GROW_KEEP, GROW_SEED
 from .runtime import EMBED_OPTIMIZERS, LR_SCHEDULES
-from .search import FINALISTS
+from .search import flags
 
 
 class _Parser(argparse.ArgumentParser):
@@ -89,37 +87,14 @@ def cmd_fmt(args):
     return status
 
 
-GROW_SEED, GROW_DISTANCES, GROW_DIMS, GROW_KEEP, GROW_BOTTLENECK = 0, (1, 2, 3, 6, 9), (0.5, 1.25, 7), 0.8, 256
-
-
 def cmd_grow(args):
-    from .lang.grow import GrowConfig, grow_source
+    from .lang.grow import grown_source
     from .space import load_source
 
     base = _space(args.file)
     name = args.name or Path(args.output).stem
-    given = [flag for flag in ("seed", "distances", "dims", "keep") if getattr(args, flag) is not None]
-    if args.blocks_only:
-        from .lang.grow_blocks import blocks_only_source
-
-        if given:
-            raise RksError(
-                f"--blocks-only fixes the production connections and dims: --{given[0]} does not apply to it"
-            )
-        source = blocks_only_source(base, Path(args.file).name, name, args.bottleneck)
-    else:
-        low, high, steps = args.dims or GROW_DIMS
-        cfg = GrowConfig(
-            GROW_SEED if args.seed is None else args.seed,
-            args.distances or GROW_DISTANCES,
-            low,
-            high,
-            steps,
-            GROW_KEEP if args.keep is None else args.keep,
-            args.bottleneck or GROW_BOTTLENECK,
-            name,
-        )
-        source = grow_source(base, cfg, Path(args.file).name)
+    options = {flag: getattr(args, flag) for flag in ("seed", "distances", "dims", "keep", "bottleneck")}
+    source = grown_source(base, Path(args.file).name, name, args.blocks_only, **options)
     grown = load_source(source, args.output)  # the checker also checks the baseline is in the space
     atomic_write(args.output, source)
     print(
@@ -130,24 +105,9 @@ def cmd_grow(args):
     return 0
 
 
-def stats_dict(space) -> dict:
-    blocks = Counter(b for c in space.spec.choices for b in c.blocks)
-    edges = sum(1 for _, v in space.graph.in_edges() if space.graph.nodes[v]["kind"] == "choice")
-    return {
-        "space": space.name,
-        "choices": len(space.spec.choices),
-        "decisions": len(space.decisions),
-        "blocks": {b: blocks.get(b, 0) for b in BLOCK_NAMES},
-        "connections": edges,
-        "size": str(space.size),
-        "log10_size": space.log10_size,
-        "baseline": space.spec.baseline_name,
-    }
-
-
 def cmd_stats(args):
     space = _space(args.file)
-    info = stats_dict(space)
+    info = space.stats()
     if args.plot and not args.sample:
         raise RksError("--plot needs --sample N")
     if args.sample:
@@ -286,11 +246,10 @@ def _arch_args(s, verb):
 
 
 def cmd_train(args):
-    import torch
-
     from .data.loading import load_data
     from .data.sources import parse_data_spec
     from .data.synthetic import SyntheticSource
+    from .runtime.checkpoints import save_trained
     from .runtime.engine import TrainConfig, resolve_device, train_final
     from .runtime.model import build_model
 
@@ -325,15 +284,7 @@ def cmd_train(args):
         "params": space.params(arch),
     }
     if args.save:
-        folder = Path(args.save)
-        atomic_write(folder / "model.py", space.subnet_source(arch))
-        atomic_write(folder / "arch.json", arch.to_json(indent=1) + "\n")
-        import io
-
-        buffer = io.BytesIO()
-        torch.save(model.state_dict(), buffer)
-        atomic_write(folder / "weights.pt", buffer.getvalue())
-        atomic_write(folder / "metrics.json", json.dumps(out, indent=1) + "\n")
+        save_trained(Path(args.save), space.subnet_source(arch), arch.to_json(indent=1), model.state_dict(), out)
     if args.json:
         print(json.dumps(out))
         return 0
@@ -361,7 +312,7 @@ def cmd_search(args):
     from .search.registry import searcher_class
 
     searcher = searcher_class(args.method)(args)
-    summary = run_search(searcher, args.command_line)
+    summary = run_search(searcher, _space(args.file), args.command_line)
     print(json.dumps(summary) if args.json else render_summary(searcher, summary))
     return 0
 
@@ -418,52 +369,6 @@ def cmd_proxy_study(args):
         print(f"{r['budget']:>8,} {r['early_stop_tau']:>15.3f} {r['weight_sharing_tau']:>19.3f}")
     print(f"wrote {plot}")
     return 0
-
-
-def _search_parser(sub, method: str | None) -> None:
-    from .search.registry import SEARCHERS
-
-    s = sub.add_parser(
-        "search",
-        help="search a space: sampling (random, predictor, evolution) or in place with the supernet (oneshot, dnas)",
-        epilog="each method has its own flags: `rks search FILE --method M --help` lists them",
-    )
-    s.add_argument("file", help="the space (.rks)")
-    s.add_argument("--method", choices=list(SEARCHERS), required=True, help="the search method")
-    s.add_argument(
-        "--flops-target",
-        help="FLOPs target, absolute or relative to the baseline like 2.5x: a penalty for the sampling methods, "
-        "the target of oneshot and dnas (required there)",
-    )
-    s.add_argument(
-        "--retrain-seeds",
-        type=int,
-        default=3,
-        help="after the search, retrain the finalists and the baseline with this many seeds; the best on the "
-        "validation slice wins, and the evaluation tail, which nothing reads before, is quoted (default 3; 0 "
-        "skips: the search's best is the winner, unmeasured against the baseline)",
-    )
-    s.add_argument(
-        "--finalists",
-        type=flags.positive(int),
-        default=FINALISTS,
-        help="candidates retrained beside the baseline at the end: the top of the ranking (sampling methods) "
-        f"or γ(θ) and the most likely runners-up (oneshot, dnas) (default {FINALISTS})",
-    )
-    s.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/STUDY.db)")
-    s.add_argument(
-        "--study", type=flags.study_name, help="study name: letters, digits, . _ - (default SPACE-METHOD[-PROXY])"
-    )
-    s.add_argument("--export", help="folder for the winner's Python source, arch JSON and selection.json")
-    s.add_argument("--json", action="store_true", help="print the summary as one JSON object, and no progress")
-    flags.data_args(s)
-    flags.device_arg(s)
-    if method in SEARCHERS:
-        from .search.registry import searcher_class
-
-        searcher = searcher_class(method)
-        searcher.add_arguments(s.add_argument_group(f"--method {method}: {searcher.help}"))
-    s.set_defaults(func=cmd_search)
 
 
 def build_parser(method: str | None = None) -> argparse.ArgumentParser:
@@ -590,7 +495,7 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
     flags.device_arg(s)
     s.set_defaults(func=cmd_train)
 
-    _search_parser(sub, method)
+    flags.add_search_parser(sub, method).set_defaults(func=cmd_search)
 
     s = sub.add_parser(
         "proxy-study",

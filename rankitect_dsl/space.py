@@ -56,6 +56,25 @@ class Space:
         )
 
     # -- archs ------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        """Size and structure, as `rks stats` prints them."""
+        from collections import Counter
+
+        from .core.blocks import BLOCK_NAMES
+
+        blocks = Counter(b for c in self.spec.choices for b in c.blocks)
+        edges = sum(1 for _, v in self.graph.in_edges() if self.graph.nodes[v]["kind"] == "choice")
+        return {
+            "space": self.name,
+            "choices": len(self.spec.choices),
+            "decisions": len(self.decisions),
+            "blocks": {b: blocks.get(b, 0) for b in BLOCK_NAMES},
+            "connections": edges,
+            "size": str(self.size),
+            "log10_size": self.log10_size,
+            "baseline": self.spec.baseline_name,
+        }
+
     def validate(self, arch: Arch) -> None:
         D.validate(self.spec, arch)
 

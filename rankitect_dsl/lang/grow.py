@@ -198,3 +198,32 @@ def _choice_text(c: GrownChoice, arch, dims: dict, defaults: dict, cfg: GrowConf
     ]
     body += [f"  dim {b} {text}" for b, text in dims.items() if defaults.get(b) != text]
     return "\n".join([head, f"choice {c.name} {{", *body, "}"])
+
+
+GROW_SEED, GROW_DISTANCES, GROW_DIMS, GROW_KEEP, GROW_BOTTLENECK = 0, (1, 2, 3, 6, 9), (0.5, 1.25, 7), 0.8, 256
+
+
+def grown_source(base, base_file: str, name: str, blocks_only: bool = False, **options) -> str:
+    """`rks grow`'s source from its flags (`seed`, `distances`, `dims`, `keep`, `bottleneck`; None: default):
+    the 4.2.1 supernet, or with `blocks_only` the 4.2.4 one, which refuses the flags that do not apply."""
+    if blocks_only:
+        from .grow_blocks import blocks_only_source
+
+        given = [flag for flag in ("seed", "distances", "dims", "keep") if options.get(flag) is not None]
+        if given:
+            raise RksError(
+                f"--blocks-only fixes the production connections and dims: --{given[0]} does not apply to it"
+            )
+        return blocks_only_source(base, base_file, name, options.get("bottleneck"))
+    low, high, steps = options.get("dims") or GROW_DIMS
+    cfg = GrowConfig(
+        GROW_SEED if options.get("seed") is None else options["seed"],
+        options.get("distances") or GROW_DISTANCES,
+        low,
+        high,
+        steps,
+        GROW_KEEP if options.get("keep") is None else options["keep"],
+        options.get("bottleneck") or GROW_BOTTLENECK,
+        name,
+    )
+    return grow_source(base, cfg, base_file)

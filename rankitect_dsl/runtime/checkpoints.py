@@ -34,3 +34,13 @@ def load_checkpoint(path: str | Path, start_over: str) -> dict:
     if not isinstance(state, dict):
         raise RksError(f"checkpoint {path} holds a {type(state).__name__}, not a saved state; {start_over}")
     return state
+
+
+def save_trained(folder: Path, source: str, arch_json: str, state: dict, metrics: dict) -> None:
+    """`rks train --save`: the model's Python, its arch, its trained weights and its metrics, each atomic."""
+    import json
+
+    atomic_write(folder / "model.py", source)
+    atomic_write(folder / "arch.json", arch_json + "\n")
+    save_checkpoint(folder / "weights.pt", state)
+    atomic_write(folder / "metrics.json", json.dumps(metrics, indent=1) + "\n")

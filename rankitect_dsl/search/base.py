@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..core.errors import RksError
 from ..core.files import atomic_write
-from ..flags import data_flags
+from .flags import data_flags
 
 
 @dataclass
@@ -114,15 +114,13 @@ def default_storage(study: str) -> str:
     return f"sqlite:///runs/{study}.db"
 
 
-def run_search(searcher: Searcher, command_line: str) -> dict:
-    """Run `searcher` from its flags to the summary every method returns: `study`, `storage`, `method`,
+def run_search(searcher: Searcher, space, command_line: str) -> dict:
+    """Run `searcher` on `space` from its flags to the summary every method returns: `study`, `storage`, `method`,
     `space`, `best` (the winner: arch, FLOPs, params, origin), `baseline`, `final` and `beats_baseline`
     (the final selection), `seconds`, and `export` when asked."""
     from ..runtime.engine import resolve_device
-    from ..space import load_space
 
     args = searcher.args
-    space = load_space(args.file)
     searcher.validate(space)
     resolve_device(args.device)  # a device this machine lacks is refused before any work
     study = args.study or searcher.default_study(space)

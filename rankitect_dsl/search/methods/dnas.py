@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...core.errors import RksError
-from ...flags import positive
+from ..flags import positive
 from .inplace import InPlaceSearcher
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.errors import RksError
-from ...flags import positive
+from ..flags import positive
 from ..loop import Proposer
 from .sampling import SamplingSearcher
 

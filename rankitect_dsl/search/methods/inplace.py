@@ -10,8 +10,8 @@ import math
 import sys
 
 from ...core.errors import RksError
-from ...flags import positive
 from ..base import Found, SearchContext, Searcher
+from ..flags import positive
 
 
 class InPlaceSearcher(Searcher):

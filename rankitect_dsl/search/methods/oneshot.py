@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...core.errors import RksError
-from ...flags import number_or_auto, positive
+from ..flags import number_or_auto, positive
 from .inplace import InPlaceSearcher
 
 

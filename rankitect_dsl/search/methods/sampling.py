@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 
 from ...core.errors import RksError
-from ...flags import positive
 from ..base import Found, SearchContext, Searcher
+from ..flags import positive
 
 PROXIES = ("early-stop", "weight-sharing")
 

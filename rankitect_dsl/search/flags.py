@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from typing import Optional
 
-from .runtime import DEVICES
-from .search import VAL_FRACTION
+from ..runtime import DEVICES
+from . import FINALISTS, VAL_FRACTION
 
 
 def positive(kind):
@@ -122,3 +123,47 @@ def data_flags(args, examples=None) -> list[str]:
     if args.lr != 1e-3:
         out += ["--lr", f"{args.lr:g}"]
     return out
+
+
+def add_search_parser(sub, method: Optional[str]):
+    """`rks search`: the common flags and, when `method` names a registered searcher, that method's own
+    (so `--help` lists only them). Returns the subparser."""
+    from .registry import SEARCHERS, searcher_class
+
+    s = sub.add_parser(
+        "search",
+        help="search a space: sampling (random, predictor, evolution) or in place with the supernet (oneshot, dnas)",
+        epilog="each method has its own flags: `rks search FILE --method M --help` lists them",
+    )
+    s.add_argument("file", help="the space (.rks)")
+    s.add_argument("--method", choices=list(SEARCHERS), required=True, help="the search method")
+    s.add_argument(
+        "--flops-target",
+        help="FLOPs target, absolute or relative to the baseline like 2.5x: a penalty for the sampling methods, "
+        "the target of oneshot and dnas (required there)",
+    )
+    s.add_argument(
+        "--retrain-seeds",
+        type=int,
+        default=3,
+        help="after the search, retrain the finalists and the baseline with this many seeds; the best on the "
+        "validation slice wins, and the evaluation tail, which nothing reads before, is quoted (default 3; 0 "
+        "skips: the search's best is the winner, unmeasured against the baseline)",
+    )
+    s.add_argument(
+        "--finalists",
+        type=positive(int),
+        default=FINALISTS,
+        help="candidates retrained beside the baseline at the end: the top of the ranking (sampling methods) "
+        f"or γ(θ) and the most likely runners-up (oneshot, dnas) (default {FINALISTS})",
+    )
+    s.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/STUDY.db)")
+    s.add_argument("--study", type=study_name, help="study name: letters, digits, . _ - (default SPACE-METHOD[-PROXY])")
+    s.add_argument("--export", help="folder for the winner's Python source, arch JSON and selection.json")
+    s.add_argument("--json", action="store_true", help="print the summary as one JSON object, and no progress")
+    data_args(s)
+    device_arg(s)
+    if method in SEARCHERS:
+        searcher = searcher_class(method)
+        searcher.add_arguments(s.add_argument_group(f"--method {method}: {searcher.help}"))
+    return s
