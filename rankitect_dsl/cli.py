@@ -413,23 +413,23 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
 
     s = sub.add_parser("stats", help="size and structure of a space")
     s.add_argument("file")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     s.add_argument("--sample", type=int, default=0, help="also sample N archs and summarise their cost")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of the --sample draws (default 0)")
     s.add_argument("--plot", help="with --sample: write the Figure 3 histograms to this PNG")
     s.set_defaults(func=cmd_stats)
 
     s = sub.add_parser("sample", help="sample archs as JSON lines")
     s.add_argument("file")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("-n", type=int, default=1)
+    s.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+    s.add_argument("-n", type=int, default=1, help="how many archs (default 1)")
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("graph", help="draw the space or one subnet (Graphviz DOT, SVG or PNG)")
     s.add_argument("file")
     s.add_argument("--arch", metavar="ARCH.json", help="draw this arch's subnet instead of the whole space")
     s.add_argument("--format", choices=FORMATS, help="default: from the output's suffix, else dot")
-    s.add_argument("-o", "--output", required=True)
+    s.add_argument("-o", "--output", required=True, help="the file to write (.dot, .svg or .png)")
     s.set_defaults(func=cmd_graph)
 
     s = sub.add_parser("compile", help="write the masked supernet module and the space description")
@@ -463,7 +463,7 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
 
     s = sub.add_parser("flops", help="FLOPs and params of an arch, per choice")
     _arch_args(s, "count")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     s.set_defaults(func=cmd_flops)
 
     s = sub.add_parser("train", help="train an arch's exported subnet on CTR data and report NE")
@@ -474,7 +474,7 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
         help="training examples, in order (default: one pass over the training rows before the validation slice; "
         "synthetic data needs it)",
     )
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     s.add_argument("--save", help="folder for model.py, arch.json, weights.pt and metrics.json")
     s.add_argument(
         "--embed-optimizer",
@@ -516,7 +516,7 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
         help="weight-sharing supernet pretraining (default: --examples)",
     )
     s.add_argument("--plot", help="PNG to write (default SPACE-proxy-study.png)")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     flags.data_args(s)
     s.set_defaults(func=cmd_proxy_study)
 
@@ -530,8 +530,8 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
     study_sub = s.add_subparsers(dest="study_command", required=True, parser_class=_Parser)
     show = study_sub.add_parser("show", help="print a finished or running study")
     show.add_argument("storage", help="Optuna storage URL, e.g. sqlite:///runs/x.db")
-    show.add_argument("--study")
-    show.add_argument("--top", type=int, default=10)
+    show.add_argument("--study", help="the study (default: the store's only one)")
+    show.add_argument("--top", type=int, default=10, help="best candidates to list (default 10)")
     show.set_defaults(func=cmd_study_show)
     return p
 

@@ -53,16 +53,24 @@ def test_each_method_lists_only_its_own_flags_beside_the_common_ones():
     assert {"--device", "--storage", "--finalists", "--retrain-seeds", "--seed", "--lr", "--json"} <= common
 
 
+def _all_flags(parser, path=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _all_flags(sub, (*path, name))
+        elif action.option_strings and action.option_strings[0] not in ("-h", "--help", "--version"):
+            yield " ".join(path), action
+
+
 @pytest.mark.parametrize("method", list(SEARCHERS))
-def test_every_search_flag_says_what_it_does_and_its_default(method):
-    for flag, action in _search_actions(method).items():
-        if flag in ("-h", "--help"):
-            continue
-        assert action.help, f"{method}: {flag} has no help"
+def test_every_flag_of_every_command_says_what_it_does_and_its_default(method):
+    for command, action in _all_flags(build_parser(method)):
+        flag = f"{command} {action.option_strings[-1]}"
+        assert action.help, f"{flag} has no help"
         has_default = action.default not in (None, False) and not action.required
         if has_default and not isinstance(action, argparse._StoreTrueAction):
             shown = "default" in action.help or re.search(r"\(\S+\)$", action.help)
-            assert shown, f"{method}: {flag} hides its default"
+            assert shown, f"{flag} hides its default"
 
 
 def test_search_help_for_one_method_runs_through_the_command():
