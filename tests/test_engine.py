@@ -6,6 +6,7 @@ import io
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -177,24 +178,28 @@ def test_evolution_runs_from_the_command_line_and_refuses_a_tournament_beyond_it
 
 
 # -- one-shot and DNAS in the study store and the report ----------------------------------------------------
-@pytest.fixture(scope="module", params=["oneshot", "dnas"])
-def inplace_store(request, tmp_path_factory):
-    folder = tmp_path_factory.mktemp(request.param)
-    db = f"sqlite:///{folder}/s.db"
-    args = ["search", space_path("tiny"), "--method", request.param, "--flops-target", "1x", "--examples", "6000"]
-    args += ["--checkpoint-every", "20", "--retrain-seeds", "1", "--data", "synthetic:1", "--storage", db, "--json"]
-    proc = subprocess.run([str(RKS), *args], capture_output=True, text=True, cwd=folder)
-    assert proc.returncode == 0, proc.stderr
-    return request.param, db, folder, json.loads(proc.stdout)
+@pytest.fixture(scope="module")
+def inplace_stores(tmp_path_factory):
+    """A finished one-shot and DNAS search, each in its own store: method → (storage, folder, summary)."""
+    out = {}
+    for method in ("oneshot", "dnas"):
+        folder = tmp_path_factory.mktemp(method)
+        db = f"sqlite:///{folder}/s.db"
+        args = ["search", space_path("tiny"), "--method", method, "--flops-target", "1x", "--examples", "6000"]
+        args += ["--checkpoint-every", "20", "--retrain-seeds", "1", "--data", "synthetic:1", "--storage", db]
+        proc = subprocess.run([str(RKS), *args, "--json"], capture_output=True, text=True, cwd=folder)
+        assert proc.returncode == 0, proc.stderr
+        out[method] = db, folder, json.loads(proc.stdout)
+    return out
 
 
-def test_an_inplace_search_records_its_run_and_gamma_at_every_checkpoint(inplace_store):
-    method, db, _, summary = inplace_store
+@pytest.mark.parametrize("method", ["oneshot", "dnas"])
+def test_an_inplace_search_records_its_run_and_gamma_at_every_checkpoint(inplace_stores, method):
+    db, _, summary = inplace_stores[method]
     store = open_study(db)
     gammas = sorted(store.completed(GAMMA), key=lambda t: t.user_attrs["step"])
     steps = summary["steps"]
-    assert [t.user_attrs["step"] for t in gammas] == [*range(20, steps, 20), steps][: len(gammas)]
-    assert len(gammas) == -(-steps // 20)
+    assert [t.user_attrs["step"] for t in gammas] == [*range(20, steps, 20), steps]
     last = gammas[-1].user_attrs
     assert json.loads(last["arch"]) == summary["gamma"]["arch"]
     assert last["flops"] == summary["gamma"]["flops"] and gammas[-1].value == last["ne_batch"]
@@ -206,22 +211,43 @@ def test_an_inplace_search_records_its_run_and_gamma_at_every_checkpoint(inplace
     assert all(len(line) < 400 for line in show.stdout.splitlines())  # no space source or summary on one line
 
 
-def test_the_report_of_an_inplace_search_draws_its_curves_and_its_commands_run_as_printed(inplace_store):
-    method, db, folder, summary = inplace_store
+@pytest.mark.parametrize("method", ["oneshot", "dnas"])
+def test_the_report_of_an_inplace_search_draws_its_curves(inplace_stores, method):
+    db, folder, _ = inplace_stores[method]
     out = folder / "report.html"
     rep = run_rks("report", db, "-o", out)
     assert rep.returncode == 0, rep.stderr
     page = out.read_text()
     assert page.count("<svg") >= 2 and "Training curves" in page and "<script" not in page
-    assert ("temperature" in page) == (method == "dnas")
+    assert ("temperature" in page) == (method == "dnas") and ("reward" in page) == (method == "oneshot")
+
+
+def test_the_commands_an_inplace_report_suggests_run_as_printed(inplace_stores):
+    """The sampling report's commands are run in test_report.py; an in-place report has no merge but its own
+    data flags (`--examples` of the supernet's data), and its baseline retrains to the final baseline."""
+    db, folder, summary = inplace_stores["dnas"]
+    out = folder / "commands.html"
+    assert run_rks("report", db, "-o", out).returncode == 0
     md = out.with_suffix(".md").read_text()
     block = md[md.index("Follow-up:") :].split("```")[1].strip().splitlines()
+    assert any("--examples 6000" in line for line in block)
     for line in block:
-        if line.startswith("rks train"):
-            line += " --json"
-        command = [str(RKS), *shlex.split(line)[1:]]
-        proc = subprocess.run(command, capture_output=True, text=True, cwd=folder, timeout=300)
+        json_flag = ["--json"] if line.startswith("rks train") else []
+        proc = subprocess.run(
+            [str(RKS), *shlex.split(line)[1:], *json_flag], capture_output=True, text=True, cwd=folder, timeout=300
+        )
         assert proc.returncode == 0, (line, proc.stderr)
         if line.startswith("rks train") and "--baseline" in line:
-            trained = json.loads(proc.stdout)
-            assert trained["eval_ne"] == pytest.approx(summary["final"]["baseline"]["eval_ne_seeds"][0], abs=0)
+            assert json.loads(proc.stdout)["eval_ne"] == summary["final"]["baseline"]["eval_ne_seeds"][0]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed (Debian: apt install chromium)")
+def test_the_report_of_an_inplace_search_opens_in_headless_chromium_without_console_errors(inplace_stores, tmp_path):
+    from test_report import chromium
+
+    db, folder, _ = inplace_stores["dnas"]
+    out = folder / "shown.html"
+    assert run_rks("report", db, "-o", out).returncode == 0
+    proc, console = chromium(out.as_uri(), tmp_path / "shot.png", tmp_path)
+    assert proc.returncode == 0 and not console, console
+    assert (tmp_path / "shot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -79,13 +79,17 @@ def test_the_winner_is_the_best_finalist_on_the_validation_slice_not_the_proxys_
 
 
 @pytest.mark.parametrize(
-    "method, extra", [("random", ["--budget", "3"]), ("dnas", ["--flops-target", "1x", "--examples", "3000"])]
+    "method, extra",
+    [
+        ("random", ["--budget", "3", "--proxy-examples", "2000"]),
+        ("dnas", ["--flops-target", "1x", "--examples", "3000"]),
+    ],
 )
 def test_beats_baseline_is_false_when_the_space_holds_only_worse_archs(tmp_path, method, extra):
     space = tmp_path / "worse.rks"
     space.write_text(WORSE_SOURCE)
     proc = run_rks(
-        "search", space, "--method", method, *extra, "--data", "synthetic:1", "--proxy-examples", "2000",
+        "search", space, "--method", method, *extra, "--data", "synthetic:1",
         "--retrain-seeds", "1", "--storage", f"sqlite:///{tmp_path}/s.db", "--export", tmp_path / "ex", "--json",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-600:]

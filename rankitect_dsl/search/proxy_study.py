@@ -56,7 +56,7 @@ def run_proxy_study(
 ) -> dict:
     """One row per budget and proxy schedule: each proxy's Kendall tau against the final retrain. Several
     schedules share the truth (and nothing else), so they are compared on the same models."""
-    from tqdm import tqdm
+    from ..runtime.progress import Progress
 
     fit = data.validation_view(val_fraction)
     budgets = budgets or default_budgets(fit.n_train, batch_size)
@@ -69,12 +69,14 @@ def run_proxy_study(
         for sched in schedules
     }
     truth, scores = [], {(sched, b): ([], []) for sched in schedules for b in budgets}
-    for arch in tqdm(archs, desc="models", unit="model", disable=None if progress else True, leave=False):
-        truth.append(retrain(space, arch, data, [seed], batch_size, lr, val_fraction)["val_ne"])
-        for sched, (early_stop, shared) in proxies.items():
-            for b in budgets:
-                scores[sched, b][0].append(early_stop(arch, b).window_ne)
-                scores[sched, b][1].append(shared(arch, b).window_ne)
+    with Progress(len(archs), "models", "model", progress) as bar:
+        for arch in archs:
+            truth.append(retrain(space, arch, data, [seed], batch_size, lr, val_fraction)["val_ne"])
+            for sched, (early_stop, shared) in proxies.items():
+                for b in budgets:
+                    scores[sched, b][0].append(early_stop(arch, b).window_ne)
+                    scores[sched, b][1].append(shared(arch, b).window_ne)
+            bar.update(1)
     rows = [
         {
             "budget": b,
