@@ -14,10 +14,9 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import RksError
 from ..core.files import atomic_write
 from .flags import data_flags
 
@@ -76,7 +75,6 @@ class Found:
     data_examples: int  # the examples the data was sized for (what `rks train` needs to rebuild it)
     pretrain_examples: int = 0  # examples this run spent before its trials (weight-sharing pretraining)
     winner_fields: tuple = ("arch", "flops", "origin")
-    extra: dict = field(default_factory=dict)
 
 
 class Searcher:
@@ -251,9 +249,3 @@ def _exported_what(summary: dict) -> str:
     if summary.get("beats_baseline") is False:
         return "best candidate, which does not beat the baseline (selection.json says so),"
     return "winner"
-
-
-def require(value, message: str) -> None:
-    """One line for a flag a method needs."""
-    if value is None:
-        raise RksError(message)
