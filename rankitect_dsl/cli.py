@@ -313,7 +313,8 @@ def cmd_search(args):
 
     searcher = searcher_class(args.method)(args)
     summary = run_search(searcher, _space(args.file), args.command_line)
-    print(json.dumps(summary) if args.json else render_summary(searcher, summary))
+    if summary is not None:  # None: a helper worker of `--jobs`, which prints nothing
+        print(json.dumps(summary) if args.json else render_summary(searcher, summary))
     return 0
 
 

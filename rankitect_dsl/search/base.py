@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from ..core.files import atomic_write
 from .flags import data_flags
@@ -54,11 +55,14 @@ class SearchContext:
         return data, data.validation_view(a.val_fraction)
 
     def beside_storage(self, name: str) -> Path:
-        """A file kept beside the store (checkpoints, logs, plots): in its folder for SQLite, else in the cache."""
+        """A file kept beside the store (checkpoints, logs, plots): in its folder for SQLite or a journal, else in
+        the cache."""
         from ..data.preprocess import cache_root
+        from .study_store import store_file
 
-        if self.url.startswith("sqlite:///"):
-            return Path(self.url[len("sqlite:///") :]).with_name(name)
+        path = store_file(self.url)
+        if path is not None:
+            return Path(path).with_name(name)
         return cache_root() / name
 
 
@@ -97,6 +101,9 @@ class Searcher:
     def default_study(self, space) -> str:
         return f"{space.name}-{self.name}"
 
+    def default_storage(self, study: str) -> str:
+        return default_storage(study)
+
     def search(self, ctx: SearchContext) -> Found:
         raise NotImplementedError
 
@@ -112,7 +119,7 @@ def default_storage(study: str) -> str:
     return f"sqlite:///runs/{study}.db"
 
 
-def run_search(searcher: Searcher, space, command_line: str) -> dict:
+def run_search(searcher: Searcher, space, command_line: str) -> Optional[dict]:
     """Run `searcher` on `space` from its flags to the summary every method returns: `study`, `storage`, `method`,
     `space`, `best` (the winner: arch, FLOPs, params, origin), `baseline`, `final` and `beats_baseline`
     (the final selection), `seconds`, and `export` when asked."""
@@ -122,9 +129,11 @@ def run_search(searcher: Searcher, space, command_line: str) -> dict:
     searcher.validate(space)
     resolve_device(args.device)  # a device this machine lacks is refused before any work
     study = args.study or searcher.default_study(space)
-    ctx = SearchContext(args, space, args.storage or default_storage(study), study, command_line)
+    ctx = SearchContext(args, space, args.storage or searcher.default_storage(study), study, command_line)
     started = time.time()
     found = searcher.search(ctx)
+    if found is None:  # a helper worker of `--jobs`: its trials are in the store, the summary is the parent's
+        return None
     summary = found.summary
     summary.update(study=study, storage=ctx.url, method=searcher.name, space=space.name)
     final_selection(ctx, found)

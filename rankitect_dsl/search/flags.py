@@ -157,7 +157,10 @@ def add_search_parser(sub, method: Optional[str]):
         help="candidates retrained beside the baseline at the end: the top of the ranking (sampling methods) "
         f"or γ(θ) and the most likely runners-up (oneshot, dnas) (default {FINALISTS})",
     )
-    s.add_argument("--storage", help="Optuna storage URL (default sqlite:///runs/STUDY.db)")
+    s.add_argument(
+        "--storage",
+        help="Optuna storage URL, or journal:PATH for Optuna's journal file (default sqlite:///runs/STUDY.db; with --jobs, journal:runs/STUDY.journal)",
+    )
     s.add_argument("--study", type=study_name, help="study name: letters, digits, . _ - (default SPACE-METHOD[-PROXY])")
     s.add_argument("--export", help="folder for the winner's Python source, arch JSON and selection.json")
     s.add_argument("--json", action="store_true", help="print the summary as one JSON object, and no progress")

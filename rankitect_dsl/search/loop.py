@@ -63,7 +63,9 @@ class Search:
         self._subnet_keys: dict = {}
 
     # -- the worker loop --------------------------------------------------------------------
-    def run(self) -> dict:
+    def run(self, rounds_only: bool = False) -> Optional[dict]:
+        """The rounds until the budget is spent, then (unless `rounds_only`: a helper worker of `--jobs`)
+        successive halving and the summary."""
         from ..runtime.progress import Progress
 
         self.store.recover_interrupted()
@@ -105,6 +107,8 @@ class Search:
                         }
                     )
         self._wait_for_others()
+        if rounds_only:
+            return None
         if self.cfg.halving:
             self.successive_halving()
         return self.summary()

@@ -1,5 +1,6 @@
-"""Candidates live in an Optuna study (ask/tell), SQLite by default or any Optuna RDB URL, so a killed
-search resumes and several worker processes share one study.
+"""Candidates live in an Optuna study (ask/tell): SQLite by default, Optuna's journal file
+(`journal:PATH`, for several worker processes on one host) or any Optuna RDB URL (PostgreSQL, MySQL), so a
+killed search resumes and several worker processes share one study.
 
 Each trial carries the arch (JSON), its flat vector, its role (candidate, baseline, halving), and the
 pid and host of the worker evaluating it. A RUNNING trial whose worker is gone (same host, dead pid) was
@@ -28,11 +29,25 @@ def _optuna():
     return optuna
 
 
+JOURNAL = "journal:"  # Optuna's JournalStorage on a file: several processes on one host, no database
+
+
+def store_file(url: str) -> Optional[str]:
+    """The file a store lives in (SQLite or a journal), None for a database server."""
+    for prefix in ("sqlite:///", JOURNAL):
+        if url.startswith(prefix):
+            return url[len(prefix) :]
+    return None
+
+
 def open_storage(url: str):
-    """An Optuna RDB storage. Creating a store's tables is not safe when several workers start at once
+    """`journal:PATH`: Optuna's journal on a file (appends under a file lock, safe for several processes on
+    one host). Otherwise an Optuna RDB storage. Creating a store's tables is not safe when several workers start at once
     (Optuna's schema creation races: `UNIQUE constraint failed: alembic_version.version_num`), so on SQLite it
     runs under an exclusive lock on the store's folder, and elsewhere it is retried."""
     optuna = _optuna()
+    if url.startswith(JOURNAL):
+        return _journal(optuna, url[len(JOURNAL) :])
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     folder = None
     if url.startswith("sqlite:///"):
@@ -51,6 +66,18 @@ def open_storage(url: str):
                 continue
             raise RksError(f"cannot open storage `{url}`: {str(err).splitlines()[0]}") from None
     raise RksError(f"cannot open storage `{url}`: its tables were still being created after 5 tries")
+
+
+def _journal(optuna, path: str):
+    from optuna.storages.journal import JournalFileBackend
+
+    if not path:
+        raise RksError("cannot open storage `journal:`: give a file, like journal:runs/study.journal")
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(path))
+    except OSError as err:
+        raise RksError(f"cannot open storage `{JOURNAL}{path}`: {err.strerror}") from None
 
 
 @contextlib.contextmanager
@@ -178,8 +205,9 @@ def list_studies(url: str) -> list[str]:
 def open_study(url: str, study: Optional[str] = None) -> StudyStore:
     """An existing study to read: the named one, or the store's only one. A missing SQLite file is an
     error here, not a new empty store."""
-    if url.startswith("sqlite:///") and not os.path.isfile(url[len("sqlite:///") :]):
-        raise RksError(f"no study store at {url[len('sqlite:///') :]}")
+    path = store_file(url)
+    if path is not None and not os.path.isfile(path):
+        raise RksError(f"no study store at {path}")
     names = list_studies(url)
     if not names:
         raise RksError(f"no study in {url}")

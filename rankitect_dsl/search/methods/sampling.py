@@ -53,6 +53,13 @@ class SamplingSearcher(Searcher):
             "no cap)",
         )
         g.add_argument("--plot", help="PNG of the Pareto front (default beside the export or the storage)")
+        g.add_argument(
+            "--jobs",
+            type=positive(int),
+            default=1,
+            help="worker processes on the study: this one and N-1 helpers; their store is a journal file "
+            "unless --storage says otherwise, never SQLite (default 1)",
+        )
 
     def proposer(self):
         """The `loop.Proposer` of the rounds after the first; None: every round at random."""
@@ -65,14 +72,22 @@ class SamplingSearcher(Searcher):
     def default_study(self, space) -> str:
         return f"{space.name}-{self.name}-{self.args.proxy}"
 
+    def default_storage(self, study: str) -> str:
+        if self.args.jobs > 1:
+            return f"journal:runs/{study}.journal"
+        return super().default_storage(study)
+
     def search(self, ctx: SearchContext) -> Found:
         from ...runtime.engine import default_batch_size
         from ..constraints import check_flops_rule, default_flops_cap, parse_flops
         from ..loop import Search, SearchConfig, space_fingerprint
         from ..proxies import PROXY_SCHEDULE, EarlyStopProxy, WeightSharingProxy
         from ..study_store import StudyStore
+        from ..workers import check_storage, is_worker, start_workers, threads_per_job, wait_for_workers
 
         args, space = self.args, ctx.space
+        check_storage(ctx.url, args.jobs)
+        worker = is_worker()
         cfg = SearchConfig(
             self.name,
             args.budget,
@@ -120,7 +135,21 @@ class SamplingSearcher(Searcher):
         else:
             proxy = EarlyStopProxy(space, fit, device=ctx.device, **common)
         search = Search(space, proxy, store, cfg, self.proposer())
-        summary = search.run()
+        if worker:
+            search.run(rounds_only=True)
+            return None
+        if args.jobs > 1:
+            import torch
+
+            torch.set_num_threads(threads_per_job(args.jobs))
+        helpers = start_workers(ctx.command_line, ctx.url, ctx.study, args.jobs) if args.jobs > 1 else []
+        try:
+            summary = search.run()
+        except BaseException:
+            for proc, _ in helpers:
+                proc.kill()
+            raise
+        wait_for_workers(helpers)
         found = Found(summary, search.finalists(args.finalists), space.baseline, data, store, needed)
         found.pretrain_examples = pretrain if pretrains else 0
         found.winner_fields = ("arch", "flops", "origin", "window_ne", "score", "rung")
