@@ -159,7 +159,8 @@ def add_search_parser(sub, method: Optional[str]):
     )
     s.add_argument(
         "--storage",
-        help="Optuna storage URL, or journal:PATH for Optuna's journal file (default sqlite:///runs/STUDY.db; with --jobs, journal:runs/STUDY.journal)",
+        help="Optuna storage URL, or journal:PATH for Optuna's journal file (default sqlite:///runs/STUDY.db; "
+        "with --jobs, journal:runs/STUDY.journal)",
     )
     s.add_argument("--study", type=study_name, help="study name: letters, digits, . _ - (default SPACE-METHOD[-PROXY])")
     s.add_argument("--export", help="folder for the winner's Python source, arch JSON and selection.json")
