@@ -30,23 +30,13 @@ def _space(path):
 
 
 def _read_arch(space, path, baseline=False):
-    from .core.arch import Arch
-
     if baseline:
         if space.baseline is None:
             raise RksError(f"space `{space.name}` names no baseline arch", space.path)
         return space.baseline
     if path is None:
         raise RksError("give an ARCH.json file or --baseline")
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise RksError(f"cannot read arch file {path}: {err.strerror}") from None
-    except UnicodeDecodeError as err:
-        raise RksError(f"arch file {path} is not UTF-8 text (byte {err.start}); an arch is a JSON file") from None
-    arch = Arch.from_json(text)
-    space.validate(arch)
-    return arch
+    return space.load_arch(path)
 
 
 def cmd_check(args):

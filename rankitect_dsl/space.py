@@ -75,6 +75,18 @@ class Space:
             "baseline": self.spec.baseline_name,
         }
 
+    def load_arch(self, path) -> Arch:
+        """The arch in the JSON file at `path`, checked against this space; an unreadable file is one line."""
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as err:
+            raise RksError(f"cannot read arch file {path}: {err.strerror}") from None
+        except UnicodeDecodeError as err:
+            raise RksError(f"arch file {path} is not UTF-8 text (byte {err.start}); an arch is a JSON file") from None
+        arch = Arch.from_json(text)
+        self.validate(arch)
+        return arch
+
     def validate(self, arch: Arch) -> None:
         D.validate(self.spec, arch)
 

@@ -68,7 +68,7 @@ def _learn_known(weights: list) -> None:
     forward, not one per block, and kept on the tensor (`_known`, which the checkpointed recompute in
     backward sees too). A weight derived later (a feature mask) is unknown there and is multiplied:
     x · 1 is x, so nothing changes but time."""
-    fixed = [w for w in weights if not w.requires_grad and w.device.type != "cpu"]
+    fixed = [w for w in weights if not w.requires_grad]
     if fixed:
         flags = torch.stack([torch.stack([(w == 0).all(), (w == 1).all()]) for w in fixed]).tolist()
         for w, (zero, one) in zip(fixed, flags):
@@ -259,7 +259,8 @@ class SupernetBase(nn.Module):
         }
         fc_cache = {}  # FC_ij's bottleneck activations, shared by every choice reading pair (i, j)
         weights_of = {c.name: choice_weights(c, masks, dense) for c in self.spec.choices}
-        _learn_known([w for weights in weights_of.values() for w in _leaves(weights)])
+        if dense.device.type != "cpu":  # on the CPU each weight is asked when needed, at no transfer's cost
+            _learn_known([w for weights in weights_of.values() for w in _leaves(weights)])
         for c in self.spec.choices:
             weights = weights_of[c.name]
             reads = {x: nodes[x] for x in c.candidates}

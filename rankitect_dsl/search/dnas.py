@@ -24,14 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..data.dataset import Dataset
 from ..runtime.metrics import normalized_entropy
 from .constraints import FlopsObjective
-from .inplace import InPlaceSearch
+from .inplace import InPlaceSearch, finite_mean
 from .policy import Policy
 from .sampler import gumbel_noise
 
@@ -130,8 +129,8 @@ class DNASSearch(InPlaceSearch):
 
     def curve_means(self, records: list) -> dict:
         return {
-            "loss": float(np.mean([r["loss"] for r in records])),
-            "sample_flops_ratio": float(np.mean([r["sample_flops_ratio"] for r in records])),
+            "loss": finite_mean(r["loss"] for r in records),
+            "sample_flops_ratio": finite_mean(r["sample_flops_ratio"] for r in records),
             "temperature": records[-1]["temperature"],
         }
 

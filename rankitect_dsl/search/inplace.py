@@ -28,9 +28,10 @@ from ..runtime.progress import Progress
 
 class InPlaceSearch:
     """A supernet trained for `cfg.examples` examples while a distribution over archs learns beside it.
-    Subclasses give `train_step(dense, cats, labels) -> record`, `result()`, `learned()`, their checkpoint
-    record `gamma_record(records)`, and their own state through `extra_state` / `load_extra_state`. `cfg`
-    needs `examples`, `target`, `batch_size`, `lr`, `seed`, `checkpoint_every` and `device`."""
+    Subclasses give `learn(dense, cats, labels) -> record` (one step on its mini-batch), `result()`,
+    `learned()`, their curves `curve_means(records)` for the checkpoint's record, and their own state
+    through `extra_state` / `load_extra_state`. `cfg` needs `examples`, `target`, `batch_size`, `lr`,
+    `seed`, `checkpoint_every` and `device`."""
 
     def __init__(self, space, data: Dataset, baseline, cfg, checkpoint: Path, log: Path, checkpoint_activations=False):
         self.space, self.data, self.baseline, self.cfg = space, data, baseline, cfg
@@ -125,14 +126,13 @@ class InPlaceSearch:
         """γ(θ) now, and the means of the steps since the last checkpoint, as the study store records them."""
         vector = self.learned().most_likely()
         flops = int(self.space.cost.evaluate(vector.tolist())[0])
-        ne = [r["ne_batch"] for r in records if r.get("ne_batch") is not None and not math.isnan(r["ne_batch"])]
         return {
             "step": self.step,
             "examples": self.step * self.batch_size,
             "arch": self.space.decode(vector.tolist()).to_json(),
             "flops": flops,
             "flops_ratio": flops / self.baseline_flops,
-            "ne_batch": float(np.mean(ne)) if ne else float("nan"),
+            "ne_batch": finite_mean(r["ne_batch"] for r in records if r.get("ne_batch") is not None),
             "entropy": float(self.learned().entropy()),
             **self.curve_means(records),
         }
@@ -194,3 +194,9 @@ class InPlaceSearch:
             "seconds": self.seconds,
             "resumed_from": self.resumed_from,
         }
+
+
+def finite_mean(values) -> float:
+    """The mean of the finite values (NaN: an NE of a one-class batch), NaN when there is none."""
+    values = [v for v in values if math.isfinite(v)]
+    return float(np.mean(values)) if values else float("nan")

@@ -41,7 +41,7 @@ from ..runtime.metrics import normalized_entropy
 from ..runtime.model import build_model
 from ..runtime.optim import make_optimizers
 from .constraints import FlopsObjective
-from .inplace import InPlaceSearch
+from .inplace import InPlaceSearch, finite_mean
 from .policy import Policy, ReplayBuffer
 
 LAMBDA_START = 3.0  # the FLOPs term's spread as large as the NE% noise's at first
@@ -204,8 +204,8 @@ class OneShotSearch(InPlaceSearch):
     def curve_means(self, records: list) -> dict:
         sampled = [r for r in records if "reward" in r]
         return {
-            "reward": _mean(r["reward"] for r in sampled),
-            "sample_flops_ratio": _mean(r["flops_ratio"] for r in sampled),
+            "reward": finite_mean(r["reward"] for r in sampled),
+            "sample_flops_ratio": finite_mean(r["flops_ratio"] for r in sampled),
             "alpha": records[-1]["alpha"],
         }
 
@@ -219,8 +219,3 @@ class OneShotSearch(InPlaceSearch):
             examples_processed=2 * self.steps * self.batch_size,
         )
         return out
-
-
-def _mean(values) -> float:
-    values = [v for v in values if not math.isnan(v)]
-    return float(np.mean(values)) if values else float("nan")

@@ -12,6 +12,7 @@ import sys
 from ...core.errors import RksError
 from ..base import Found, SearchContext, Searcher
 from ..flags import positive
+from ..inplace import finite_mean
 
 
 class InPlaceSearcher(Searcher):
@@ -49,18 +50,8 @@ class InPlaceSearcher(Searcher):
             raise RksError(f"--method {self.name} needs --flops-target C (absolute FLOPs or a multiple like 1x)")
 
     def baseline(self, space):
-        from pathlib import Path
-
-        from ...core.arch import Arch
-
         if self.args.baseline_arch:
-            try:
-                text = Path(self.args.baseline_arch).read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as err:
-                raise RksError(f"cannot read arch file {self.args.baseline_arch}: {err}") from None
-            arch = Arch.from_json(text)
-            space.validate(arch)
-            return arch
+            return space.load_arch(self.args.baseline_arch)
         if space.baseline is not None:
             return space.baseline
         raise RksError(
@@ -177,8 +168,8 @@ def curves(log) -> list[dict]:
         window = records[a : a + width]
         point = {"step": window[-1]["step"] + 1}
         for k in keys:
-            values = [r[k] for r in window if isinstance(r.get(k), (int, float)) and math.isfinite(r[k])]
-            if values:
-                point[k] = sum(values) / len(values)
+            values = [r[k] for r in window if isinstance(r.get(k), (int, float))]
+            if values and math.isfinite(mean := finite_mean(values)):
+                point[k] = mean
         out.append(point)
     return out
