@@ -240,12 +240,12 @@ def cmd_train(args):
     from .data.sources import parse_data_spec
     from .data.synthetic import SyntheticSource
     from .runtime.checkpoints import save_trained
-    from .runtime.engine import TrainConfig, resolve_device, train_final
+    from .runtime.engine import TrainConfig, start, train_final
     from .runtime.model import build_model
 
     space = _space(args.file)
     arch = _read_arch(space, args.arch, args.baseline)
-    resolve_device(args.device)  # a device this machine lacks is refused before the data loads
+    world = start(args.device)  # a device this machine lacks is refused before the data loads
     if args.examples is None and isinstance(parse_data_spec(args.data, args.schema), SyntheticSource):
         raise RksError("synthetic data has as many rows as it is asked for: give --examples N")
     data = load_data(
@@ -259,13 +259,15 @@ def cmd_train(args):
         args.batch_size,
         args.lr,
         args.seed,
-        not args.json,
+        not args.json and world.main,
         embed_optimizer=args.embed_optimizer,
         embed_lr=args.embed_lr,
         lr_schedule=args.lr_schedule,
         device=args.device,
     )
     result = train_final(model, data, fit, cfg)
+    if not world.main:  # a torchrun rank other than 0 trained its share; rank 0 saves and reports
+        return 0
     out = {
         "space": space.name,
         "data": data.name,

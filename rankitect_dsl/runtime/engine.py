@@ -6,10 +6,14 @@ resumable run), RNG state, atomic checkpoints with resume, the per-step log and 
 
 A pass is BCE with logits over an ordered stream, scored as NE / window NE / eval NE / AUC. Nothing on the
 hot path reads a value back to the host: the pass's predictions stay on the device until it ends.
-Data parallelism (torchrun) belongs here too, so that the trainers above it do not change."""
+
+Under torchrun the engine is data parallel (`distributed.py`) and the trainers above it do not change: each
+rank reads its own slice of every global batch, the model trains under DDP, the predictions are gathered
+over the global batch, and only rank 0 writes the log and the checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -24,7 +28,7 @@ import torch.nn.functional as F
 from ..core.errors import RksError
 from ..core.files import atomic_write
 from ..data.dataset import Dataset
-from . import DEVICES
+from . import DEVICES, distributed
 from .checkpoints import load_checkpoint, save_checkpoint
 from .metrics import auc, normalized_entropy, window_ne
 from .model import CTRModel
@@ -46,6 +50,12 @@ def resolve_device(name: str = "auto") -> torch.device:
             "use --device cpu, or auto to take CUDA only where it is"
         )
     return torch.device(name)
+
+
+def start(device: str = "auto") -> distributed.World:
+    """What a command that trains does first: refuse a device this machine lacks before any work, and join
+    torchrun's process group when torchrun started this process (a world of one otherwise)."""
+    return distributed.init(resolve_device(device))
 
 
 def default_batch_size(n_train: int) -> int:
@@ -91,9 +101,13 @@ class TrainResult:
         return out
 
 
-def logloss_step(optimizers, logits: torch.Tensor, labels: torch.Tensor) -> None:
-    """One optimiser step on the batch's log loss: what every model the project trains takes per batch."""
-    loss = F.binary_cross_entropy_with_logits(logits, labels)
+def logloss_step(optimizers, logits: torch.Tensor, labels: torch.Tensor, weight: Optional[float] = None) -> None:
+    """One optimiser step on the batch's log loss: what every model the project trains takes per batch. The
+    loss is the batch's mean, or with `weight` its sum times `weight` (a rank's share of a global batch)."""
+    if weight is None:
+        loss = F.binary_cross_entropy_with_logits(logits, labels)
+    else:
+        loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="sum") * weight
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -102,14 +116,38 @@ def logloss_step(optimizers, logits: torch.Tensor, labels: torch.Tensor) -> None
 
 
 class Engine:
-    """Training on one device. `fit` is one ordered pass (every trainer's); `run_resumable` is the step loop
-    of a run that checkpoints and resumes (the in-place searches'); the rest are the pieces both use."""
+    """Training on one device, or on this rank's device of a torchrun world. `fit` is one ordered pass (every
+    trainer's); `run_resumable` is the step loop of a run that checkpoints and resumes (the in-place
+    searches'); the rest are the pieces both use."""
 
     def __init__(self, device: str | torch.device = "auto"):
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.world = distributed.current()
+        self.device = self.world.device(device if isinstance(device, torch.device) else resolve_device(device))
 
     def place(self, module: torch.nn.Module) -> torch.nn.Module:
         return module.to(self.device)
+
+    def wrap(self, module: torch.nn.Module, find_unused: bool) -> torch.nn.Module:
+        """The placed `module` as it trains here: under DDP in a world of several ranks (`distributed.wrap`)."""
+        return distributed.wrap(self.place(module), self.world, find_unused)
+
+    def logloss_step(self, optimizers, logits: torch.Tensor, labels: torch.Tensor, n: int) -> None:
+        """`logloss_step` on this rank's slice of an n-row global batch: in several ranks the slice's loss sum
+        times ranks / n, so that DDP's average of the ranks' gradients is the gradient of the global mean
+        even when the slices differ in size (a rank whose slice is empty read one row, weighted 0)."""
+        if not self.world.distributed:
+            return logloss_step(optimizers, logits, labels)
+        lo, hi = self.world.bounds(n)
+        logloss_step(optimizers, logits, labels, self.world.size / n if hi > lo else 0.0)
+
+    def gather(self, n: int, *tensors: torch.Tensor) -> tuple:
+        """Per-row tensors of this rank's slice as the n rows of the global batch (themselves in one process);
+        the rows a rank read for an empty slice are left out."""
+        if not self.world.distributed:
+            return tensors
+        lo, hi = self.world.bounds(n)
+        rows = torch.stack([t.detach().float()[: hi - lo] for t in tensors], 1)
+        return tuple(self.world.gather_rows(rows, n).unbind(1))
 
     def tensor(self, array) -> torch.Tensor:
         return torch.from_numpy(np.asarray(array)).to(self.device, non_blocking=True)
@@ -121,22 +159,28 @@ class Engine:
 
     # -- batch schedules ------------------------------------------------------------------------
     def batches(self, data: Dataset, start: int, stop: int, batch_size: int):
-        """Contiguous (dense, cats, labels) over rows [start, stop) of the training part, wrapping."""
+        """Contiguous global batches over rows [start, stop) of the training part, wrapping: (dense, cats,
+        labels) of this rank's slice of each, and the global batch's row count n. A rank whose slice of a
+        short last batch is empty reads one row, which `logloss_step` weights 0."""
         pos = start
         while pos < stop:
             a = pos % data.n_train
             b = min(a + batch_size, data.n_train, a + (stop - pos))
+            lo, hi = self.world.bounds(b - a)
+            rows = slice(a + lo, a + max(hi, lo + 1))
             yield (
-                self.tensor(np.array(data.dense[a:b])),
-                self.tensor(np.array(data.cats[a:b])),
-                self.tensor(np.array(data.labels[a:b])),
+                self.tensor(np.array(data.dense[rows])),
+                self.tensor(np.array(data.cats[rows])),
+                self.tensor(np.array(data.labels[rows])),
+                b - a,
             )
             pos += b - a
 
     def row_batch(self, data: Dataset, step: int, batch_size: int):
-        """Step k's mini-batch of a resumable run: training rows k·B … (k+1)·B − 1, wrapping, so a resumed
-        run reads exactly the rows an uninterrupted one would."""
-        rows = np.arange(step * batch_size, (step + 1) * batch_size) % data.n_train
+        """This rank's slice of step k's mini-batch of a resumable run, training rows k·B … (k+1)·B − 1,
+        wrapping, so a resumed run reads exactly the rows an uninterrupted one would."""
+        lo, hi = self.world.bounds(batch_size)
+        rows = np.arange(step * batch_size + lo, step * batch_size + hi) % data.n_train
         return tuple(self.tensor(a[rows]) for a in (data.dense, data.cats, data.labels))
 
     # -- one pass ---------------------------------------------------------------------------------
@@ -153,11 +197,11 @@ class Engine:
         rate following `cfg.lr_schedule`.
 
         `forward(model, dense, cats, step)` returns logits (default: `model(dense, cats)`); searchers use it
-        to sample a subnet per batch. Window NE is computed from the predictions made before each update,
-        kept on the device until the pass ends."""
+        to sample a subnet per batch, and it gets the model as it trains (under DDP in several ranks). Window
+        NE is computed from the predictions made before each update, kept on the device until the pass ends."""
         if cfg.examples < 1:
             raise ValueError("examples must be at least 1")
-        self.place(model)
+        net = self.wrap(model, find_unused=forward is not None)
         forward = forward or (lambda m, d, c, step: m(d, c))
         optimizers = make_optimizers(model, cfg.lr, cfg.embed_optimizer, cfg.embed_lr)
         batch_size = cfg.batch_size or default_batch_size(data.n_train)
@@ -168,13 +212,13 @@ class Engine:
         t0 = time.perf_counter()
         done = 0
         with Progress(cfg.examples, cfg.description, "ex", cfg.progress) as bar:
-            for step, (dense, cats, labels) in enumerate(
+            for step, (dense, cats, labels, n) in enumerate(
                 self.batches(data, cfg.start, cfg.start + cfg.examples, batch_size)
             ):
-                logits = forward(model, dense, cats, step)
-                logloss_step(optimizers, logits, labels)
+                logits = forward(net, dense, cats, step)
+                self.logloss_step(optimizers, logits, labels, n)
                 schedule.step()
-                n = len(labels)
+                logits, labels = self.gather(n, logits, labels)
                 seen_logits[done : done + n] = logits.detach()
                 seen_labels[done : done + n] = labels
                 done += n
@@ -232,26 +276,28 @@ class Engine:
         gives `step`, `steps`, `seconds`, `train_step`, `state_dict` and `load_state_dict`; checkpoints load
         with `weights_only=True`, so a file placed at the checkpoint's path can give wrong numbers at worst,
         never run code."""
-        run = ResumableRun(job, Path(checkpoint), Path(log))
+        run = ResumableRun(job, Path(checkpoint), Path(log), self.world.main)
         run.resume()
         progress.update(job.step)
         started = time.perf_counter()
-        with open(run.log, "a") as out:
+        with open(run.log, "a") if self.world.main else contextlib.nullcontext() as out:
             while job.step < job.steps:
                 record = job.train_step(job.step)
-                out.write(json.dumps(record) + "\n")
+                if out is not None:
+                    out.write(json.dumps(record) + "\n")
                 job.step += 1
                 progress.update(1)
                 if on_step is not None:
                     on_step(job.step, job.steps, record)
                 if job.step % every == 0 or job.step == job.steps:
-                    out.flush()
                     self.synchronize()
                     job.seconds += time.perf_counter() - started
                     started = time.perf_counter()
-                    save_checkpoint(run.checkpoint, job.state_dict())
-                    if on_checkpoint is not None:
-                        on_checkpoint(job)
+                    if out is not None:
+                        out.flush()
+                        save_checkpoint(run.checkpoint, job.state_dict())
+                        if on_checkpoint is not None:
+                            on_checkpoint(job)
         job.seconds += time.perf_counter() - started
 
 
@@ -260,20 +306,23 @@ def start_over(checkpoint: Path, log: Path) -> str:
 
 
 class ResumableRun:
-    """A run's checkpoint and log: load the one, cut the other back to the steps the checkpoint holds."""
+    """A run's checkpoint and log: load the one, cut the other back to the steps the checkpoint holds. Every
+    rank loads the checkpoint; only the writer (rank 0) touches the log."""
 
-    def __init__(self, job, checkpoint: Path, log: Path):
-        self.job, self.checkpoint, self.log = job, checkpoint, log
+    def __init__(self, job, checkpoint: Path, log: Path, writer: bool = True):
+        self.job, self.checkpoint, self.log, self.writer = job, checkpoint, log, writer
         self.start_over = start_over(checkpoint, log)
 
     def resume(self) -> None:
         if not self.checkpoint.exists():
-            self.log.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(self.log, "")
+            if self.writer:
+                self.log.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(self.log, "")
             return
         self.job.load_state_dict(load_checkpoint(self.checkpoint, self.start_over))
         self.job.resumed_from = self.job.step
-        atomic_write(self.log, "".join(line + "\n" for line in self.logged_steps()))
+        if self.writer:
+            atomic_write(self.log, "".join(line + "\n" for line in self.logged_steps()))
 
     def logged_steps(self) -> list[str]:
         """The log's lines of the steps the checkpoint holds. A last line cut short (the process was killed

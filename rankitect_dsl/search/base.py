@@ -34,7 +34,10 @@ class SearchContext:
 
     @property
     def progress(self) -> bool:
-        return not self.args.json
+        """Progress and notes on stderr: not under `--json`, and under torchrun from rank 0 only."""
+        from ..runtime import distributed
+
+        return not self.args.json and distributed.current().main
 
     @property
     def device(self) -> str:
@@ -122,12 +125,14 @@ def default_storage(study: str) -> str:
 def run_search(searcher: Searcher, space, command_line: str) -> Optional[dict]:
     """Run `searcher` on `space` from its flags to the summary every method returns: `study`, `storage`, `method`,
     `space`, `best` (the winner: arch, FLOPs, params, origin), `baseline`, `final` and `beats_baseline`
-    (the final selection), `seconds`, and `export` when asked."""
-    from ..runtime.engine import resolve_device
+    (the final selection), `seconds`, and `export` when asked. None on a process that only helps: a `--jobs`
+    helper, or a torchrun rank other than 0 (it trains its share; rank 0 records, exports and reports)."""
+    from ..runtime import distributed
+    from ..runtime.engine import start
 
     args = searcher.args
     searcher.validate(space)
-    resolve_device(args.device)  # a device this machine lacks is refused before any work
+    start(args.device)
     study = args.study or searcher.default_study(space)
     ctx = SearchContext(args, space, args.storage or searcher.default_storage(study), study, command_line)
     started = time.time()
@@ -137,6 +142,8 @@ def run_search(searcher: Searcher, space, command_line: str) -> Optional[dict]:
     summary = found.summary
     summary.update(study=study, storage=ctx.url, method=searcher.name, space=space.name)
     final_selection(ctx, found)
+    if not distributed.current().main:
+        return None
     summary["seconds"] = time.time() - started
     found.store.record_run(
         space, command_line, summary["seconds"], found.pretrain_examples, summary, train_flags(args, found)

@@ -16,6 +16,11 @@ The temperature anneals exponentially from `tau_start` to `tau_end` over the run
 trains W alone first (10 of 90 epochs); `warmup` is that fraction here. `ne_weight` scales the CE's
 gradient into θ only (the forward pass is unchanged): 0 searches FLOPs alone, the convergence test the
 paper runs against RL. The result is γ(θ), each decision's most likely option.
+
+Under torchrun every rank draws the global batch's realisations from the same generator and runs its slice
+of them; W trains under DDP and θ's gradient is all-reduced (averaged) like W's before its step. θ's
+gradient depends on every example's loss, so it has to be reduced; the regulariser is taken over all the
+global batch's realisations on every rank, so its part is the same everywhere and the average keeps it.
 """
 
 from __future__ import annotations
@@ -88,10 +93,14 @@ class DNASSearch(InPlaceSearch):
     def learn(self, dense, cats, labels) -> dict:
         cfg = self.cfg
         tau = temperature(self.step, self.steps, cfg.tau_start, cfg.tau_end)
-        samples = gumbel_softmax(self.theta.logits, len(labels), tau, self.generator)
-        seen = samples if cfg.ne_weight == 1 else cfg.ne_weight * samples + (1 - cfg.ne_weight) * samples.detach()
+        world, n = self.engine.world, self.batch_size
+        samples = gumbel_softmax(self.theta.logits, n, tau, self.generator)  # the global batch's, on every rank
+        self.drawn = samples.detach()
+        lo, hi = world.bounds(n)
+        mine = samples[lo:hi]
+        seen = mine if cfg.ne_weight == 1 else cfg.ne_weight * mine + (1 - cfg.ne_weight) * mine.detach()
         masks = {d.name: m for d, m in zip(self.space.decisions, self.split(seen))}
-        logits = self.supernet(dense, cats, masks=masks)
+        logits = self.net(dense, cats, masks=masks)
         ce = F.binary_cross_entropy_with_logits(logits, labels)
         flops = self.space.cost.expected(self.split(samples))[0]
         reg = self.objective.cost(flops).mean()
@@ -100,6 +109,10 @@ class DNASSearch(InPlaceSearch):
         for opt in self.supernet_opts + [self.theta.optimizer]:
             opt.zero_grad(set_to_none=True)
         loss.backward()
+        world.mean_(self.theta.logits.grad)
+        ce_global = world.mean(ce) if world.distributed else float(ce.detach())
+        loss_value = ce_global + self.objective.weight * float(reg.detach()) if world.distributed else float(loss)
+        logits, labels = self.engine.gather(n, logits, labels)
         for opt in self.supernet_opts:
             opt.step()
         if learns:
@@ -112,8 +125,8 @@ class DNASSearch(InPlaceSearch):
             "examples": (self.step + 1) * self.batch_size,
             "temperature": tau,
             "arch_learns": learns,
-            "loss": float(loss.detach()),
-            "ce": float(ce.detach()),
+            "loss": loss_value,
+            "ce": ce_global,
             "ne_batch": normalized_entropy(logits.detach(), labels),
             "flops_reg": float(reg.detach()),
             "sample_flops_ratio": float(flops.detach().mean()) / self.baseline_flops,

@@ -6,6 +6,11 @@ Step k reads training rows k·B … (k+1)·B − 1 (wrapping), so a resumed run 
 uninterrupted one would; every random state is in the checkpoint, so it also draws the same archs. A
 checkpoint is written atomically every `checkpoint_every` steps and at the end; on resume the log is cut
 back to the steps the checkpoint holds.
+
+Under torchrun (`runtime/distributed.py`) every rank runs the same search on the same global batches: the
+supernet (and one-shot's baseline model) train under DDP on each rank's slice; what decides a draw or an
+update of the distribution over archs is computed on the gathered global batch, so every rank draws the
+same arch from the same generator and updates the distribution alike.
 """
 
 from __future__ import annotations
@@ -42,7 +47,11 @@ class InPlaceSearch:
         self.baseline_flops = float(space.flops(baseline))
         torch.manual_seed(cfg.seed)
         body = space.supernet(checkpoint_activations=checkpoint_activations)
+        self.engine.world.require_even(self.batch_size)
         self.supernet = self.engine.place(CTRModel(body, data.vocab_sizes, space.spec.embed.dim, seed=cfg.seed))
+        self.net = self.engine.wrap(self.supernet, find_unused=True)  # what trains: the supernet, under DDP
+        self.check_every = self.engine.world.check_every()
+        self.drawn = None  # what the last step drew (an arch vector, DNAS's realisations): the agreement check's
         self.supernet_opts = make_optimizers(self.supernet, cfg.lr)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.step = 0
@@ -117,7 +126,17 @@ class InPlaceSearch:
     def train_step(self, step: int) -> dict:
         record = self.learn(*self.engine.row_batch(self.data, step, self.batch_size))
         self.since_checkpoint.append(record)
+        if self.check_every and step % self.check_every == 0:
+            self.engine.world.check_agreement(step, self.agreement())
         return record
+
+    def agreement(self) -> dict:
+        """What every rank must hold alike after a step (`RKS_DDP_CHECK`)."""
+        return {
+            "drawn arch": self.drawn,
+            "supernet weights": list(self.supernet.parameters()),
+            "arch distribution": self.learned().logits,
+        }
 
     def learn(self, dense, cats, labels) -> dict:
         raise NotImplementedError

@@ -19,6 +19,11 @@ it fixed.
 Warm-up as TuNAS does it (not in the paper): for the first `warmup` fraction of steps the policy does not
 learn and the supernet trains all-on with a probability that decays linearly from 1 to 0.
 
+Under torchrun both models train under DDP; the NE% and the reward are computed on the gathered global
+batch, so every rank holds the same rewards and takes the same policy update from them: the policy's
+gradient depends on the batch only through the rewards, so gathering two numbers per row keeps the ranks'
+policies identical without reducing its gradient or broadcasting it (`RKS_DDP_CHECK` verifies).
+
 The checkpoint (`inplace.InPlaceSearch`) adds the baseline model, its optimiser, the policy, its
 optimiser and the replay buffer to the supernet's state; the per-step log is JSON lines.
 """
@@ -36,7 +41,6 @@ import numpy as np
 import torch
 
 from ..data.dataset import Dataset
-from ..runtime.engine import logloss_step
 from ..runtime.metrics import normalized_entropy
 from ..runtime.model import build_model
 from ..runtime.optim import make_optimizers
@@ -82,6 +86,7 @@ class OneShotSearch(InPlaceSearch):
         self.warmup_steps = int(cfg.warmup * self.steps)
         self.objective = FlopsObjective(cfg.target, kind=cfg.penalty, scale=self.baseline_flops)
         self.reference = self.engine.place(build_model(space, baseline, data, cfg.seed))
+        self.reference_net = self.engine.wrap(self.reference, find_unused=False)
         self.reference_opts = make_optimizers(self.reference, cfg.lr)
         self.policy = Policy(space, cfg.policy_lr)
         self.replay = ReplayBuffer(cfg.replay_size, len(space.decisions), n_terms=2)
@@ -127,14 +132,18 @@ class OneShotSearch(InPlaceSearch):
         all_on = warm and self.rng.random() < 1.0 - self.step / max(1, self.warmup_steps)
         record = {"step": self.step, "examples": (self.step + 1) * self.batch_size, "all_on": all_on}
         if all_on:
-            logits = self.supernet(dense, cats)
+            self.drawn = "all on"
+            logits = self.net(dense, cats)
         else:
             vector = self.policy.sample(1, self.generator)[0]
+            self.drawn = vector.tolist()
             arch = self.space.decode(vector.tolist())
-            logits = self.supernet(dense, cats, arch=arch)
-        ref_logits = self.reference(dense, cats)
-        logloss_step(self.supernet_opts, logits, labels)
-        logloss_step(self.reference_opts, ref_logits, labels)
+            logits = self.net(dense, cats, arch=arch)
+        ref_logits = self.reference_net(dense, cats)
+        n = self.batch_size
+        self.engine.logloss_step(self.supernet_opts, logits, labels, n)
+        self.engine.logloss_step(self.reference_opts, ref_logits, labels, n)
+        logits, ref_logits, labels = self.engine.gather(n, logits, ref_logits, labels)  # the global batch's
         ne_ref = normalized_entropy(ref_logits.detach(), labels)
         record["ne_batch_baseline"] = ne_ref
         if all_on:

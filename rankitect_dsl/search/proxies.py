@@ -16,6 +16,7 @@ import torch
 
 from ..core.errors import RksError
 from ..data.dataset import Dataset
+from ..runtime import distributed
 from ..runtime.checkpoints import load_checkpoint, save_checkpoint
 from ..runtime.engine import TrainConfig, TrainResult, default_batch_size, train
 from ..runtime.model import CTRModel, build_model
@@ -129,7 +130,7 @@ class WeightSharingProxy:
                 raise RksError(f"checkpoint {checkpoint} is another supernet's ({problem}); {start_over}") from None
         else:
             self.pretrain(progress)
-            if checkpoint is not None:
+            if checkpoint is not None and distributed.current().main:
                 save_checkpoint(checkpoint, self.model.state_dict())
 
     def pretrain(self, progress: bool) -> TrainResult:

@@ -60,6 +60,7 @@ class InPlaceSearcher(Searcher):
         )
 
     def search(self, ctx: SearchContext) -> Found:
+        from ...runtime import distributed
         from ...runtime.progress import Progress
         from ..constraints import check_flops_rule, parse_flops
         from ..loop import space_fingerprint
@@ -89,12 +90,13 @@ class InPlaceSearcher(Searcher):
             json.dumps([fingerprint, args.data, args.val_fraction, baseline.to_dict(), repr(settings)]).encode()
         ).hexdigest()[:12]
         meta = {"space": space.name, "space_sha": fingerprint, "method": self.name, "data": args.data}
-        store = StudyStore(ctx.url, ctx.study, meta)
+        main = distributed.current().main  # under torchrun rank 0 alone writes the study, the log and the checkpoint
+        store = StudyStore(ctx.url, ctx.study, meta) if main else None
         files = f"{ctx.study}-{key}.{self.name}"
         search = self.make_search(
             space, fit, baseline, cfg, ctx.beside_storage(files + ".pt"), ctx.beside_storage(files + ".jsonl")
         )
-        if search.checkpoint.exists():  # said even under --json: stderr, and what a rerun did matters
+        if search.checkpoint.exists() and main:  # said even under --json: stderr, and what a rerun did matters
             print(f"resuming from {search.checkpoint}", file=sys.stderr)
 
         def record(_, gamma: dict) -> None:
@@ -114,7 +116,7 @@ class InPlaceSearcher(Searcher):
             "flops_target": target,
             **result,
             "run": key,
-            "curves": curves(search.log),
+            "curves": curves(search.log) if main else [],
             "log": str(search.log),
             "checkpoint": str(search.checkpoint),
         }

@@ -78,6 +78,7 @@ class SamplingSearcher(Searcher):
         return super().default_storage(study)
 
     def search(self, ctx: SearchContext) -> Found:
+        from ...runtime import distributed
         from ...runtime.engine import default_batch_size
         from ..constraints import check_flops_rule, default_flops_cap, parse_flops
         from ..loop import Search, SearchConfig, space_fingerprint
@@ -87,6 +88,11 @@ class SamplingSearcher(Searcher):
 
         args, space = self.args, ctx.space
         check_storage(ctx.url, args.jobs)
+        world = distributed.current()
+        if world.distributed and args.jobs > 1:
+            raise RksError(
+                "--jobs under torchrun: start the workers one way, torchrun ranks or --jobs helpers, not both"
+            )
         worker = is_worker()
         cfg = SearchConfig(
             self.name,
@@ -124,7 +130,7 @@ class SamplingSearcher(Searcher):
         }
         if args.proxy_repeats > 1:  # studies made before repeats existed stay resumable
             meta["proxy_repeats"] = args.proxy_repeats
-        store = StudyStore(ctx.url, ctx.study, meta)
+        store = StudyStore(ctx.url, ctx.study, meta) if world.main else None
         checkpoint = ctx.beside_storage(f"{ctx.study}.supernet.pt")
         pretrains = args.proxy == "weight-sharing" and not checkpoint.exists()  # this run pays for pretraining
         common = dict(seed=args.seed, batch_size=args.batch_size, lr=args.lr, repeats=args.proxy_repeats)
@@ -134,6 +140,14 @@ class SamplingSearcher(Searcher):
             )
         else:
             proxy = EarlyStopProxy(space, fit, device=ctx.device, **common)
+        if world.distributed:  # the supernet pretraining was data parallel; the trials run on rank 0
+            if not world.main:
+                return None
+            distributed.leave()
+            ctx.say(
+                f"the candidates train on rank 0 alone: for {world.size} workers on one study, use --jobs "
+                f"{world.size} on one machine or one command per machine on a shared --storage (docs/scale-out.md)"
+            )
         search = Search(space, proxy, store, cfg, self.proposer())
         if worker:
             search.run(rounds_only=True)
