@@ -554,13 +554,23 @@ def main(argv=None) -> int:
     try:
         return args.func(args) or 0
     except RksError as err:
+        _abandon_world()
         print(err.render(), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        _abandon_world()
         print("rks: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return _closed_pipe()
+
+
+def _abandon_world() -> None:
+    """Under torchrun, a rank that failed exits without waiting for the others at the end."""
+    if "torch.distributed" in sys.modules:
+        from .runtime import distributed
+
+        distributed.abandon()
 
 
 def _closed_pipe() -> int:

@@ -14,6 +14,7 @@ train on silently, and end off (the DARTS-under-DDP failure reported as microsof
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from ..core.errors import RksError
 CHECK_ENV = "RKS_DDP_CHECK"
 TIMEOUT_ENV = "RKS_DDP_TIMEOUT"  # seconds a collective waits for the other ranks before failing
 TIMEOUT_SECONDS = 1800
+CLOSE_SECONDS = 60  # how long a rank that is done waits for the others at exit
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ def _digest(value) -> str:
 
 
 _WORLD = World()
+_ABANDONED = False
 
 
 def current() -> World:
@@ -176,8 +179,31 @@ def init(device: torch.device) -> World:
         torch.cuda.set_device(world.local_rank)
     timeout = timedelta(seconds=int(os.environ.get(TIMEOUT_ENV, TIMEOUT_SECONDS)))
     dist.init_process_group(backend, rank=world.rank, world_size=world.size, timeout=timeout)
+    atexit.register(_close)
     _WORLD = world
     return world
+
+
+def _close() -> None:
+    """Wait for every rank, then leave the process group, before the interpreter ends: a gloo group still open
+    when a rank exits can abort it ("terminate called without an active exception") after its work is done.
+    After a failure (`abandon`) there is nothing to wait for: torchrun ends the other ranks."""
+    if not dist.is_initialized() or _ABANDONED:
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=timedelta(seconds=CLOSE_SECONDS))
+        else:
+            dist.barrier()
+        dist.destroy_process_group()
+    except RuntimeError:  # a rank that failed or hangs: exit anyway, torchrun reports it
+        pass
+
+
+def abandon() -> None:
+    """This rank failed: exit without waiting for the others."""
+    global _ABANDONED
+    _ABANDONED = True
 
 
 def leave() -> None:
@@ -195,6 +221,4 @@ def wrap(module: torch.nn.Module, world: World, find_unused: bool) -> torch.nn.M
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [world.local_rank] if next(module.parameters()).device.type == "cuda" else None
-    return DistributedDataParallel(
-        module, device_ids=device_ids, find_unused_parameters=find_unused, broadcast_buffers=False
-    )
+    return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=find_unused)

@@ -73,6 +73,8 @@ def gumbel_softmax(logits: torch.Tensor, n: int, tau: float, generator: torch.Ge
 
 
 class DNASSearch(InPlaceSearch):
+    samples_subnets = False  # the mask path runs every parameter at every step
+
     def __init__(self, space, data: Dataset, baseline, cfg: DNASConfig, checkpoint: Path, log: Path):
         super().__init__(space, data, baseline, cfg, checkpoint, log, cfg.checkpoint_activations)
         self.warmup_steps = int(cfg.warmup * self.steps)

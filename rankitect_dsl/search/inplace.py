@@ -38,6 +38,8 @@ class InPlaceSearch:
     through `extra_state` / `load_extra_state`. `cfg` needs `examples`, `target`, `batch_size`, `lr`,
     `seed`, `checkpoint_every` and `device`."""
 
+    samples_subnets = True  # a step runs a sampled subnet's parameters only: DDP must find the unused ones
+
     def __init__(self, space, data: Dataset, baseline, cfg, checkpoint: Path, log: Path, checkpoint_activations=False):
         self.space, self.data, self.baseline, self.cfg = space, data, baseline, cfg
         self.checkpoint, self.log = Path(checkpoint), Path(log)
@@ -49,7 +51,7 @@ class InPlaceSearch:
         body = space.supernet(checkpoint_activations=checkpoint_activations)
         self.engine.world.require_even(self.batch_size)
         self.supernet = self.engine.place(CTRModel(body, data.vocab_sizes, space.spec.embed.dim, seed=cfg.seed))
-        self.net = self.engine.wrap(self.supernet, find_unused=True)  # what trains: the supernet, under DDP
+        self.net = self.engine.wrap(self.supernet, find_unused=self.samples_subnets)  # the supernet as it trains
         self.check_every = self.engine.world.check_every()
         self.drawn = None  # what the last step drew (an arch vector, DNAS's realisations): the agreement check's
         self.supernet_opts = make_optimizers(self.supernet, cfg.lr)

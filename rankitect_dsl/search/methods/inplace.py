@@ -121,7 +121,8 @@ class InPlaceSearcher(Searcher):
             "checkpoint": str(search.checkpoint),
         }
         summary["gamma"] = dict(summary["best"])
-        self.warn_gap(ctx, summary, target)
+        if main:
+            self.warn_gap(ctx, summary, target)
         found = Found(summary, search.finalists(args.finalists), baseline, data, store, args.examples)
         found.winner_fields = ("arch", "flops", "origin", "probability")
         return found
