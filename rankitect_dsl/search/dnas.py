@@ -113,7 +113,9 @@ class DNASSearch(InPlaceSearch):
         loss.backward()
         world.mean_(self.theta.logits.grad)
         ce_global = world.mean(ce) if world.distributed else float(ce.detach())
-        loss_value = ce_global + self.objective.weight * float(reg.detach()) if world.distributed else float(loss)
+        loss_value = (
+            ce_global + self.objective.weight * float(reg.detach()) if world.distributed else float(loss.detach())
+        )
         logits, labels = self.engine.gather(n, logits, labels)
         for opt in self.supernet_opts:
             opt.step()

@@ -3,8 +3,12 @@
 killed search resumes and several worker processes share one study.
 
 Each trial carries the arch (JSON), its flat vector, its role (candidate, baseline, halving), and the
-pid and host of the worker evaluating it. A RUNNING trial whose worker is gone (same host, dead pid) was
-interrupted: it is marked FAIL and its arch is enqueued again, so it is retried and nothing finished is re-run.
+pid and host of the worker evaluating it. A RUNNING trial whose worker is gone was interrupted: it is marked
+FAIL and its arch is enqueued again, so it is retried and nothing finished is re-run. On a database server
+(PostgreSQL, MySQL) the workers may sit on several hosts, so Optuna's heartbeats decide: a worker beats for
+its running trial every `heartbeat` seconds, and a trial silent for `HEARTBEAT_GRACE` beats is failed by
+whichever worker looks next and re-created WAITING by Optuna's `RetryHeartbeatStaleTrialCallback`. On a
+journal or SQLite file (one host) a dead pid on this host decides.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import contextlib
 import fcntl
 import os
 import socket
+import threading
 import time
+import warnings
 from typing import Optional
 
 from ..core.errors import RksError
@@ -30,6 +36,14 @@ def _optuna():
 
 
 JOURNAL = "journal:"  # Optuna's JournalStorage on a file: several processes on one host, no database
+HEARTBEAT_SECONDS = 10  # a worker's beat on a database store, by default
+HEARTBEAT_GRACE = 3  # beats a running trial may miss before it counts as its worker's death
+HEARTBEAT_RETRIES = 3  # times one trial is retried after its worker died
+
+
+def beats(url: str) -> bool:
+    """Whether a store keeps heartbeats: a database server's, where workers on other hosts have no pid here."""
+    return not url.startswith(("sqlite", JOURNAL))
 
 
 def store_file(url: str) -> Optional[str]:
@@ -40,15 +54,17 @@ def store_file(url: str) -> Optional[str]:
     return None
 
 
-def open_storage(url: str):
+def open_storage(url: str, heartbeat: Optional[float] = None):
     """`journal:PATH`: Optuna's journal on a file (appends under a file lock, safe for several processes on
-    one host). Otherwise an Optuna RDB storage. Creating a store's tables is not safe when several workers start at once
+    one host). Otherwise an Optuna RDB storage, with Optuna's heartbeats every `heartbeat` seconds when
+    given on a database server (`beats`). Creating a store's tables is not safe when several workers start at once
     (Optuna's schema creation races: `UNIQUE constraint failed: alembic_version.version_num`), so on SQLite it
     runs under an exclusive lock on the store's folder, and elsewhere it is retried."""
     optuna = _optuna()
     if url.startswith(JOURNAL):
         return _journal(optuna, url[len(JOURNAL) :])
-    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    beating = {}
     folder = None
     if url.startswith("sqlite:///"):
         folder = os.path.dirname(os.path.abspath(url[len("sqlite:///") :]))
@@ -56,10 +72,18 @@ def open_storage(url: str):
             os.makedirs(folder, exist_ok=True)
         except OSError as err:
             raise RksError(f"cannot open storage `{url}`: {err.strerror}") from None
+    if heartbeat is not None and beats(url):
+        with warnings.catch_warnings():  # the retry callback is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=HEARTBEAT_RETRIES)
+        beat = max(1, round(heartbeat))
+        beating = dict(
+            heartbeat_interval=beat, grace_period=HEARTBEAT_GRACE * beat, heartbeat_stale_trial_callback=retry
+        )
     for attempt in range(5):
         try:
             with _exclusive(folder):
-                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **beating)
         except Exception as err:  # SQLAlchemy and driver errors: all mean an unusable URL, but for the race
             if ("UNIQUE constraint" in str(err) or "already exists" in str(err)) and attempt < 4:
                 time.sleep(0.2 * (attempt + 1))
@@ -104,11 +128,32 @@ def _alive(pid: int) -> bool:
     return True
 
 
+class HeartbeatThread:
+    """Beats for one running trial until stopped: Optuna's `record_heartbeat`, which `study.optimize` calls from
+    its own thread, here for the ask/tell loop."""
+
+    def __init__(self, storage, trial_id: int, interval: float):
+        self.stopped = threading.Event()
+        storage.record_heartbeat(trial_id)
+        self.thread = threading.Thread(target=self._beat, args=(storage, trial_id, interval), daemon=True)
+        self.thread.start()
+
+    def _beat(self, storage, trial_id: int, interval: float) -> None:
+        while not self.stopped.wait(interval):
+            storage.record_heartbeat(trial_id)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+
 class StudyStore:
-    def __init__(self, url: str, name: str, meta: Optional[dict] = None):
+    def __init__(self, url: str, name: str, meta: Optional[dict] = None, heartbeat: Optional[float] = None):
         optuna = _optuna()
         self.optuna = optuna
-        self.storage = open_storage(url)
+        self.storage = open_storage(url, heartbeat)
+        self.heartbeat = heartbeat if heartbeat is not None and beats(url) else None
+        self._beating: dict = {}  # trial number → its HeartbeatThread
         self.url = url
         self.study = optuna.create_study(
             study_name=name, storage=self.storage, direction="minimize", load_if_exists=True
@@ -158,8 +203,15 @@ class StudyStore:
         return self.trials(states=(self.optuna.trial.TrialState.WAITING,))
 
     def recover_interrupted(self) -> int:
-        """Fail the RUNNING trials of dead workers on this host and enqueue their archs again."""
+        """Fail the RUNNING trials of dead workers and enqueue their archs again: by Optuna's heartbeats on a
+        database server (any host), else by dead pids on this host."""
         S = self.optuna.trial.TrialState
+        if self.heartbeat is not None:
+            before = len(self.trials(states=(S.FAIL,)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", self.optuna.exceptions.ExperimentalWarning)
+                self.optuna.storages.fail_stale_trials(self.study)
+            return len(self.trials(states=(S.FAIL,))) - before
         host, n = socket.gethostname(), 0
         for t in self.trials(states=(S.RUNNING,)):
             attrs = t.user_attrs
@@ -177,13 +229,24 @@ class StudyStore:
         trial = self.study.ask()
         given = dict(trial.user_attrs)
         chosen = given if "arch" in given else attrs
+        retried = self.storage.get_trial_system_attrs(trial._trial_id).get("failed_trial")
+        if retried is not None:  # re-created by Optuna's heartbeat callback
+            chosen = {**chosen, "retry_of": retried}
         for key, value in {**chosen, "pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}.items():
             trial.set_user_attr(key, value)
+        if self.heartbeat is not None:
+            self._beating[trial.number] = HeartbeatThread(self.storage, trial._trial_id, self.heartbeat)
         return trial, chosen
+
+    def _end(self, trial) -> None:
+        beating = self._beating.pop(trial.number, None)
+        if beating is not None:
+            beating.stop()
 
     def finish(self, trial, value: float, extra: dict) -> None:
         for key, value_ in extra.items():
             trial.set_user_attr(key, value_)
+        self._end(trial)
         self.study.tell(trial, value)
 
     def record(self, role: str, value: float, attrs: dict) -> None:
@@ -195,6 +258,7 @@ class StudyStore:
 
     def fail(self, trial, reason: str) -> None:
         trial.set_user_attr("failure", reason)
+        self._end(trial)
         self.study.tell(trial, state=self.optuna.trial.TrialState.FAIL)
 
 

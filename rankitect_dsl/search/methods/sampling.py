@@ -10,6 +10,7 @@ from pathlib import Path
 from ...core.errors import RksError
 from ..base import Found, SearchContext, Searcher
 from ..flags import positive
+from ..study_store import HEARTBEAT_GRACE, HEARTBEAT_SECONDS
 
 PROXIES = ("early-stop", "weight-sharing")
 
@@ -53,6 +54,14 @@ class SamplingSearcher(Searcher):
             "no cap)",
         )
         g.add_argument("--plot", help="PNG of the Pareto front (default beside the export or the storage)")
+        g.add_argument(
+            "--heartbeat",
+            type=positive(int),
+            default=HEARTBEAT_SECONDS,
+            metavar="SECONDS",
+            help="on a database store, seconds between a worker's heartbeats; a trial that misses "
+            f"{HEARTBEAT_GRACE} is its dead worker's, failed and retried on any host (default {HEARTBEAT_SECONDS})",
+        )
         g.add_argument(
             "--jobs",
             type=positive(int),
@@ -130,7 +139,7 @@ class SamplingSearcher(Searcher):
         }
         if args.proxy_repeats > 1:  # studies made before repeats existed stay resumable
             meta["proxy_repeats"] = args.proxy_repeats
-        store = StudyStore(ctx.url, ctx.study, meta) if world.main else None
+        store = StudyStore(ctx.url, ctx.study, meta, heartbeat=args.heartbeat) if world.main else None
         checkpoint = ctx.beside_storage(f"{ctx.study}.supernet.pt")
         pretrains = args.proxy == "weight-sharing" and not checkpoint.exists()  # this run pays for pretraining
         common = dict(seed=args.seed, batch_size=args.batch_size, lr=args.lr, repeats=args.proxy_repeats)
