@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +24,18 @@ def spaces():
     from rankitect_dsl import load_space
 
     return {n: load_space(space_path(n)) for n in SPACES}
+
+
+@pytest.fixture
+def device():
+    """The device the `device`-marked tests train on: RKS_TEST_DEVICE, the CPU unless set."""
+    name = os.environ.get("RKS_TEST_DEVICE", "cpu")
+    if name == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("RKS_TEST_DEVICE=cuda but no CUDA device is available here")
+    return name
 
 
 @pytest.fixture(autouse=True)
