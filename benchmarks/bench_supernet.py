@@ -8,6 +8,7 @@
    (target: under 4 GB with it).
 
     python benchmarks/bench_supernet.py [--space spaces/rankitect_hand.rks] [--archs 4] [--repeats 3]
+        [--device cuda]   (on an accelerator: parts 1 and 2, and examples/s; benchmarks/gpu_check.sh runs it)
 """
 
 import argparse
@@ -24,12 +25,20 @@ from torch.utils.flop_counter import FlopCounterMode
 from rankitect_dsl import load_space, transfer_weights
 
 
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def step_time(fn, labels, repeats):
-    """Median seconds of a fwd+bwd step, after one warm-up step (the first step allocates)."""
+    """Median seconds of a fwd+bwd step, after one warm-up step (the first step allocates); on an accelerator
+    the step's queued work is waited for."""
     times = []
     for k in range(repeats + 1):
+        synchronize(labels.device)
         t0 = time.perf_counter()
         F.binary_cross_entropy_with_logits(fn(), labels).backward()
+        synchronize(labels.device)
         if k:
             times.append(time.perf_counter() - t0)
     return statistics.median(times)
@@ -72,22 +81,24 @@ def main():
     ap.add_argument("--archs", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=512)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--probe", type=int, choices=(0, 1), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe is not None:
         return probe(args.space, args.batch, bool(args.probe))
+    device = torch.device(args.device)
     torch.manual_seed(0)
     space = load_space(args.space)
-    net = space.supernet()
-    dense, sparse = space.example_inputs(args.batch, seed=0)
-    labels = (torch.rand(args.batch) < 0.25).float()
+    net = space.supernet().to(device)
+    dense, sparse = (t.to(device) for t in space.example_inputs(args.batch, seed=0))
+    labels = (torch.rand(args.batch) < 0.25).float().to(device)
 
-    print(f"1. hard path against the exported subnet ({args.space}, batch {args.batch})")
+    print(f"1. hard path against the exported subnet ({args.space}, batch {args.batch}, {device})")
     print(f"{'arch':>4} {'supernet(arch) ms':>18} {'subnet ms':>10} {'ratio':>6}")
     ratios = []
     for seed in range(args.archs):
         arch = space.sample(seed)
-        sub = space.subnet(arch)
+        sub = space.subnet(arch).to(device)
         transfer_weights(net, sub, arch)
         a = step_time(lambda arch=arch: net(dense, sparse, arch=arch), labels, args.repeats)
         b = step_time(lambda sub=sub: sub(dense, sparse), labels, args.repeats)
@@ -98,21 +109,29 @@ def main():
 
     print("\n2. all masks on against the exported baseline subnet")
     base = space.baseline or space.sample(0)
-    sub = space.subnet(base)
+    sub = space.subnet(base).to(device)
     sub_flops = 3 * forward_flops(lambda: sub(dense, sparse))
     t_sub = step_time(lambda: sub(dense, sparse), labels, 3 * args.repeats)
     rate_sub = sub_flops / t_sub / 1e9
     all_flops = 3 * forward_flops(lambda: net(dense, sparse))
-    print(f"{'model':>26} {'s/step':>8} {'GFLOP/step':>11} {'GFLOP/s':>8} {'rate ratio':>10}")
-    print(f"{'baseline subnet':>26} {t_sub:>8.3f} {sub_flops / 1e9:>11.2f} {rate_sub:>8.1f} {1.0:>10.2f}")
+    print(f"{'model':>26} {'s/step':>8} {'GFLOP/step':>11} {'GFLOP/s':>8} {'rate ratio':>10} {'examples/s':>11}")
+    print(
+        f"{'baseline subnet':>26} {t_sub:>8.3f} {sub_flops / 1e9:>11.2f} {rate_sub:>8.1f} {1.0:>10.2f} "
+        f"{args.batch / t_sub:>11,.0f}"
+    )
     for label, checkpoint in (("all-on", False), ("all-on, checkpointed", True)):
         net.checkpoint_activations = checkpoint
         t_all = step_time(lambda: net(dense, sparse), labels, args.repeats)
         rate = all_flops / t_all / 1e9
-        print(f"{label:>26} {t_all:>8.3f} {all_flops / 1e9:>11.2f} {rate:>8.1f} {rate / rate_sub:>10.2f}")
+        print(
+            f"{label:>26} {t_all:>8.3f} {all_flops / 1e9:>11.2f} {rate:>8.1f} {rate / rate_sub:>10.2f} "
+            f"{args.batch / t_all:>11,.0f}"
+        )
         net.zero_grad(set_to_none=True)
     net.checkpoint_activations = False
 
+    if device.type != "cpu":
+        return
     print("\n3. peak RSS of a fresh process, two all-on steps")
     for label, checkpoint in (("without checkpointing", False), ("with checkpointing", True)):
         print(f"{label:>26}: {peak_rss_gb(args.space, args.batch, checkpoint):.2f} GB")
