@@ -191,7 +191,7 @@ def test_rks_train_on_two_ranks_with_uneven_slices_matches_one_process(tmp_path)
     cmd = ["train", space_path("tiny"), "--baseline", "--data", "synthetic:2", "--examples", "2000",
            "--batch-size", "63", "--json"]  # fmt: skip
     one = _run([*cmd, "--save", "m1"], tmp_path)
-    two = _run([*cmd, "--save", "m2"], tmp_path, nproc=2)
+    two = _run([*cmd, "--save", "m2", "--nproc", "2"], tmp_path)  # the shortcut that execs torchrun
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
     a, b = json.loads(one.stdout), json.loads(two.stdout)

@@ -103,6 +103,14 @@ def device_arg(s) -> None:
         default="auto",
         help="where the models train: auto takes CUDA when this machine has it, else the CPU (default auto)",
     )
+    s.add_argument(
+        "--nproc",
+        type=positive(int),
+        default=1,
+        metavar="K",
+        help="data-parallel processes on this machine: the command runs again under torchrun --standalone "
+        "--nproc-per-node K, one GPU or a share of the cores each (default 1)",
+    )
 
 
 def data_flags(args, examples=None) -> list[str]:
