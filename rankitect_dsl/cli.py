@@ -551,7 +551,9 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_method(argv)).parse_args(argv)
     if getattr(args, "nproc", 1) > 1:
-        _exec_torchrun(argv, args.nproc)
+        from .runtime.distributed import exec_torchrun
+
+        exec_torchrun(argv, args.nproc)
     args.command_line = "rks " + shlex.join(argv)
     try:
         return args.func(args) or 0
@@ -565,30 +567,6 @@ def main(argv=None) -> int:
         return 130
     except BrokenPipeError:
         return _closed_pipe()
-
-
-def _exec_torchrun(argv: list, nproc: int) -> None:
-    """`--nproc K`: replace this process by torchrun running the same command in K ranks on this machine (a
-    rank started so sees --nproc 1 and goes on). For several machines, run torchrun yourself
-    (docs/scale-out.md)."""
-    import os
-
-    from .runtime.distributed import launched
-
-    if launched():
-        return
-    rest, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        elif not arg.startswith("--nproc="):
-            rest.append(arg)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
-    sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, *torchrun, "-m", "rankitect_dsl.cli", *rest])
 
 
 def _abandon_world() -> None:

@@ -18,6 +18,7 @@ import atexit
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Optional
@@ -222,3 +223,23 @@ def wrap(module: torch.nn.Module, world: World, find_unused: bool) -> torch.nn.M
 
     device_ids = [world.local_rank] if next(module.parameters()).device.type == "cuda" else None
     return DistributedDataParallel(module, device_ids=device_ids, find_unused_parameters=find_unused)
+
+
+def exec_torchrun(argv: list, nproc: int) -> None:
+    """`--nproc K`: replace this process by torchrun running the same `rks` command line in K ranks on this
+    machine, each with a share of the cores. A rank started so is already launched and goes on. For several
+    machines, run torchrun yourself (docs/scale-out.md)."""
+    if launched():
+        return
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, *torchrun, "-m", "rankitect_dsl.cli", *rest])
