@@ -159,15 +159,15 @@ class Search:
         if "arch" not in attrs:  # the retry we meant to take went to another worker
             self.store.fail(trial, "nothing to evaluate")
             return
-        if attrs["role"] == CANDIDATE and any(
-            t.number != trial.number
-            and "arch" in t.user_attrs
-            and t.state.name in _LIVE
-            and self._subnet_key(t.user_attrs["arch"]) == self._subnet_key(attrs["arch"])
-            for t in self.store.trials(CANDIDATE)
-        ):
-            self.store.fail(trial, "duplicate: another worker evaluates this subnet")
-            return
+        if attrs["role"] == CANDIDATE:
+            others = [t for t in self.store.trials(CANDIDATE) if t.number != trial.number and t.state.name in _LIVE]
+            key = self._subnet_key(attrs["arch"])
+            if any("arch" in t.user_attrs and self._subnet_key(t.user_attrs["arch"]) == key for t in others):
+                self.store.fail(trial, "duplicate: another worker evaluates this subnet")
+                return
+            if sum(t.number < trial.number for t in others) >= self.cfg.budget:  # workers that asked at once
+                self.store.fail(trial, "budget spent: other workers took the last candidates first")
+                return
         try:
             arch = Arch.from_json(attrs["arch"])
             result = self.proxy(arch, int(attrs["examples"]))
