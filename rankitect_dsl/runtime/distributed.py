@@ -95,14 +95,6 @@ class World:
         sizes = [hi - lo for lo, hi in (self.bounds(n, rank) for rank in range(self.size))]
         return torch.cat([part[:size] for part, size in zip(parts, sizes)])
 
-    def broadcast(self, obj):
-        """Rank 0's `obj` on every rank (any picklable value)."""
-        if not self.distributed:
-            return obj
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()
