@@ -29,6 +29,7 @@ from .dataset import DataError, Dataset
 
 FORMAT_VERSION = 3
 RATE_PRIOR_ROWS = 5.0
+ROW_PATH_ENV = "RKS_ROW_PREPROCESS"  # 1: the row-at-a-time path even where the columnar one reads the source
 
 
 def cache_root() -> Path:
@@ -42,18 +43,10 @@ def load_dataset(source, min_count: int = 2, eval_fraction: float = 0.2, cache: 
     folder = cache_root() / key
     if cache and (folder / "meta.json").exists():
         return _read(folder, source.name)
-    n_total = sum(1 for _ in source.rows())
-    if n_total == 0:
-        raise DataError(f"{source.name}: no examples (the file is empty)")
-    n_eval = max(1, round(eval_fraction * n_total))
-    n_train = n_total - n_eval
-    if n_train < 1:
-        raise DataError(f"{source.name}: {n_total} example(s) leave nothing to train on")
-    vocabs, stats = _fit(source, n_train, min_count)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=_ensure(cache_root())))
     try:
-        _encode(source, tmp, n_total, vocabs, stats)
-        meta = {"name": source.name, "n_train": n_train, "vocab_sizes": [len(v) + 1 for v in vocabs]}
+        n_train, vocab_sizes = _build(source, tmp, min_count, eval_fraction)
+        meta = {"name": source.name, "n_train": n_train, "vocab_sizes": vocab_sizes}
         (tmp / "meta.json").write_text(json.dumps(meta))
         if not cache:
             data = _read(tmp, source.name, in_memory=True)
@@ -67,6 +60,46 @@ def load_dataset(source, min_count: int = 2, eval_fraction: float = 0.2, cache: 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return _read(folder, source.name)
+
+
+def _build(source, folder: Path, min_count: int, eval_fraction: float) -> tuple[int, list]:
+    """The arrays of `source` in `folder`: by the columnar engine where it reads the source, else (or when its
+    checks refuse a row, which the row reader then names) row at a time in three streamed passes."""
+    columnar = _columnar(source)
+    if columnar is not None:
+        try:
+            return columnar.build(source, folder, lambda n: _split(source, n, eval_fraction), min_count)
+        except columnar.NotColumnar:
+            for f in folder.iterdir():
+                f.unlink()
+    n_total = sum(1 for _ in source.rows())
+    n_train = _split(source, n_total, eval_fraction)
+    vocabs, stats = _fit(source, n_train, min_count)
+    _encode(source, folder, n_total, vocabs, stats)
+    return n_train, [len(v) + 1 for v in vocabs]
+
+
+def _split(source, n_total: int, eval_fraction: float) -> int:
+    """The training part's length: all but the latest `eval_fraction` of the rows (at least one)."""
+    if n_total == 0:
+        raise DataError(f"{source.name}: no examples (the file is empty)")
+    n_train = n_total - max(1, round(eval_fraction * n_total))
+    if n_train < 1:
+        raise DataError(f"{source.name}: {n_total} example(s) leave nothing to train on")
+    return n_train
+
+
+def _columnar(source):
+    """The columnar engine (`columnar.py`) for a source it reads, when pyarrow is installed; None otherwise."""
+    from .sources import CriteoSource
+
+    if not isinstance(source, CriteoSource) or os.environ.get(ROW_PATH_ENV) == "1":
+        return None
+    try:
+        from . import columnar
+    except ImportError:
+        return None
+    return columnar
 
 
 def _ensure(path: Path) -> Path:
