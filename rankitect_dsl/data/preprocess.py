@@ -27,7 +27,7 @@ import numpy as np
 
 from .dataset import DataError, Dataset
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4  # 4: fields padded after the delimiter are read without the padding
 RATE_PRIOR_ROWS = 5.0
 ROW_PATH_ENV = "RKS_ROW_PREPROCESS"  # 1: the row-at-a-time path even where the columnar one reads the source
 

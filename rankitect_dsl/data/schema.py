@@ -25,6 +25,7 @@ KEYS = (
     "delimiter",
     "missing_values",
     "non_finite",
+    "columns",
 )
 
 
@@ -42,6 +43,8 @@ class Schema:
     delimiter: Optional[str] = None
     missing_values: tuple = ("",)
     non_finite: str = "error"
+    header: Optional[list] = None  # `columns`: the names of a header-less file's columns, in order
+    positive: Optional[tuple] = None  # label values (strings) that read as 1, all others as 0
 
     @property
     def columns(self) -> dict:
@@ -108,7 +111,7 @@ class _Reader:
         unknown = sorted(set(data) - set(KEYS))
         if unknown:
             self.fail("", f"unknown schema key(s) {', '.join(unknown)}; the keys are {', '.join(KEYS)}")
-        label, rule = self.label(data.get("label"))
+        label, rule, positive = self.label(data.get("label"))
         if "categorical" not in data or data["categorical"] == []:
             self.fail("categorical", "must list at least one column")
         dense = [self.dense(d, f"dense[{i}]") for i, d in enumerate(self.list(data.get("dense", []), "dense"))]
@@ -129,6 +132,8 @@ class _Reader:
             self.delimiter(data.get("delimiter")),
             ("",) + tuple(self.strings(data.get("missing_values", []), "missing_values", '["unknown"]')),
             non_finite,
+            None if "columns" not in data else self.strings(data["columns"], "columns", '["age", "income"]'),
+            positive,
         )
 
     def list(self, value, where: str) -> list:
@@ -141,13 +146,20 @@ class _Reader:
             value = {"column": value}
         if not isinstance(value, dict) or "column" not in value:
             self.fail("label", 'must name a column, e.g. {"column": "rating", "rule": ">= 4"}')
-        unknown = sorted(set(value) - {"column", "rule"})
+        unknown = sorted(set(value) - {"column", "rule", "positive"})
         if unknown:
-            self.fail("label", f"unknown key(s) {', '.join(unknown)}; a label has `column` and `rule`")
+            self.fail("label", f"unknown key(s) {', '.join(unknown)}; a label has `column` and `rule` or `positive`")
         rule = value.get("rule")
+        if rule is not None and "positive" in value:
+            self.fail("label", "give `rule` (a number's threshold) or `positive` (the values that are 1), not both")
         if rule is not None:
             label_rule(self.string(rule, "label.rule"), f"{self.path}: label.rule")
-        return self.string(value["column"], "label.column"), rule
+        positive = None
+        if "positive" in value:
+            positive = tuple(self.strings(value["positive"], "label.positive", '[">50K", ">50K."]'))
+            if not positive:
+                self.fail("label.positive", "must list at least one value")
+        return self.string(value["column"], "label.column"), rule, positive
 
     def dense(self, value, where: str) -> tuple:
         if isinstance(value, str):

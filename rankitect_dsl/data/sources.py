@@ -146,13 +146,15 @@ class TableSource:
         atomic = path.suffix in (".inter", ".user", ".item")
         delimiter = self.schema.delimiter or ("\t" if atomic or path.suffix in (".tsv", ".txt") else ",")
         with _open_text(path) as fh:
-            reader = csv.reader(fh, delimiter=delimiter, strict=True)
+            reader = csv.reader(fh, delimiter=delimiter, strict=True, skipinitialspace=True)
             first = _next_row(reader, path)
             if first is None:
                 raise DataError(f"{path} is empty")
             header = [h.split(":")[0] for h in first]
             rows = reader
-            if known_header is not None and header != known_header:
+            if self.schema.header is not None and not atomic:  # a header-less file: its first row is data
+                header, rows = self.schema.header, _chain([first], reader)
+            elif known_header is not None and header != known_header:
                 header, rows = known_header, _chain([first], reader)
             else:
                 _refuse_repeated_names(header, path)
@@ -245,7 +247,9 @@ class TableSource:
             if missing:
                 raise DataError(f"{where}: no column(s) {', '.join(missing)}")
             raw = rec[s.label]
-            if self.rule is not None:
+            if s.positive is not None:
+                label = 1.0 if raw in s.positive else 0.0
+            elif self.rule is not None:
                 try:
                     value = float(raw)
                 except ValueError:
