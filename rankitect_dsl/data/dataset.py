@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,14 +17,43 @@ class DataError(RksError):
         return "data error: " + self.diagnostics[0].message
 
 
+PAD = -1  # the id that fills a bag's row past its last token; no embedding row, never pooled
+
+
+@dataclass
+class BagColumn:
+    """A multi-valued feature stored as TorchRec's jagged tensors are: row i's ids are
+    `ids[offsets[i]:offsets[i + 1]]` (vocabulary ids, 0 out of vocabulary), at most `max_len` of them."""
+
+    offsets: np.ndarray  # n + 1 int64, offsets[0] == 0
+    ids: np.ndarray  # offsets[-1] int64
+    max_len: int
+    pooling: str  # mean | sum
+
+    def head(self, n: int) -> "BagColumn":
+        """The first n rows (views, nothing copied)."""
+        return BagColumn(self.offsets[: n + 1], self.ids, self.max_len, self.pooling)
+
+    def padded(self, rows) -> np.ndarray:
+        """len(rows) × max_len ids of `rows` (a slice or an index array), PAD past each row's last id."""
+        index = np.arange(len(self.offsets) - 1)[rows]
+        start, stop = self.offsets[index], self.offsets[index + 1]
+        at = start[:, None] + np.arange(self.max_len)
+        present = at < stop[:, None]
+        if len(self.ids) == 0:
+            return np.full(at.shape, PAD, dtype=np.int64)
+        return np.where(present, np.asarray(self.ids)[np.minimum(at, len(self.ids) - 1)], PAD)
+
+
 @dataclass
 class Dataset:
     name: str
     dense: np.ndarray  # n × S float32 (already transformed)
     cats: np.ndarray  # n × N int64, 0 is each feature's out-of-vocabulary bucket
     labels: np.ndarray  # n float32 in {0, 1}
-    vocab_sizes: list
+    vocab_sizes: list  # one per categorical column, then one per bag
     n_train: int  # the first n_train rows are for training, in order; the rest is the evaluation tail
+    bags: list = field(default_factory=list)  # [BagColumn], each one more embedding row after the categoricals
 
     @property
     def n(self) -> int:
@@ -36,7 +65,21 @@ class Dataset:
 
     @property
     def n_cat(self) -> int:
-        return self.cats.shape[1]
+        """Rows of the embedding tensor: one per categorical column and one per bag."""
+        return self.cats.shape[1] + len(self.bags)
+
+    @property
+    def bag_layout(self) -> tuple:
+        """(max_len, pooling) of each bag, what the model needs to pool `categorical`'s trailing columns."""
+        return tuple((b.max_len, b.pooling) for b in self.bags)
+
+    def categorical(self, rows) -> np.ndarray:
+        """The categorical ids of `rows` (a slice or an index array) as the model reads them: the columns of
+        `cats`, then each bag's ids padded with PAD to its max_len."""
+        plain = np.array(self.cats[rows])
+        if not self.bags:
+            return plain
+        return np.concatenate([plain, *(b.padded(rows) for b in self.bags)], 1)
 
     def check_fits(self, space) -> None:
         want = (space.spec.dense.width, space.spec.embed.count)
@@ -70,6 +113,7 @@ class Dataset:
             self.labels[:n],
             self.vocab_sizes,
             n - n_val,
+            [b.head(n) for b in self.bags],
         )
 
 

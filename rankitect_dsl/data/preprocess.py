@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset import DataError, Dataset
+from .dataset import BagColumn, DataError, Dataset
 
-FORMAT_VERSION = 4  # 4: fields padded after the delimiter are read without the padding
+FORMAT_VERSION = 5  # 5: bags (multi-valued features) and eval_files
 RATE_PRIOR_ROWS = 5.0
 ROW_PATH_ENV = "RKS_ROW_PREPROCESS"  # 1: the row-at-a-time path even where the columnar one reads the source
 
@@ -46,7 +46,8 @@ def load_dataset(source, min_count: int = 2, eval_fraction: float = 0.2, cache: 
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=_ensure(cache_root())))
     try:
         n_train, vocab_sizes = _build(source, tmp, min_count, eval_fraction)
-        meta = {"name": source.name, "n_train": n_train, "vocab_sizes": vocab_sizes}
+        bags = [{"max_len": b.max_len, "pooling": b.pooling} for b in source.bags]
+        meta = {"name": source.name, "n_train": n_train, "vocab_sizes": vocab_sizes, "bags": bags}
         (tmp / "meta.json").write_text(json.dumps(meta))
         if not cache:
             data = _read(tmp, source.name, in_memory=True)
@@ -80,9 +81,15 @@ def _build(source, folder: Path, min_count: int, eval_fraction: float) -> tuple[
 
 
 def _split(source, n_total: int, eval_fraction: float) -> int:
-    """The training part's length: all but the latest `eval_fraction` of the rows (at least one)."""
+    """The training part's length: the training files' rows when the schema names `eval_files`, else all
+    but the latest `eval_fraction` of the rows (at least one)."""
     if n_total == 0:
         raise DataError(f"{source.name}: no examples (the file is empty)")
+    if source.n_train_rows is not None:
+        if source.n_train_rows in (0, n_total):
+            which = "training files" if source.n_train_rows == 0 else "eval_files"
+            raise DataError(f"{source.name}: the {which} hold no examples")
+        return source.n_train_rows
     n_train = n_total - max(1, round(eval_fraction * n_total))
     if n_train < 1:
         raise DataError(f"{source.name}: {n_total} example(s) leave nothing to train on")
@@ -125,7 +132,7 @@ class _RunningRate:
 
 def _fit(source, n_train: int, min_count: int):
     n_cat = source.n_cat
-    counters = [Counter() for _ in range(n_cat)]
+    counters = [Counter() for _ in range(n_cat + len(source.bags))]
     n_plain = len(source.dense_transforms)
     sums, squares, counts = np.zeros(n_plain), np.zeros(n_plain), np.zeros(n_plain)
     positives = 0.0
@@ -140,8 +147,10 @@ def _fit(source, n_train: int, min_count: int):
             a, b = rate.terms(token)
             moments[k] += (a, b, a * a, a * b, b * b)
             rate.add(token, row.label)
-        for c, token in zip(counters, row.cats):
+        for c, token in zip(counters[:n_cat], row.cats):
             c[token] += 1
+        for c, tokens in zip(counters[n_cat:], row.bags):
+            c.update(tokens)
         for k, v in enumerate(row.dense):
             if v is not None:
                 sums[k] += v
@@ -168,6 +177,7 @@ def _encode(source, folder: Path, n: int, vocabs, stats) -> None:
     cats = np.lib.format.open_memmap(folder / "cats.npy", mode="w+", dtype=np.int64, shape=(n, n_cat))
     labels = np.lib.format.open_memmap(folder / "labels.npy", mode="w+", dtype=np.float32, shape=(n,))
     mean, std, prior, rate_mean, rate_std = stats
+    bags = [_BagWriter(folder, k, n) for k in range(len(source.bags))]
     running = [Counter() for _ in range(source.n_count)]
     rates = [_RunningRate() for _ in range(source.n_rate)]
     first_rate = n_cat + source.n_count
@@ -192,12 +202,41 @@ def _encode(source, folder: Path, n: int, vocabs, stats) -> None:
         buf_d.append(values)
         buf_c.append([v.get(tok, 0) for v, tok in zip(vocabs, row.cats[:n_cat])])
         buf_l.append(row.label)
+        for bag, vocab, tokens in zip(bags, vocabs[n_cat:], row.bags):
+            bag.add([vocab.get(tok, 0) for tok in tokens])
         if len(buf_l) == chunk:
             start = _flush(dense, cats, labels, start, buf_d, buf_c, buf_l)
             buf_d, buf_c, buf_l = [], [], []
     _flush(dense, cats, labels, start, buf_d, buf_c, buf_l)
     for arr in (dense, cats, labels):
         arr.flush()
+    for bag in bags:
+        bag.close()
+
+
+class _BagWriter:
+    """One bag's jagged arrays, streamed: `bag{k}_offsets.npy` (n + 1) and `bag{k}_ids.npy`."""
+
+    def __init__(self, folder: Path, k: int, n: int):
+        self.folder, self.k = folder, k
+        path = folder / f"bag{k}_offsets.npy"
+        self.offsets = np.lib.format.open_memmap(path, mode="w+", dtype=np.int64, shape=(n + 1,))
+        self.offsets[0] = 0
+        self.row, self.total = 0, 0
+        self.ids = open(folder / f"bag{k}_ids.raw", "wb")
+
+    def add(self, ids: list) -> None:
+        self.ids.write(np.asarray(ids, dtype=np.int64).tobytes())
+        self.total += len(ids)
+        self.row += 1
+        self.offsets[self.row] = self.total
+
+    def close(self) -> None:
+        self.ids.close()
+        self.offsets.flush()
+        raw = self.folder / f"bag{self.k}_ids.raw"
+        np.save(self.folder / f"bag{self.k}_ids.npy", np.fromfile(raw, dtype=np.int64))
+        raw.unlink()
 
 
 def _flush(dense, cats, labels, start, buf_d, buf_c, buf_l) -> int:
@@ -216,4 +255,10 @@ def _read(folder: Path, name: str, in_memory: bool = False) -> Dataset:
     def load(f):
         return np.load(folder / f, mmap_mode=mode)
 
-    return Dataset(name, load("dense.npy"), load("cats.npy"), load("labels.npy"), meta["vocab_sizes"], meta["n_train"])
+    bags = [
+        BagColumn(load(f"bag{k}_offsets.npy"), load(f"bag{k}_ids.npy"), b["max_len"], b["pooling"])
+        for k, b in enumerate(meta.get("bags", []))
+    ]
+    return Dataset(
+        name, load("dense.npy"), load("cats.npy"), load("labels.npy"), meta["vocab_sizes"], meta["n_train"], bags
+    )

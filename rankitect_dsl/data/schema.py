@@ -12,6 +12,8 @@ from typing import Optional
 from .dataset import DataError
 
 TRANSFORMS = ("log1p", "standardize")
+POOLINGS = ("mean", "sum")
+MAX_BAG_LEN = 1024
 NON_FINITE = ("error", "zero")  # a NaN or ±inf in a dense column: refused with file:line, or read as 0
 KEYS = (
     "files",
@@ -26,7 +28,20 @@ KEYS = (
     "missing_values",
     "non_finite",
     "columns",
+    "eval_files",
+    "bags",
 )
+
+
+@dataclass(frozen=True)
+class Bag:
+    """A multi-valued column (genres, recent items, tags): its tokens split on `sep`, the first `max_len`
+    kept, each embedded and pooled into one row of the embeddings, as an `EmbeddingBag` does."""
+
+    column: str
+    sep: str = " "
+    max_len: int = 8
+    pooling: str = "mean"
 
 
 @dataclass
@@ -45,6 +60,8 @@ class Schema:
     non_finite: str = "error"
     header: Optional[list] = None  # `columns`: the names of a header-less file's columns, in order
     positive: Optional[tuple] = None  # label values (strings) that read as 1, all others as 0
+    eval_files: list = field(default_factory=list)  # a separate evaluation part, instead of a held-out tail
+    bags: list = field(default_factory=list)  # [Bag]
 
     @property
     def columns(self) -> dict:
@@ -55,6 +72,7 @@ class Schema:
             ("categorical", self.categorical),
             ("count_features", self.count_features),
             ("rate_features", self.rate_features),
+            ("bags", [b.column for b in self.bags]),
         ):
             for i, c in enumerate(cols):
                 named.setdefault(c, f"{key}[{i}]")
@@ -134,7 +152,34 @@ class _Reader:
             non_finite,
             None if "columns" not in data else self.strings(data["columns"], "columns", '["age", "income"]'),
             positive,
+            self.strings(data.get("eval_files", []), "eval_files", '["test.csv"]'),
+            self.bags(data.get("bags", [])),
         )
+
+    def bags(self, value) -> list:
+        bags = [self.bag(b, f"bags[{i}]") for i, b in enumerate(self.list(value, "bags"))]
+        self.distinct([b.column for b in bags], "bags")
+        return bags
+
+    def bag(self, value, where: str) -> Bag:
+        if isinstance(value, str):
+            return Bag(self.string(value, where))
+        if not isinstance(value, dict) or "column" not in value:
+            shape = '{"column": …, "sep": " ", "max_len": 8, "pooling": "mean"}'
+            self.fail(where, f"expected {shape}, got {json.dumps(value)[:60]}")
+        unknown = sorted(set(value) - {"column", "sep", "max_len", "pooling"})
+        if unknown:
+            self.fail(where, f"unknown key(s) {', '.join(unknown)}; a bag has column, sep, max_len and pooling")
+        sep = value.get("sep", " ")
+        if not isinstance(sep, str) or not sep:
+            self.fail(f"{where}.sep", f"expected a non-empty string, got {json.dumps(sep)[:40]}")
+        max_len = value.get("max_len", 8)
+        if isinstance(max_len, bool) or not isinstance(max_len, int) or not 1 <= max_len <= MAX_BAG_LEN:
+            self.fail(f"{where}.max_len", f"must be an integer in [1, {MAX_BAG_LEN}], got {json.dumps(max_len)[:40]}")
+        pooling = value.get("pooling", "mean")
+        if pooling not in POOLINGS:
+            self.fail(f"{where}.pooling", f"must be mean or sum, got {json.dumps(pooling)[:40]}")
+        return Bag(self.string(value["column"], f"{where}.column"), sep, max_len, pooling)
 
     def list(self, value, where: str) -> list:
         if not isinstance(value, list):

@@ -30,6 +30,7 @@ class Row:
     label: float
     dense: list  # floats (None where missing)
     cats: list  # strings ("" where missing)
+    bags: tuple = ()  # per bag of the schema, its tokens (at most max_len)
 
 
 def _open_text(path: Path):
@@ -65,6 +66,8 @@ class CriteoSource:
 
     n_dense, n_cat, n_count, n_rate = CRITEO_DENSE, CRITEO_CATS, 0, 0
     dense_transforms = ("log1p",) * CRITEO_DENSE
+    bags = ()
+    n_train_rows = None  # the evaluation part is a held-out tail
 
     def __init__(self, path: str):
         self.path = Path(path)
@@ -106,13 +109,14 @@ class TableSource:
         base = Path(path)
         if not base.exists():
             raise DataError(f"no such file or folder: {base}")
-        files = [base / f for f in self.schema.files] if base.is_dir() else [base]
+        folder = base if base.is_dir() else base.parent
+        files = _expand(folder, self.schema.files, "files") if base.is_dir() else [base]
         if not files:
             raise DataError(f"{base} is a folder: list its files under `files` in the schema")
-        for f in files:
-            if not f.exists():
-                raise DataError(f"no such file: {f}")
         self.files = files
+        self.eval_files = _expand(folder, self.schema.eval_files, "eval_files")
+        self.n_train_rows = None  # with eval_files: the training files' row count, once read
+        self.bags = self.schema.bags
         self.joins = [(base / f if base.is_dir() else base.parent / f, on) for f, on in self.schema.joins]
         for f, _ in self.joins:
             if not f.exists():
@@ -127,7 +131,9 @@ class TableSource:
         schema_text = Path(schema_path).read_text()
         self.key = (
             "table-"
-            + hashlib.sha256((schema_text + _fingerprint(files + [f for f, _ in self.joins])).encode()).hexdigest()[:16]
+            + hashlib.sha256(
+                (schema_text + _fingerprint(files + self.eval_files + [f for f, _ in self.joins])).encode()
+            ).hexdigest()[:16]
         )
 
     def _records(self, path: Path, known_header: Optional[list] = None) -> Iterator[tuple[int, dict]]:
@@ -184,10 +190,10 @@ class TableSource:
             "in the schema to read such values as 0)"
         )
 
-    def _all_records(self, side_columns: set) -> Iterator[tuple[Path, int, dict]]:
+    def _all_records(self, files: list, side_columns: set) -> Iterator[tuple[Path, int, dict]]:
         self.header = None
         checked = False
-        for path in self.files:
+        for path in files:
             for n, rec in self._records(path, self.header):
                 if not checked:  # the first record's keys are the table's header
                     self._refuse_missing_columns(path, list(rec), side_columns)
@@ -230,13 +236,24 @@ class TableSource:
         return sorted(records, key=when)
 
     def rows(self) -> Iterator[Row]:
-        s = self.schema
+        """The training files' rows, then the evaluation files' (each part in `sort_by` order)."""
         sides = self._side_tables()
+        n_train = 0
+        for row in self._part_rows(self.files, sides):
+            n_train += 1
+            yield row
+        if self.eval_files:
+            self.n_train_rows = n_train
+            yield from self._part_rows(self.eval_files, sides)
+
+    def _part_rows(self, files: list, sides: list) -> Iterator[Row]:
+        s = self.schema
         side_columns = {c for _, table in sides for c in next(iter(table.values()), {})}
-        records = self._all_records(side_columns)
+        records = self._all_records(files, side_columns)
         if s.sort_by:
             records = self._sorted(records)
         needed = [s.label] + [c for c, _ in s.dense] + s.categorical + s.count_features + s.rate_features
+        needed += [b.column for b in s.bags]
         for path, n, rec in records:
             for key, table in sides:
                 extra = table.get(rec.get(key, ""))
@@ -261,7 +278,33 @@ class TableSource:
                 label = _label(raw, where)
             dense = [self._dense_value(rec[col], col, where) for col, _ in s.dense]
             cats = [rec[c].split(" ")[0] for c in s.categorical]
-            yield Row(n, label, dense, cats + [rec[c] for c in s.count_features + s.rate_features])
+            bags = tuple(self._bag(rec[b.column], b) for b in s.bags)
+            yield Row(n, label, dense, cats + [rec[c] for c in s.count_features + s.rate_features], bags)
+
+    def _bag(self, value: str, bag) -> list:
+        """A bag's tokens: split on its separator, empty and missing tokens dropped, the first max_len kept."""
+        missing = self.schema.missing_values
+        return [t for t in value.split(bag.sep) if t not in missing][: bag.max_len]
+
+
+GLOB_CHARS = "*?["
+
+
+def _expand(folder: Path, names: list, key: str) -> list:
+    """The schema's file names under `folder`, a glob (`part-*.parquet`) expanded to its matches in name
+    order; a name or pattern that matches nothing is refused by its key path."""
+    files = []
+    for i, name in enumerate(names):
+        if any(c in name for c in GLOB_CHARS):
+            matches = sorted(p for p in folder.glob(name) if p.is_file())
+            if not matches:
+                raise DataError(f"{key}[{i}]: `{name}` matches no file in {folder}")
+            files += matches
+        elif not (folder / name).exists():
+            raise DataError(f"{key}[{i}]: no such file: {folder / name}")
+        else:
+            files.append(folder / name)
+    return files
 
 
 def _next_row(reader, path: Path):

@@ -170,7 +170,7 @@ class Engine:
             rows = slice(a + lo, a + max(hi, lo + 1))
             yield (
                 self.tensor(np.array(data.dense[rows])),
-                self.tensor(np.array(data.cats[rows])),
+                self.tensor(data.categorical(rows)),
                 self.tensor(np.array(data.labels[rows])),
                 b - a,
             )
@@ -181,7 +181,7 @@ class Engine:
         wrapping, so a resumed run reads exactly the rows an uninterrupted one would."""
         lo, hi = self.world.bounds(batch_size)
         rows = np.arange(step * batch_size + lo, step * batch_size + hi) % data.n_train
-        return tuple(self.tensor(a[rows]) for a in (data.dense, data.cats, data.labels))
+        return self.tensor(data.dense[rows]), self.tensor(data.categorical(rows)), self.tensor(data.labels[rows])
 
     # -- one pass ---------------------------------------------------------------------------------
     def fit(
@@ -249,7 +249,8 @@ class Engine:
         logits, labels = [], []
         for a in range(data.n_train, data.n, batch_size):
             b = min(a + batch_size, data.n)
-            logits.append(forward(model, self.tensor(np.array(data.dense[a:b])), self.tensor(np.array(data.cats[a:b]))))
+            dense, cats = self.tensor(np.array(data.dense[a:b])), self.tensor(data.categorical(slice(a, b)))
+            logits.append(forward(model, dense, cats))
             labels.append(self.tensor(np.array(data.labels[a:b])))
         model.train()
         logits, labels = torch.cat(logits).cpu(), torch.cat(labels).cpu()

@@ -50,7 +50,8 @@ class InPlaceSearch:
         torch.manual_seed(cfg.seed)
         body = space.supernet(checkpoint_activations=checkpoint_activations)
         self.engine.world.require_even(self.batch_size)
-        self.supernet = self.engine.place(CTRModel(body, data.vocab_sizes, space.spec.embed.dim, seed=cfg.seed))
+        model = CTRModel(body, data.vocab_sizes, space.spec.embed.dim, seed=cfg.seed, bags=data.bag_layout)
+        self.supernet = self.engine.place(model)
         self.net = self.engine.wrap(self.supernet, find_unused=self.samples_subnets)  # the supernet as it trains
         self.check_every = self.engine.world.check_every()
         self.drawn = None  # what the last step drew (an arch vector, DNAS's realisations): the agreement check's

@@ -120,7 +120,7 @@ class WeightSharingProxy:
         self.batch_size = batch_size or default_batch_size(data.n_train)
         self.pretrain_examples, self.repeats = pretrain_examples, repeats
         torch.manual_seed(seed)
-        self.model = CTRModel(space.supernet(), data.vocab_sizes, space.spec.embed.dim)
+        self.model = CTRModel(space.supernet(), data.vocab_sizes, space.spec.embed.dim, bags=data.bag_layout)
         if checkpoint is not None and Path(checkpoint).exists():
             start_over = f"delete {checkpoint} to pretrain the supernet again"
             try:
@@ -162,7 +162,7 @@ class WeightSharingProxy:
         torch.manual_seed(seed)
         subnet = self.space.subnet(arch)
         transfer_weights(self.model.body, subnet, arch)
-        model = CTRModel(subnet, self.data.vocab_sizes, self.space.spec.embed.dim)
+        model = CTRModel(subnet, self.data.vocab_sizes, self.space.spec.embed.dim, bags=self.data.bag_layout)
         with torch.no_grad():
             model.embedding.weight.copy_(self.model.embedding.weight)
         cfg = proxy_config(
