@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .compiler.dot import FORMATS
+from .core.blocks import NORMS
 from .core.errors import RksError
 from .core.files import atomic_write
 from .core.limits import scientific
@@ -83,7 +84,7 @@ def cmd_grow(args):
 
     base = _space(args.file)
     name = args.name or Path(args.output).stem
-    options = {flag: getattr(args, flag) for flag in ("seed", "distances", "dims", "keep", "bottleneck")}
+    options = {flag: getattr(args, flag) for flag in ("seed", "distances", "dims", "keep", "bottleneck", "norm")}
     source = grown_source(base, Path(args.file).name, name, args.blocks_only, **options)
     grown = load_source(source, args.output)  # the checker also checks the baseline is in the space
     atomic_write(args.output, source)
@@ -400,6 +401,11 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
         "--bottleneck",
         type=flags.positive(int),
         help=f"pairwise bottleneck (default {GROW_BOTTLENECK}, the paper's; with --blocks-only the production's)",
+    )
+    s.add_argument(
+        "--norm",
+        choices=NORMS,
+        help="what follows every block: LayerNorm (`layer`, paper 3.1) or nothing (`none`) (default: the base's)",
     )
     s.add_argument("--name", help="the grown space's name (default: the output file's stem)")
     s.set_defaults(func=cmd_grow)

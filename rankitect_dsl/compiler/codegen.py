@@ -112,6 +112,7 @@ def subnet_source(spec: SpaceSpec, plan: SubnetPlan, part_costs: dict) -> str:
             dense_width=spec.dense.width,
             embed_count=spec.embed.count,
             embed_dim=spec.embed.dim,
+            norm=spec.norm == "layer",
         )
     )
 

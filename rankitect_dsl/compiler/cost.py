@@ -126,7 +126,7 @@ class CostModel:
                 sizes = Sizes(self.dim(c, b) if block.searched_dim else ZERO, lin_in, stack_rows, right_flat, d)
                 stacked = block.adaptor == "stack"
                 f += blk * (block.flops(sizes) + (proj_flops if stacked else ZERO))
-                p += blk * (block.params(sizes) + (proj_params if stacked else ZERO))
+                p += blk * (block.params(sizes, spec.norm) + (proj_params if stacked else ZERO))
                 if block.output == "3d":
                     rows3d += blk * block.out_size(sizes)
                     is3d += blk
@@ -305,7 +305,7 @@ def plan_cost(plan) -> dict:
         params = sum(stack_params(plan.ports[x].width2d, d, 1) for x in cp.stack)
         for bp in cp.blocks:
             flops += REGISTRY[bp.block].flops(bp.sizes)
-            params += REGISTRY[bp.block].params(bp.sizes)
+            params += REGISTRY[bp.block].params(bp.sizes, plan.spec.norm)
         parts[choice_part(cp.name)] = {"flops": flops, "params": params}
     for (i, j), pp in plan.pairs.items():
         parts[pair_part(i, j)] = {

@@ -127,10 +127,11 @@ class SupernetLayout:
                     s.block_out[b] if not block.multi_hot else 0,
                     d,
                 )
+                roles = block.roles_under(self.spec.norm)
                 self._add(
                     lambda role, c=c, b=b: block_param(c.name, b, role),
-                    block.roles,
-                    {role.name: block.shape(role, sizes) for role in block.roles},
+                    roles,
+                    {role.name: block.shape(role, sizes) for role in roles},
                 )
             if any(REGISTRY[b].adaptor == "stack" for b in c.blocks):
                 for cand in c.candidates:
@@ -209,7 +210,7 @@ class SubnetPlan:
                 for role in STACK.roles:
                     out[f"{prefix}.{role.module_path}"] = cp.stack[x][role.name]
             for bp in cp.blocks:
-                for role in REGISTRY[bp.block].roles:
+                for role in REGISTRY[bp.block].roles_under(self.spec.norm):
                     out[f"{bp.attr}.{role.module_path}"] = bp.params[role.name]
         for pp in self.pairs.values():
             for role in PAIR_FC.roles:
@@ -278,7 +279,7 @@ def build_plan(spec: SpaceSpec, arch: Arch, layout: Optional[SupernetLayout] = N
             ranges = {"dim": leading(sizes.dim), "in": in_pos, "rows": row_pos, "embed": None, "out": positions}
             params = {
                 role.name: Slice(block_param(name, b, role.name), tuple(ranges[a] for a in role.axes))
-                for role in block.roles
+                for role in block.roles_under(spec.norm)
             }
             attr = attrs.create(f"{name}_{b}" if merged else name)
             blocks.append(BlockPlan(b, attr, block.out_size(sizes), sizes, params, positions))

@@ -169,7 +169,10 @@ def build_program(plan: SubnetPlan) -> Program:
                 arg = ", ".join(args)
             modules.append(
                 ModuleDecl(
-                    bp.attr, block.template_class, block.module_args(bp.sizes), f"{cp.name}: {block.summary} {over}"
+                    bp.attr,
+                    block.template_class,
+                    block.module_args(bp.sizes, plan.spec.norm),
+                    f"{cp.name}: {block.summary} {over}",
                 )
             )
             helpers.add(block.template_class)

@@ -45,6 +45,11 @@ class Sizes:
         return {DIM: self.dim, OUT: out, IN: self.linear_in, ROWS: self.stack_rows, EMBED: self.embed_dim}[axis]
 
 
+NORMS = ("layer", "none")  # a space's `norm` setting: what follows every block before its ReLU
+DEFAULT_NORM = "layer"  # paper 3.1
+NORM_ROLES = frozenset(("ln_w", "ln_b"))
+
+
 def _norm_roles(axis: str) -> tuple[Role, Role]:
     return (Role("ln_w", (axis,), "ones", "norm.weight"), Role("ln_b", (axis,), "zeros", "norm.bias"))
 
@@ -55,7 +60,10 @@ LN_EPS = 1e-5  # nn.LayerNorm's default
 def norm_act(F, y, p, mask=None):
     """LayerNorm over the last axis, then the activation: what follows every block. With a feature mask
     (0/1 or soft weights over the maximal width) the statistics are the mask-weighted ones and the output is
-    weighed by the mask, so a 0/1 mask normalises exactly the active features, as the subnet does."""
+    weighed by the mask, so a 0/1 mask normalises exactly the active features, as the subnet does. Without
+    LayerNorm parameters in `p` (a `norm none` space) it is the activation alone."""
+    if "ln_w" not in p:
+        return F.relu(y) if mask is None else F.relu(y) * mask
     if mask is None:
         return F.relu(F.layer_norm(y, (y.shape[-1],), p["ln_w"], p["ln_b"], LN_EPS))
     n = mask.sum(-1, keepdim=True).clamp_min(1e-12)
@@ -92,10 +100,14 @@ class Block:
         """Matmul FLOPs per example of the block itself (adaptors and FC_ij are counted apart)."""
         raise NotImplementedError
 
-    def params(self, s: Sizes):
+    def roles_under(self, norm: str) -> tuple[Role, ...]:
+        """The block's parameters in a space whose `norm` setting is `norm`."""
+        return self.roles if norm == "layer" else tuple(r for r in self.roles if r.name not in NORM_ROLES)
+
+    def params(self, s: Sizes, norm: str = DEFAULT_NORM):
         out = self.out_size(s)
         total = 0
-        for role in self.roles:
+        for role in self.roles_under(norm):
             n = 1
             for axis in role.axes:
                 n = n * s.axis(axis, out)
@@ -106,8 +118,8 @@ class Block:
         out = self.out_size(s)
         return tuple(s.axis(axis, out) for axis in role.axes)
 
-    def module_args(self, s: Sizes) -> str:
-        """The template class's constructor arguments."""
+    def module_args(self, s: Sizes, norm: str = DEFAULT_NORM) -> str:
+        """The template class's constructor arguments (a `norm none` template has no LayerNorm widths)."""
         raise NotImplementedError
 
     def apply(self, F, x, p, masks=None):
@@ -138,7 +150,7 @@ class Linear(Block):
     def flops(self, s):
         return 2 * s.linear_in * s.dim
 
-    def module_args(self, s):
+    def module_args(self, s, norm=DEFAULT_NORM):
         return f"{s.linear_in}, {s.dim}"
 
     def apply(self, F, x, p, masks=None):
@@ -163,8 +175,8 @@ class EmbedFCBlock(Block):
     def flops(self, s):
         return 2 * s.stack_rows * s.dim * s.embed_dim
 
-    def module_args(self, s):
-        return f"{s.stack_rows}, {s.dim}, {s.embed_dim}"
+    def module_args(self, s, norm=DEFAULT_NORM):
+        return f"{s.stack_rows}, {s.dim}" + (f", {s.embed_dim}" if norm == "layer" else "")
 
     def apply(self, F, x, p, masks=None):
         y = norm_act(F, compress(F, x, p["w"], p["b"]).transpose(1, 2), p)
@@ -189,7 +201,7 @@ class DotCompressedBlock(Block):
     def flops(self, s):
         return 4 * s.stack_rows * s.dim * s.embed_dim
 
-    def module_args(self, s):
+    def module_args(self, s, norm=DEFAULT_NORM):
         return f"{s.stack_rows}, {s.dim}"
 
     def apply(self, F, x, p, masks=None):
@@ -215,8 +227,8 @@ class PairBlock(Block):
     def flops(self, s):
         return 0
 
-    def module_args(self, s):
-        return f"{s.right_flat}"
+    def module_args(self, s, norm=DEFAULT_NORM):
+        return f"{s.right_flat}" if norm == "layer" else ""
 
     def combine(self, F, fc_i, x_j):
         raise NotImplementedError

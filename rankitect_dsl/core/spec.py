@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .blocks import is_multi_hot
+from .blocks import DEFAULT_NORM, is_multi_hot
 
 DEFAULT_KEEP = 0.8
 DEFAULT_BOTTLENECK = 256
@@ -61,6 +61,7 @@ class SpaceSpec:
     path: str = "<input>"
     choice_by_name: dict = field(default_factory=dict)
     spans: dict = field(default_factory=dict, compare=False, repr=False)  # name -> its Span in the source
+    norm: str = DEFAULT_NORM  # what follows every block before its ReLU: "layer" (LayerNorm) or "none"
 
     def __post_init__(self):
         self.choice_by_name = {c.name: c for c in self.choices}
@@ -82,6 +83,7 @@ def spec_to_dict(spec: SpaceSpec) -> dict:
         "embed": {"name": spec.embed.name, "count": spec.embed.count, "dim": spec.embed.dim},
         "keep": spec.keep,
         "bottleneck": spec.bottleneck,
+        "norm": spec.norm,
         "outputs": list(spec.outputs),
         "baseline_name": spec.baseline_name,
         "baseline": spec.baseline,
@@ -126,4 +128,5 @@ def spec_from_dict(data: dict) -> SpaceSpec:
         data["baseline_name"],
         data["baseline"],
         data["name"],
+        norm=data.get("norm", DEFAULT_NORM),
     )

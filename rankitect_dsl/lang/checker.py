@@ -7,7 +7,7 @@ import re
 from typing import Optional
 
 from ..core import limits as L
-from ..core.blocks import BLOCK_NAMES, has_dim, is_multi_hot
+from ..core.blocks import BLOCK_NAMES, DEFAULT_NORM, NORMS, has_dim, is_multi_hot
 from ..core.decisions import choice_count
 from ..core.errors import Diagnostic, RksError, Span, did_you_mean
 from ..core.names import identifier_problem
@@ -133,6 +133,7 @@ class _Checker:
         dense, embed = self.inputs(items)
         keep = self.keep(items)
         bottleneck = self.bottleneck(items)
+        norm = self.norm(items)
         default_dims = self.default_dims(items)
         input_names = {i.name for i in (dense, embed) if i is not None}
         choices = self.choices(items, input_names, default_dims)
@@ -154,6 +155,7 @@ class _Checker:
             baseline,
             self.filename,
             spans=self.spans,
+            norm=norm,
         )
 
     def size_limit(self, choices) -> None:
@@ -234,6 +236,19 @@ class _Checker:
         if stmt is None:
             return DEFAULT_BOTTLENECK
         return self.positive_int(stmt.value, "the pairwise bottleneck") or DEFAULT_BOTTLENECK
+
+    def norm(self, items) -> str:
+        stmt = self.singleton(items, S.NormStmt, "`norm` setting")
+        if stmt is None:
+            return DEFAULT_NORM
+        if stmt.value.text not in NORMS:
+            self.error(
+                f"unknown norm `{_shown(stmt.value.text)}`",
+                stmt.span,
+                "write `norm layer` (LayerNorm after every block, paper 3.1) or `norm none`",
+            )
+            return DEFAULT_NORM
+        return stmt.value.text
 
     def default_dims(self, items) -> dict:
         dims = {}

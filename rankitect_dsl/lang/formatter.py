@@ -24,7 +24,7 @@ from lark import Token
 from . import parser as P
 
 MAX_LINE = 100
-_TOP = {"SPACE", "INPUT", "KEEP", "BOTTLENECK", "DIM", "CHOICE", "OUTPUT", "BASELINE"}
+_TOP = {"SPACE", "INPUT", "KEEP", "BOTTLENECK", "NORM", "DIM", "CHOICE", "OUTPUT", "BASELINE"}
 _CHOICE_STMT = {"BLOCKS", "FROM", "FIXED", "PAIR", "DIM"}
 _NO_SPACE_BEFORE = {"COMMA", "RSQB", "RPAR", "LSQB", "LPAR"}
 _NO_SPACE_AFTER = {"LSQB", "LPAR"}

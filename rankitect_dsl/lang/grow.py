@@ -37,12 +37,14 @@ class GrowConfig:
     keep: float = 0.8
     bottleneck: int = 256
     name: Optional[str] = None
+    norm: Optional[str] = None  # None: the base space's
 
     @property
     def command(self) -> str:
         return (
             f"--seed {self.seed} --distances {','.join(map(str, self.distances))} "
             f"--dims {self.low:g}..{self.high:g}:{self.steps} --keep {self.keep:g} --bottleneck {self.bottleneck}"
+            + (f" --norm {self.norm}" if self.norm else "")
         )
 
 
@@ -152,7 +154,7 @@ def grow_source(space, cfg: GrowConfig, base_label: str) -> str:
         f"#  - every choice reads its production inputs, then the choices at distances "
         f"{', '.join(map(str, cfg.distances))};",
         f"#  - dims {cfg.low:g} .. {cfg.high:g} x the production width in {cfg.steps} options.",
-        *prelude(name, spec, cfg.keep, cfg.bottleneck),
+        *prelude(name, spec, cfg.keep, cfg.bottleneck, cfg.norm or spec.norm),
     ]
     lines += [f"dim {b} {text}" for b, text in defaults.items()]
     for c in choices:
@@ -204,7 +206,8 @@ GROW_SEED, GROW_DISTANCES, GROW_DIMS, GROW_KEEP, GROW_BOTTLENECK = 0, (1, 2, 3, 
 
 
 def grown_source(base, base_file: str, name: str, blocks_only: bool = False, **options) -> str:
-    """`rks grow`'s source from its flags (`seed`, `distances`, `dims`, `keep`, `bottleneck`; None: default):
+    """`rks grow`'s source from its flags (`seed`, `distances`, `dims`, `keep`, `bottleneck`, `norm`; None:
+    default):
     the 4.2.1 supernet, or with `blocks_only` the 4.2.4 one, which refuses the flags that do not apply."""
     if blocks_only:
         from .grow_blocks import blocks_only_source
@@ -214,7 +217,7 @@ def grown_source(base, base_file: str, name: str, blocks_only: bool = False, **o
             raise RksError(
                 f"--blocks-only fixes the production connections and dims: --{given[0]} does not apply to it"
             )
-        return blocks_only_source(base, base_file, name, options.get("bottleneck"))
+        return blocks_only_source(base, base_file, name, options.get("bottleneck"), options.get("norm"))
     low, high, steps = options.get("dims") or GROW_DIMS
     cfg = GrowConfig(
         GROW_SEED if options.get("seed") is None else options["seed"],
@@ -225,5 +228,6 @@ def grown_source(base, base_file: str, name: str, blocks_only: bool = False, **o
         GROW_KEEP if options.get("keep") is None else options["keep"],
         options.get("bottleneck") or GROW_BOTTLENECK,
         name,
+        options.get("norm"),
     )
     return grow_source(base, cfg, base_file)

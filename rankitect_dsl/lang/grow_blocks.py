@@ -14,7 +14,7 @@ Rules, each one line of the file's header:
 
 from __future__ import annotations
 
-from ..core.blocks import REGISTRY, group_blocks, has_dim, is_multi_hot
+from ..core.blocks import DEFAULT_NORM, REGISTRY, group_blocks, has_dim, is_multi_hot
 from ..core.errors import RksError
 from ..core.graph import reads
 from .formatter import format_source
@@ -31,13 +31,13 @@ def dim_options(width: int) -> tuple[int, ...]:
     return tuple(sorted({v for v in scaled if v > 0 and v % ALIGN == 0} | {width}))
 
 
-def blocks_only_source(space, base_label: str, name: str, bottleneck=None) -> str:
+def blocks_only_source(space, base_label: str, name: str, bottleneck=None, norm=None) -> str:
     """The 4.2.4 space of `space`'s baseline as formatted `.rks` text."""
     spec, arch = space.spec, production_model(space, "--blocks-only", name, "space name")
     fallback = production_widths(space)
     lines = [
         f"# The simplified supernet of paper 4.2.4, made from {base_label} by",
-        f"#   rks grow {base_label} --blocks-only",
+        f"#   rks grow {base_label} --blocks-only" + (f" --norm {norm}" if norm else ""),
         "#  - the production connections fixed;",
         "#  - one block per choice: the production block, then the rest of its group, {embed_fc,",
         "#    dot_compressed} or {linear, gating, sum};",
@@ -49,6 +49,7 @@ def blocks_only_source(space, base_label: str, name: str, bottleneck=None) -> st
         f"input {spec.embed.name} : embed[{spec.embed.count}, {spec.embed.dim}]",
         "",
         f"bottleneck {bottleneck or spec.bottleneck}",
+        *([f"norm {norm or spec.norm}"] if (norm or spec.norm) != DEFAULT_NORM else []),
         "",
     ]
     for c in spec.choices:

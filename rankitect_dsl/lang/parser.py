@@ -88,6 +88,9 @@ class _ToAst(Transformer):
     def bottleneck_stmt(self, value):
         return S.BottleneckStmt(value, value.span)
 
+    def norm_stmt(self, value):
+        return S.NormStmt(value, value.span)
+
     @v_args(meta=True, inline=False)
     def choice_decl(self, meta, children):
         first, _range, last, *body = children

@@ -65,6 +65,12 @@ class BottleneckStmt:
 
 
 @dataclass
+class NormStmt:
+    value: Name
+    span: Span
+
+
+@dataclass
 class DimList:
     block: Name
     options: list[Number]

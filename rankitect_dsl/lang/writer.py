@@ -6,12 +6,12 @@ the text states the resolved space exactly; the formatter lays it out.
 
 from __future__ import annotations
 
-from ..core.blocks import is_multi_hot
+from ..core.blocks import DEFAULT_NORM, is_multi_hot
 from ..core.spec import SpaceSpec
 from .formatter import format_source
 
 
-def prelude(name: str, spec: SpaceSpec, keep: float, bottleneck: int) -> list[str]:
+def prelude(name: str, spec: SpaceSpec, keep: float, bottleneck: int, norm: str) -> list[str]:
     """A space's first lines: its name, `spec`'s two inputs, and the settings."""
     return [
         f"space {name}",
@@ -21,12 +21,13 @@ def prelude(name: str, spec: SpaceSpec, keep: float, bottleneck: int) -> list[st
         "",
         f"keep {keep:g}",
         f"bottleneck {bottleneck}",
+        *([f"norm {norm}"] if norm != DEFAULT_NORM else []),
     ]
 
 
 def spec_source(spec: SpaceSpec, header: list[str]) -> str:
     lines = [f"# {line}" if line else "#" for line in header]
-    lines += [*prelude(spec.name, spec, spec.keep, spec.bottleneck), ""]
+    lines += [*prelude(spec.name, spec, spec.keep, spec.bottleneck, spec.norm), ""]
     for c in spec.choices:
         body = [f"blocks {', '.join(c.blocks)}", f"from {', '.join(c.candidates)}"]
         if c.fixed_inputs:

@@ -319,7 +319,7 @@ class SupernetBase(nn.Module):
             if _hard_zero(bw):
                 continue
             block = REGISTRY[b]
-            p = {role.name: w[block_param(c.name, b, role.name)] for role in block.roles}
+            p = {role.name: w[block_param(c.name, b, role.name)] for role in block.roles_under(self.spec.norm)}
             if block.multi_hot:
                 masks = {"dim": weights["dims"].get(b), "rows": rows}
                 y = block.apply(F, x[block.adaptor], p, masks)
