@@ -106,7 +106,7 @@ def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
     for chunk in _row_chunks(folder / "codes.raw", n_train, n_cat):
         for k in range(n_cat):
             counts[k] += np.bincount(chunk[:, k], minlength=len(counts[k]))
-    ids = [_vocabulary_ids(list(t), c, min_count) for t, c in zip(tokens, counts)]
+    ids = [vocabulary_ids(list(t), c, min_count) for t, c in zip(tokens, counts)]
     with open(folder / "cats.npy", "wb") as out:
         _header(out, np.int64, (n, n_cat))
         for chunk in _row_chunks(folder / "codes.raw", n, n_cat):
@@ -117,7 +117,7 @@ def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
     return n_train, [int(i.max(initial=0)) + 1 for i in ids]
 
 
-def _vocabulary_ids(tokens: list, counts: np.ndarray, min_count: int) -> np.ndarray:
+def vocabulary_ids(tokens: list, counts: np.ndarray, min_count: int) -> np.ndarray:
     """code → vocabulary id: the tokens seen at least `min_count` times in the training rows get 1, 2, … by
     count, then token (the row path's order); the rest 0, the out-of-vocabulary bucket."""
     frequent = sorted((c for c in range(len(tokens)) if counts[c] >= min_count), key=lambda c: (-counts[c], tokens[c]))

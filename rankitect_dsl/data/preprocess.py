@@ -97,13 +97,17 @@ def _split(source, n_total: int, eval_fraction: float) -> int:
 
 
 def _columnar(source):
-    """The columnar engine (`columnar.py`) for a source it reads, when pyarrow is installed; None otherwise."""
-    from .sources import CriteoSource
+    """The columnar engine for the source (`columnar.py` for Criteo files, `columnar_tables.py` for tables)
+    when pyarrow is installed; None otherwise, or when ROW_PATH_ENV asks for the row path."""
+    from .sources import CriteoSource, TableSource
 
-    if not isinstance(source, CriteoSource) or os.environ.get(ROW_PATH_ENV) == "1":
+    if not isinstance(source, (CriteoSource, TableSource)) or os.environ.get(ROW_PATH_ENV) == "1":
         return None
     try:
-        from . import columnar
+        if isinstance(source, CriteoSource):
+            from . import columnar
+        else:
+            from . import columnar_tables as columnar
     except ImportError:
         return None
     return columnar

@@ -1,0 +1,372 @@
+"""Columnar preprocessing of `table:` sources (CSV / TSV / RecBole atomic files / Parquet) on pyarrow.
+
+The row path reads a record at a time; here every file is read in record batches by pyarrow's CSV or
+Parquet reader, each column dictionary-encoded into integer codes, and every rule the row path applies to
+a field (a number's parse, a label rule, a categorical's first token, a bag's split, a join's lookup) is
+applied once per *distinct* value and spread over the rows through the codes, so Python's own parsing
+decides each value exactly as the row path's does while the work per row is numpy's. Sorting is a stable
+argsort of the parsed keys (Python's sort is stable too); running counts and rates are grouped cumulative
+sums; the sums behind standardisers and rate moments are sequential (`np.cumsum`), as the row path's
+`+=` is, so every written array is byte for byte the row path's (tests compare them).
+
+A file the vectorised reading cannot vouch for (a row of the wrong width, invalid UTF-8, a quote after
+leading spaces, a value no rule accepts, a row whose join leaves a column missing) raises `NotColumnar`,
+and the row path reads it and names the file and line of the first bad row.
+
+Memory holds the schema's columns as integer codes (8 bytes a row a column) and each column's distinct
+values, never the text of the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .columnar import BLOCK_BYTES, NotColumnar, vocabulary_ids
+from .sources import _open_text
+
+RATE_PRIOR_ROWS = 5.0  # preprocess.RATE_PRIOR_ROWS; equal by a test
+
+
+class _Interned:
+    """One column's distinct values (strings, as the row path sees them) and the codes of its rows."""
+
+    def __init__(self):
+        self.index: dict = {}
+        self.values: list = []
+
+    def codes_of(self, array) -> np.ndarray:
+        """Codes of a pyarrow array's values (None reads as "", as `str(v)` of a Parquet null does not:
+        the row path maps a null to "")."""
+        import pyarrow.compute as pc
+
+        encoded = pc.dictionary_encode(array, null_encoding="encode")
+        distinct = encoded.dictionary.to_pylist()
+        local = [self.code("" if v is None else v if isinstance(v, str) else str(v)) for v in distinct]
+        indices = encoded.indices.to_numpy(zero_copy_only=False)
+        return np.asarray(local, dtype=np.int64)[indices] if local else np.zeros(0, dtype=np.int64)
+
+    def code(self, text: str) -> int:
+        code = self.index.get(text)
+        if code is None:
+            code = self.index[text] = len(self.values)
+            self.values.append(text)
+        return code
+
+    def mapped(self, codes: np.ndarray, fn, dtype) -> np.ndarray:
+        """fn of each row's value, computed once per distinct value."""
+        table = np.asarray([fn(v) for v in self.values], dtype=dtype)
+        return table[codes] if len(table) else np.zeros(len(codes), dtype=dtype)
+
+
+def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
+    """The arrays of a TableSource in `folder`, as `preprocess._encode` writes them. Returns (n_train,
+    vocab_sizes)."""
+    s = source.schema
+    needed = _needed(s)
+    files = [*source.files, *source.eval_files]
+    if any(p.suffix == ".parquet" for p in files) and not all(p.suffix == ".parquet" for p in files):
+        raise NotColumnar("Parquet and text files in one table")
+    sides = source._side_tables()
+    side_columns = {c for _, table in sides for c in next(iter(table.values()), {})}
+    wanted = list(dict.fromkeys([*needed, *([s.sort_by] if s.sort_by else []), *(on for _, on in s.joins)]))
+    interned = {c: _Interned() for c in wanted}
+    parts = [_read_part(source, part, needed, interned, sides, side_columns) for part in _parts(source)]
+    codes = {c: np.concatenate([p[c] for p in parts]) for c in needed}
+    n = len(codes[s.label])
+    if source.eval_files:
+        source.n_train_rows = len(parts[0][s.label])
+    n_train = split(n)
+    labels = _labels(source, interned[s.label], codes[s.label])
+    dense, cats, bags, vocab_sizes = _features(source, interned, codes, labels, n_train, min_count)
+    _write(folder, dense, cats, labels, bags)
+    return n_train, vocab_sizes
+
+
+def _needed(s) -> list:
+    cols = [s.label, *(c for c, _ in s.dense), *s.categorical, *s.count_features, *s.rate_features]
+    cols += [b.column for b in s.bags]
+    return list(dict.fromkeys(cols))
+
+
+def _parts(source) -> list:
+    return [source.files, source.eval_files] if source.eval_files else [source.files]
+
+
+# -- reading ------------------------------------------------------------------------------------------
+
+
+def _read_part(source, files, needed, interned, sides, side_columns) -> dict:
+    """Every needed column of one part (training or evaluation files) as codes, in the row path's order:
+    the files in turn, sorted by `sort_by`, joined with the side tables."""
+    s = source.schema
+    chunks = {c: [] for c in interned}
+    header, checked = None, False
+    for path in files:
+        present, header, n_file = _read_file(source, path, header, interned, chunks)
+        if not checked:
+            source._refuse_missing_columns(path, header, side_columns)
+            checked = True
+        for c in interned:
+            if c not in present:
+                chunks[c].append(np.full(n_file, -1, dtype=np.int64))
+    columns = {c: np.concatenate(chunks[c]) for c in interned}
+    if s.sort_by:
+        order = _sort_order(interned[s.sort_by], columns[s.sort_by])
+        columns = {c: v[order] for c, v in columns.items()}
+    _join(source, columns, interned, sides)
+    for c in needed:
+        if (columns[c] < 0).any():  # a row with no such column: the row path names it
+            raise NotColumnar(f"a row lacks column {c}")
+    return {c: columns[c] for c in needed}
+
+
+def _read_file(source, path: Path, known_header, interned, chunks):
+    """Append one file's codes to `chunks`; returns (the columns it has, its header, its rows)."""
+    if path.suffix == ".parquet":
+        return _read_parquet(path, interned, chunks)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    header, skip = _csv_header(source, path, known_header)
+    present = [c for c in interned if c in header]
+    atomic = path.suffix in (".inter", ".user", ".item")
+    delimiter = source.schema.delimiter or ("\t" if atomic or path.suffix in (".tsv", ".txt") else ",")
+    names = [f"_{k}" for k in range(len(header))]  # the header's names may repeat or be empty: read by position
+    at = {c: names[header.index(c)] for c in present}
+    try:
+        reader = pcsv.open_csv(
+            str(path),
+            read_options=pcsv.ReadOptions(column_names=names, skip_rows=skip, block_size=BLOCK_BYTES),
+            parse_options=pcsv.ParseOptions(delimiter=delimiter),
+            convert_options=pcsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                include_columns=[at[c] for c in present],
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        rows = 0
+        for batch in reader:
+            rows += batch.num_rows
+            for c in present:
+                column = pc.utf8_ltrim(batch.column(at[c]), characters=" ")  # the row reader's skipinitialspace
+                if pc.any(pc.starts_with(column, '"')).as_py():  # a quote after spaces opens a quoted field there
+                    raise NotColumnar(f"{path}: a quoted field after spaces")
+                chunks[c].append(interned[c].codes_of(column))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as err:
+        raise NotColumnar(str(err)) from None
+    return present, header, rows
+
+
+def _csv_header(source, path: Path, known_header):
+    """(header, rows to skip) as the row path decides them from the first row."""
+    s = source.schema
+    atomic = path.suffix in (".inter", ".user", ".item")
+    delimiter = s.delimiter or ("\t" if atomic or path.suffix in (".tsv", ".txt") else ",")
+    with _open_text(path) as fh:
+        try:
+            first = next(csv.reader(fh, delimiter=delimiter, strict=True, skipinitialspace=True), None)
+        except csv.Error as err:
+            raise NotColumnar(str(err)) from None
+    if not first or first[0].startswith("\ufeff") or any("\n" in f or "\r" in f for f in first):
+        raise NotColumnar(f"{path}: an empty file, a blank first line or a header over several lines")
+    header = [h.split(":")[0] for h in first]
+    if s.header is not None and not atomic:
+        return list(s.header), 0
+    if known_header is not None and header != known_header:
+        return list(known_header), 0
+    if len(set(header)) != len(header):
+        raise NotColumnar(f"{path}: a repeated column name")
+    return header, 1
+
+
+def _read_parquet(path: Path, interned, chunks):
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    header = list(pf.schema_arrow.names)
+    present = [c for c in interned if c in header]
+    rows = 0
+    for batch in pf.iter_batches(columns=present):
+        rows += batch.num_rows
+        for c in present:
+            chunks[c].append(interned[c].codes_of(batch.column(c)))
+    return present, header, rows
+
+
+def _sort_order(values: _Interned, codes: np.ndarray) -> np.ndarray:
+    """The stable order of the rows by their `sort_by` value (a number; empty reads as 0)."""
+
+    def when(v):
+        try:
+            key = float(v or 0)
+        except ValueError:
+            raise NotColumnar(f"sort_by value {v[:40]!r} is not a number") from None
+        if math.isnan(key):  # Python's sort of NaN keys is no order at all
+            raise NotColumnar("a NaN sort key")
+        return key
+
+    if (codes < 0).any():
+        raise NotColumnar("sort_by is missing in a file")
+    return np.argsort(values.mapped(codes, when, np.float64), kind="stable")
+
+
+def _join(source, columns: dict, interned: dict, sides: list) -> None:
+    """Fill, join by join, the columns a row lacks from the side table's record its key finds (the row path's
+    `{**extra, **rec}`: the row's own columns, then earlier joins', win)."""
+    for (_, table), (_, on) in zip(sides, source.schema.joins):
+        distinct = [table.get(v) for v in interned[on].values] + [table.get("")]  # code -1 reads as ""
+        records = columns[on]
+        for c, codes in columns.items():
+            absent = codes < 0
+            if not absent.any():
+                continue
+            fill = np.asarray(
+                [-1 if r is None or c not in r else interned[c].code(r[c]) for r in distinct], dtype=np.int64
+            )
+            columns[c] = np.where(absent, fill[records], codes)
+
+
+# -- fitting and encoding -----------------------------------------------------------------------------
+
+
+def _labels(source, values: _Interned, codes: np.ndarray) -> np.ndarray:
+    s = source.schema
+    if s.positive is not None:
+        positive = set(s.positive)
+        return values.mapped(codes, lambda v: 1.0 if v in positive else 0.0, np.float64)
+
+    def label(v):
+        try:
+            x = float(v)
+        except ValueError:
+            raise NotColumnar("a label that is not a number") from None
+        if source.rule is not None:
+            if not math.isfinite(x):
+                raise NotColumnar("a label that is not finite")
+            return source.rule(x)
+        if x not in (0.0, 1.0):
+            raise NotColumnar("a label outside {0, 1}")
+        return x
+
+    return values.mapped(codes, label, np.float64)
+
+
+def _dense_value(source, v: str) -> float:
+    """The row path's `_dense_value`, NaN for a missing value."""
+    if v in source.schema.missing_values:
+        return math.nan
+    try:
+        x = float(v)
+    except ValueError:
+        raise NotColumnar("a dense value that is not a number") from None
+    if math.isfinite(x):
+        return x
+    if source.schema.non_finite == "zero":
+        return 0.0
+    raise NotColumnar("a dense value that is not finite")
+
+
+def _features(source, interned, codes, labels, n_train: int, min_count: int):
+    s = source.schema
+    n = len(labels)
+    columns = []
+    for col, transform in s.dense:
+        x = interned[col].mapped(codes[col], lambda v: _dense_value(source, v), np.float64)
+        missing = np.isnan(x)
+        if transform == "log1p":
+            columns.append(np.where(missing, 0.0, np.log1p(np.maximum(np.where(missing, 0.0, x), 0.0))))
+        else:
+            train = x[:n_train][~missing[:n_train]]
+            count = len(train)
+            mean = _sequential_sum(train) / count if count else 0.0
+            var = _sequential_sum(train * train) / count - mean**2 if count else 0.0 - mean**2
+            std = np.sqrt(np.maximum(var, 1e-12))
+            columns.append(np.where(missing, 0.0, (x - mean) / std))
+    for col in s.count_features:
+        seen, _ = _running(codes[col], labels)
+        columns.append(np.log1p(seen))
+    prior = _sequential_sum(labels[:n_train]) / n_train
+    for col in s.rate_features:
+        seen, clicks = _running(codes[col], labels)
+        rows = seen + RATE_PRIOR_ROWS
+        a, b = clicks / rows, RATE_PRIOR_ROWS / rows
+        sa, sb, saa, sab, sbb = (_sequential_sum(m[:n_train]) / n_train for m in (a, b, a * a, a * b, b * b))
+        rate_mean = sa + prior * sb
+        rate_std = np.sqrt(np.maximum(saa + 2 * prior * sab + prior**2 * sbb - rate_mean**2, 1e-12))
+        columns.append((a + prior * b - rate_mean) / rate_std)
+    dense = np.stack(columns, 1) if columns else np.zeros((n, 0))
+    cats, vocab_sizes = [], []
+    for col in s.categorical:
+        tokens = _Interned()
+        first = np.asarray([tokens.code(v.split(" ")[0]) for v in interned[col].values], dtype=np.int64)
+        token_codes = first[codes[col]] if len(first) else np.zeros(n, dtype=np.int64)
+        counts = np.bincount(token_codes[:n_train], minlength=len(tokens.values))
+        ids = vocabulary_ids(tokens.values, counts, min_count)
+        cats.append(ids[token_codes] if len(ids) else np.zeros(n, dtype=np.int64))
+        vocab_sizes.append(int(ids.max(initial=0)) + 1)
+    bags = []
+    for bag in s.bags:
+        offsets, flat, tokens = _bag_tokens(source, bag, interned[bag.column], codes[bag.column])
+        counts = np.bincount(flat[: offsets[n_train]], minlength=len(tokens.values))
+        ids = vocabulary_ids(tokens.values, counts, min_count)
+        bags.append((offsets, ids[flat] if len(ids) else flat))
+        vocab_sizes.append(int(ids.max(initial=0)) + 1)
+    cat_array = np.stack(cats, 1) if cats else np.zeros((n, 0), dtype=np.int64)
+    return dense, cat_array, bags, vocab_sizes
+
+
+def _sequential_sum(x: np.ndarray) -> float:
+    """The left-to-right float64 sum the row path's `+=` makes (numpy's `sum` is pairwise, and differs in
+    the last bits)."""
+    return float(np.cumsum(x, dtype=np.float64)[-1]) if len(x) else 0.0
+
+
+def _running(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, how many earlier rows had its id, and how many of those were positive."""
+    order = np.argsort(codes, kind="stable")
+    ordered = codes[order]
+    starts = np.r_[0, np.flatnonzero(ordered[1:] != ordered[:-1]) + 1] if len(codes) else np.zeros(0, np.int64)
+    group_start = np.repeat(starts, np.diff(np.r_[starts, len(codes)]))
+    positives = np.r_[0.0, np.cumsum(labels[order])]
+    seen, clicks = np.empty(len(codes)), np.empty(len(codes))
+    seen[order] = np.arange(len(codes)) - group_start
+    clicks[order] = positives[:-1] - positives[group_start]
+    return seen, clicks
+
+
+def _bag_tokens(source, bag, values: _Interned, codes: np.ndarray):
+    """(offsets, token codes, the tokens) of a bag column: each distinct value split once."""
+    missing = source.schema.missing_values
+    tokens = _Interned()
+    per_value = [
+        np.asarray([tokens.code(t) for t in v.split(bag.sep) if t not in missing][: bag.max_len], dtype=np.int64)
+        for v in values.values
+    ]
+    lengths = np.asarray([len(p) for p in per_value], dtype=np.int64)[codes]
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    value_starts = np.r_[0, np.cumsum([len(p) for p in per_value])].astype(np.int64)
+    flat_values = np.concatenate(per_value) if per_value else np.zeros(0, dtype=np.int64)
+    at = np.repeat(value_starts[codes] - offsets[:-1], lengths) + np.arange(offsets[-1])
+    return offsets, flat_values[at].astype(np.int64), tokens
+
+
+def _write(folder: Path, dense, cats, labels, bags) -> None:
+    """The arrays, in the files and formats `preprocess._encode` writes."""
+    n = len(labels)
+    for name, array, dtype in (("dense", dense, np.float32), ("cats", cats, np.int64), ("labels", labels, np.float32)):
+        out = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=array.shape)
+        out[:] = array.astype(dtype)
+        out.flush()
+        del out
+    for k, (offsets, ids) in enumerate(bags):
+        out = np.lib.format.open_memmap(folder / f"bag{k}_offsets.npy", mode="w+", dtype=np.int64, shape=(n + 1,))
+        out[:] = offsets
+        out.flush()
+        del out
+        np.save(folder / f"bag{k}_ids.npy", ids.astype(np.int64))
