@@ -12,35 +12,88 @@ and line of the first bad row."""
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
 
-BLOCK_BYTES = 1 << 24  # the CSV reader's block: memory is bounded by a few of these, not by the file
+CHUNK_BYTES = 1 << 25  # text parsed at once: memory holds a chunk, its columns and the vocabularies
+BLOCK_BYTES = 1 << 22  # pyarrow's unit of parallel parsing within a chunk
 
 
 class NotColumnar(Exception):
     """The vectorised checks refused a batch: the row-at-a-time reader finds and names the bad row."""
 
 
-def _reader(path: Path, n_dense: int, n_cat: int):
+def read_chunks(path: Path, names: list, delimiter: str, skip_rows: int = 0, include_columns=None, as_csv=False):
+    """The file's rows as string-typed record batches, parsed CHUNK_BYTES of whole lines at a time by
+    pyarrow on every core, with no quoting. pyarrow's own streaming reader (`open_csv`) reads up to 32
+    blocks ahead of a consumer slower than its parser, so its memory grows with the file; here memory
+    holds one chunk. `as_csv` reads as the row reader's csv dialect does (quotes, strict, spaces after
+    the delimiter skipped): a chunk without a quote by pyarrow with the spaces trimmed, a chunk with one
+    by Python's csv module (pyarrow reads the malformed `"a"b` as `ab`, and trims inside quotes)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
-    names = ["label", *(f"I{k + 1}" for k in range(n_dense)), *(f"C{k + 1}" for k in range(n_cat))]
+    parse_options = pcsv.ParseOptions(delimiter=delimiter, quote_char=False, escape_char=False)
+    columns = include_columns if include_columns is not None else names
+
+    convert = pcsv.ConvertOptions(
+        column_types={n: pa.string() for n in names},
+        include_columns=include_columns,
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    opener = gzip.open if path.suffix == ".gz" else open
+    buf, filled = bytearray(CHUNK_BYTES), 0  # one buffer, reused: no large allocation per chunk to fragment
+    with opener(path, "rb") as fh:
+        while True:
+            got = fh.readinto(memoryview(buf)[filled:])
+            filled += got
+            cut = buf.rfind(b"\n", 0, filled) + 1 if got else filled
+            if cut == 0:
+                if filled == 0:
+                    return
+                if filled == len(buf):  # a line longer than the buffer
+                    buf.extend(bytes(len(buf)))
+                continue
+            text = memoryview(buf)[:cut]
+            if as_csv and buf.find(b'"', 0, cut) >= 0:
+                table = _python_csv(text, names, columns, delimiter, skip_rows)
+            else:
+                read = pcsv.ReadOptions(column_names=names, skip_rows=skip_rows, block_size=BLOCK_BYTES)
+                try:
+                    table = pcsv.read_csv(pa.py_buffer(text), read, parse_options, convert)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+                    raise NotColumnar(str(err)) from None
+                if as_csv:
+                    trimmed = [pc.utf8_ltrim(table.column(c), characters=" ") for c in table.column_names]
+                    table = pa.table(trimmed, names=table.column_names)
+            del text
+            skip_rows = 0
+            buf[: filled - cut] = buf[cut:filled]
+            filled -= cut
+            if table.num_rows:
+                yield table.combine_chunks().to_batches()[0]
+
+
+def _python_csv(text, names: list, columns: list, delimiter: str, skip_rows: int):
+    """A chunk with quotes, read by the row reader's csv dialect into a string table."""
+    import csv
+    import io
+
+    import pyarrow as pa
+
     try:
-        return pcsv.open_csv(
-            str(path),
-            read_options=pcsv.ReadOptions(column_names=names, block_size=BLOCK_BYTES),
-            parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False),
-            convert_options=pcsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except pa.ArrowInvalid as err:
+        reader = csv.reader(io.StringIO(str(text, "utf-8")), delimiter=delimiter, strict=True, skipinitialspace=True)
+        rows = [r for r in reader if r][skip_rows:]
+    except (csv.Error, UnicodeDecodeError) as err:
         raise NotColumnar(str(err)) from None
+    if any(len(r) != len(names) for r in rows):
+        raise NotColumnar("a row of the wrong width")
+    at = [names.index(c) for c in columns]
+    return pa.table({c: pa.array([r[k] for r in rows], pa.string()) for c, k in zip(columns, at)})
 
 
 def _batches(path: Path, n_dense: int, n_cat: int):
@@ -48,14 +101,8 @@ def _batches(path: Path, n_dense: int, n_cat: int):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    reader = _reader(path, n_dense, n_cat)
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
-        except pa.ArrowInvalid as err:  # a row of the wrong width, or a field the reader cannot take
-            raise NotColumnar(str(err)) from None
+    names = ["label", *(f"I{k + 1}" for k in range(n_dense)), *(f"C{k + 1}" for k in range(n_cat))]
+    for batch in read_chunks(path, names, "\t"):
         try:
             labels = pc.cast(batch.column(0), pa.float64()).to_numpy(zero_copy_only=False)
             ints = [batch.column(1 + k) for k in range(n_dense)]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .columnar import BLOCK_BYTES, NotColumnar, vocabulary_ids
+from .columnar import NotColumnar, read_chunks, vocabulary_ids
 from .sources import _open_text
 
 RATE_PRIOR_ROWS = 5.0  # preprocess.RATE_PRIOR_ROWS; equal by a test
@@ -128,49 +128,30 @@ def _read_file(source, path: Path, known_header, interned, chunks):
     """Append one file's codes to `chunks`; returns (the columns it has, its header, its rows)."""
     if path.suffix == ".parquet":
         return _read_parquet(path, interned, chunks)
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.csv as pcsv
-
     header, skip = _csv_header(source, path, known_header)
     present = [c for c in interned if c in header]
-    atomic = path.suffix in (".inter", ".user", ".item")
-    delimiter = source.schema.delimiter or ("\t" if atomic or path.suffix in (".tsv", ".txt") else ",")
     names = [f"_{k}" for k in range(len(header))]  # the header's names may repeat or be empty: read by position
     at = {c: names[header.index(c)] for c in present}
-    try:
-        reader = pcsv.open_csv(
-            str(path),
-            read_options=pcsv.ReadOptions(column_names=names, skip_rows=skip, block_size=BLOCK_BYTES),
-            parse_options=pcsv.ParseOptions(delimiter=delimiter),
-            convert_options=pcsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                include_columns=[at[c] for c in present],
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-        rows = 0
-        for batch in reader:
-            rows += batch.num_rows
-            for c in present:
-                column = pc.utf8_ltrim(batch.column(at[c]), characters=" ")  # the row reader's skipinitialspace
-                if pc.any(pc.starts_with(column, '"')).as_py():  # a quote after spaces opens a quoted field there
-                    raise NotColumnar(f"{path}: a quoted field after spaces")
-                chunks[c].append(interned[c].codes_of(column))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError) as err:
-        raise NotColumnar(str(err)) from None
+    rows = 0
+    for batch in read_chunks(path, names, _delimiter(source, path), skip, [at[c] for c in present], as_csv=True):
+        rows += batch.num_rows
+        for c in present:
+            chunks[c].append(interned[c].codes_of(batch.column(at[c])))
     return present, header, rows
+
+
+def _delimiter(source, path: Path) -> str:
+    atomic = path.suffix in (".inter", ".user", ".item")
+    return source.schema.delimiter or ("\t" if atomic or path.suffix in (".tsv", ".txt") else ",")
 
 
 def _csv_header(source, path: Path, known_header):
     """(header, rows to skip) as the row path decides them from the first row."""
     s = source.schema
     atomic = path.suffix in (".inter", ".user", ".item")
-    delimiter = s.delimiter or ("\t" if atomic or path.suffix in (".tsv", ".txt") else ",")
     with _open_text(path) as fh:
         try:
-            first = next(csv.reader(fh, delimiter=delimiter, strict=True, skipinitialspace=True), None)
+            first = next(csv.reader(fh, delimiter=_delimiter(source, path), strict=True, skipinitialspace=True), None)
         except csv.Error as err:
             raise NotColumnar(str(err)) from None
     if not first or first[0].startswith("\ufeff") or any("\n" in f or "\r" in f for f in first):
