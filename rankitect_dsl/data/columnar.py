@@ -121,14 +121,16 @@ def _batches(path: Path, n_dense: int, n_cat: int):
 def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
     """dense.npy (log(1+max(x, 0)), 0 where missing), cats.npy (vocabulary ids, 0 out of vocabulary) and
     labels.npy in `folder`, in one read of the file: each categorical column is dictionary-encoded batch by
-    batch into codes in order of first appearance; once the rows are counted (`split(n)` gives the training
-    part's length), the codes of the training rows are counted, ranked into the vocabulary and the codes
-    rewritten as its ids. Nothing is memory-mapped while writing, so memory holds a batch and the
-    vocabularies, not the file. Returns (n_train, vocab_sizes)."""
+    batch into codes in order of first appearance, and every code counted; once the rows are counted
+    (`split(n)` gives the training part's length), the evaluation tail's codes are read back and taken off
+    the counts, the training counts ranked into the vocabulary and the codes rewritten as its ids. Nothing
+    is memory-mapped while writing, so memory holds a chunk and the vocabularies, not the file. Returns
+    (n_train, vocab_sizes)."""
     import pyarrow.compute as pc
 
     n_dense, n_cat = source.n_dense, source.n_cat
     tokens = [{} for _ in range(n_cat)]  # per column: token → code, in order of first appearance
+    counts = [np.zeros(1024, dtype=np.int64) for _ in range(n_cat)]  # per column: rows of each code
     n = 0
     with (
         open(folder / "dense.raw", "wb") as dense,
@@ -140,24 +142,29 @@ def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
             values = np.log1p(np.maximum(np.where(missing, 0.0, batch_dense), 0.0))
             dense.write(np.where(missing, 0.0, values).astype(np.float32).tobytes())
             labels.write(batch_labels.astype(np.float32).tobytes())
-            batch_codes = np.empty((len(batch_labels), n_cat), dtype=np.int64)
+            batch_codes = np.empty((len(batch_labels), n_cat), dtype=CODE)
             for k, column in enumerate(batch_cats):
                 encoded = pc.dictionary_encode(column)
                 seen = tokens[k]
-                local = [seen.setdefault(t, len(seen)) for t in encoded.dictionary.to_pylist()]
-                batch_codes[:, k] = np.asarray(local, dtype=np.int64)[encoded.indices.to_numpy(zero_copy_only=False)]
+                local = np.asarray([seen.setdefault(t, len(seen)) for t in encoded.dictionary.to_pylist()], CODE)
+                indices = encoded.indices.to_numpy(zero_copy_only=False)
+                batch_codes[:, k] = local[indices]
+                if len(seen) > len(counts[k]):
+                    counts[k] = np.concatenate([counts[k], np.zeros(2 * len(seen) - len(counts[k]), np.int64)])
+                counts[k][local] += np.bincount(indices, minlength=len(local))
             codes.write(batch_codes.tobytes())
             n += len(batch_labels)
     n_train = split(n)
-    counts = [np.zeros(len(t), dtype=np.int64) for t in tokens]
-    for chunk in _row_chunks(folder / "codes.raw", n_train, n_cat):
+    for chunk in _row_chunks(folder / "codes.raw", n_cat, n_train, n):
         for k in range(n_cat):
-            counts[k] += np.bincount(chunk[:, k], minlength=len(counts[k]))
-    ids = [vocabulary_ids(list(t), c, min_count) for t, c in zip(tokens, counts)]
+            counts[k][: len(tokens[k])] -= np.bincount(chunk[:, k], minlength=len(tokens[k]))
+    ids = [vocabulary_ids(list(t), c[: len(t)], min_count) for t, c in zip(tokens, counts)]
+    table = np.concatenate(ids)  # code c of column k → its id at table[start[k] + c]
+    start = np.cumsum([0] + [len(i) for i in ids[:-1]]).astype(np.int64)
     with open(folder / "cats.npy", "wb") as out:
         _header(out, np.int64, (n, n_cat))
-        for chunk in _row_chunks(folder / "codes.raw", n, n_cat):
-            out.write(np.stack([ids[k][chunk[:, k]] for k in range(n_cat)], 1).tobytes())
+        for chunk in _row_chunks(folder / "codes.raw", n_cat, 0, n):
+            out.write(table[chunk + start].tobytes())
     _as_npy(folder / "dense.raw", folder / "dense.npy", np.float32, (n, n_dense))
     _as_npy(folder / "labels.raw", folder / "labels.npy", np.float32, (n,))
     (folder / "codes.raw").unlink()
@@ -174,14 +181,17 @@ def vocabulary_ids(tokens: list, counts: np.ndarray, min_count: int) -> np.ndarr
 
 
 ROWS_PER_CHUNK = 1 << 18
+CODE = np.int32  # a column's code: its distinct values in order of first appearance (fewer than 2³¹)
 
 
-def _row_chunks(path: Path, rows: int, width: int):
-    """The first `rows` rows of a raw int64 (rows × width) file, a chunk of rows at a time."""
+def _row_chunks(path: Path, width: int, first: int, stop: int):
+    """Rows first..stop of a raw CODE (rows × width) file, a chunk of rows at a time."""
+    size = np.dtype(CODE).itemsize * width
     with open(path, "rb") as fh:
-        for start in range(0, rows, ROWS_PER_CHUNK):
-            take = min(ROWS_PER_CHUNK, rows - start)
-            yield np.fromfile(fh, dtype=np.int64, count=take * width).reshape(take, width)
+        fh.seek(first * size)
+        for at in range(first, stop, ROWS_PER_CHUNK):
+            take = min(ROWS_PER_CHUNK, stop - at)
+            yield np.fromfile(fh, dtype=CODE, count=take * width).reshape(take, width)
 
 
 def _header(out, dtype, shape) -> None:
