@@ -1,9 +1,11 @@
-"""Preprocessing a Criteo-format file, the row-at-a-time path beside the columnar one (pyarrow), in one run:
-rows/s and peak RSS of a fresh process each, on files made on the fly by repeating the shared criteo-8k
-sample (or `--sample FILE`), deleted afterwards.
+"""Preprocessing, the row-at-a-time path beside the columnar one (pyarrow), in one run: rows/s and peak RSS
+of a fresh process each, on files made on the fly and deleted afterwards — a Criteo-format file repeating
+the shared criteo-8k sample, and an avazu-format table (`table:` with schemas/avazu-9k.json: a header,
+21 categoricals, 5 running counts) repeating avazu-9k's train.csv. A size listed in `--row-path-up-to`
+or below runs both paths; above it, the columnar path alone (the row path takes ~10 minutes a 20M file).
 
-    python benchmarks/bench_data.py [--rows 200000 2000000] [--sample ../shared/data/criteo-8k/train.txt]
-        [--out docs/results/bench_data.txt]
+    python benchmarks/bench_data.py [--rows 200000 2000000 20000000] [--table-rows 200000 2000000]
+        [--row-path-up-to 20000000] [--out docs/results/bench_data.txt]
 """
 
 import argparse
@@ -19,59 +21,74 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def probe(path: str) -> None:
+def probe(spec: str) -> None:
     """One preprocessing in this fresh process: seconds and the peak RSS (VmHWM) as JSON."""
     from rankitect_dsl.data.preprocess import load_dataset
-    from rankitect_dsl.data.sources import CriteoSource
+    from rankitect_dsl.data.sources import parse_data_spec
 
+    source = parse_data_spec(spec, str(ROOT / "schemas/avazu-9k.json") if spec.startswith("table:") else None)
     t0 = time.perf_counter()
-    data = load_dataset(CriteoSource(path))
+    data = load_dataset(source)
     seconds = time.perf_counter() - t0
     with open("/proc/self/status") as status:
         peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     print(json.dumps({"seconds": seconds, "rows": data.n, "peak_mb": peak / 1024}))
 
 
-def run(path: Path, row_path: bool) -> dict:
+def run(spec: str, row_path: bool) -> dict:
     cache = tempfile.mkdtemp(prefix="bench-data-")
     env = dict(os.environ, RKS_CACHE=cache, RKS_ROW_PREPROCESS="1" if row_path else "0")
-    out = subprocess.run([sys.executable, __file__, "--probe", str(path)], capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, __file__, "--probe", spec], capture_output=True, text=True, env=env)
     shutil.rmtree(cache)
     if out.returncode != 0:
         sys.exit(out.stderr[-2000:])
     return json.loads(out.stdout)
 
 
-def make(sample: Path, rows: int, folder: Path) -> Path:
+def make(sample: Path, rows: int, path: Path, header: bool) -> Path:
+    """`rows` rows repeating the sample's (its header first when `header`)."""
     lines = sample.read_text().splitlines(keepends=True)
-    path = folder / f"criteo-{rows}.txt"
+    head, body = (lines[:1], lines[1:]) if header else ([], lines)
     with open(path, "w") as out:
-        for k in range(rows):
-            out.write(lines[k % len(lines)])
+        out.writelines(head)
+        for at in range(0, rows, len(body)):
+            out.writelines(body[: rows - at])
     return path
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, nargs="+", default=[200_000, 2_000_000])
-    ap.add_argument("--sample", default=str(ROOT.parent / "shared/data/criteo-8k/train.txt"))
+    ap.add_argument("--rows", type=int, nargs="*", default=[200_000, 2_000_000, 20_000_000])
+    ap.add_argument("--table-rows", type=int, nargs="*", default=[200_000, 2_000_000])
+    ap.add_argument("--row-path-up-to", type=int, default=20_000_000)
+    ap.add_argument("--criteo", default=str(ROOT.parent / "shared/data/criteo-8k/train.txt"))
+    ap.add_argument("--avazu", default=str(ROOT.parent / "shared/data/avazu-9k/train.csv"))
     ap.add_argument("--out")
     ap.add_argument("--probe", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe:
         return probe(args.probe)
-    lines = [f"{'rows':>10} {'path':<8} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12} {'speed-up':>9}"]
+    lines = [
+        f"{'format':<7} {'rows':>11} {'path':<8} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12} {'speed-up':>9}"
+    ]
+    runs = [("criteo", n, Path(args.criteo), False) for n in args.rows]
+    runs += [("avazu", n, Path(args.avazu), True) for n in args.table_rows]
     with tempfile.TemporaryDirectory() as folder:
-        for rows in args.rows:
-            path = make(Path(args.sample), rows, Path(folder))
-            old, new = run(path, True), run(path, False)
+        for kind, rows, sample, header in runs:
+            path = make(sample, rows, Path(folder) / f"{kind}-{rows}.{'csv' if header else 'txt'}", header)
+            spec = f"{'table' if header else 'criteo'}:{path}"
+            new = run(spec, False)
+            old = run(spec, True) if rows <= args.row_path_up_to else None
             for name, r in (("rows", old), ("columnar", new)):
+                if r is None:
+                    continue
+                speed_up = f"{old['seconds'] / r['seconds']:>8.1f}x" if old else f"{'':>9}"
                 lines.append(
-                    f"{rows:>10,} {name:<8} {r['seconds']:>8.1f} {rows / r['seconds']:>10,.0f} {r['peak_mb']:>12,.0f} "
-                    f"{old['seconds'] / r['seconds']:>8.1f}x"
+                    f"{kind:<7} {rows:>11,} {name:<8} {r['seconds']:>8.1f} {rows / r['seconds']:>10,.0f} "
+                    f"{r['peak_mb']:>12,.0f} {speed_up}"
                 )
             path.unlink()
-            print("\n".join(lines[-2:]), flush=True)
+            print("\n".join(lines[-2 if old else -1 :]), flush=True)
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -1,11 +1,13 @@
-"""The columnar paths (pyarrow) write what the row-at-a-time path writes, byte for byte: for Criteo files
-the same vocabularies, counts and labels, on the shared sample and on files with missing fields, negative
-counts, empty lines and gzip; for tables every rule of the schema (joins, sorting, running counts and
-rates, standardisers, bags, eval files, globs, CSV and Parquet) on generated tables and the shared
-avazu-9k and ml-100k. While both paths are in the tree this compares them directly; a bad row is still
-named by the row reader."""
+"""The columnar preprocessing (pyarrow) writes what the row-at-a-time path wrote, byte for byte. That path
+was removed once both had run side by side: `row_path_digests.json` holds the sha256 of its arrays for
+every case here (recorded with it, before its removal), and each case compares the columnar arrays'
+digest with it. Criteo: the shared sample and files with missing fields, negative counts, empty lines
+and gzip. Tables: every rule of a schema (joins, sorting with ties, running counts and rates,
+standardisers, multi-token categoricals, bags, eval files, globs, CSV and Parquet, quotes, chunks of 300
+bytes) on generated tables and the shared avazu-9k and ml-100k. A bad row is named by `file:line`."""
 
 import gzip
+import hashlib
 import json
 from pathlib import Path
 
@@ -20,23 +22,24 @@ from rankitect_dsl.data.sources import CriteoSource, TableSource
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 
-def _both(path, monkeypatch, tmp_path, **kw):
-    out = []
-    for row_path in ("1", "0"):
-        monkeypatch.setenv(preprocess.ROW_PATH_ENV, row_path)
-        monkeypatch.setenv("RKS_CACHE", str(tmp_path / f"cache-{row_path}"))
-        source = CriteoSource(str(path))
-        if row_path == "0":
-            monkeypatch.setattr(source, "rows", _no_row_path)
-        out.append(preprocess.load_dataset(source, **kw))
-    return out
+ROW_PATH = json.loads((Path(__file__).resolve().parent / "row_path_digests.json").read_text())
 
 
-def _assert_identical(rows, columns):
-    assert rows.vocab_sizes == columns.vocab_sizes and rows.n_train == columns.n_train
-    for name in ("dense", "cats", "labels"):
-        a, b = np.asarray(getattr(rows, name)), np.asarray(getattr(columns, name))
-        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), name
+def digest(data) -> str:
+    """sha256 of everything a Dataset holds: n_train, the vocabulary sizes, and each array's dtype, shape
+    and bytes (dense, cats, labels, then each bag's offsets and ids)."""
+    h = hashlib.sha256()
+    h.update(json.dumps([data.n_train, [int(v) for v in data.vocab_sizes]]).encode())
+    arrays = [data.dense, data.cats, data.labels] + [a for bag in data.bags for a in (bag.offsets, bag.ids)]
+    for a in map(np.asarray, arrays):
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _load(source, tmp_path, monkeypatch, **kw):
+    monkeypatch.setenv("RKS_CACHE", str(tmp_path / "cache"))
+    return preprocess.load_dataset(source, **kw)
 
 
 def _awkward_file(path, n=3000, gz=False):
@@ -62,14 +65,17 @@ def _awkward_file(path, n=3000, gz=False):
 def test_columnar_criteo_equals_the_row_path_byte_for_byte(tmp_path, monkeypatch, gz, min_count):
     path = tmp_path / ("day.txt.gz" if gz else "day.txt")
     _awkward_file(path, gz=gz)
-    rows, columns = _both(path, monkeypatch, tmp_path, min_count=min_count, eval_fraction=0.25)
-    assert rows.n == 3000
-    _assert_identical(rows, columns)
+    data = _load(CriteoSource(str(path)), tmp_path, monkeypatch, min_count=min_count, eval_fraction=0.25)
+    assert data.n == 3000
+    assert digest(data) == ROW_PATH[f"criteo-awkward-gz{int(gz)}-m{min_count}"]
 
 
 @pytest.mark.skipif(not (DATA / "criteo-8k" / "train.txt").exists(), reason="the shared criteo-8k sample is absent")
 def test_columnar_criteo_equals_the_row_path_on_the_shared_sample(tmp_path, monkeypatch):
-    _assert_identical(*_both(DATA / "criteo-8k" / "train.txt", monkeypatch, tmp_path))
+    assert (
+        digest(_load(CriteoSource(str(DATA / "criteo-8k" / "train.txt")), tmp_path, monkeypatch))
+        == ROW_PATH["criteo-8k"]
+    )
 
 
 def test_a_bad_row_still_names_its_line(tmp_path, monkeypatch):
@@ -82,31 +88,6 @@ def test_a_bad_row_still_names_its_line(tmp_path, monkeypatch):
     with pytest.raises(preprocess.DataError, match=r"day.txt:121: integer feature I1 is `1.5`"):
         preprocess.load_dataset(CriteoSource(str(path)))
     assert not any((tmp_path / "cache").glob("*/meta.json"))
-
-
-def _tables(path, schema, monkeypatch, tmp_path, columnar_only=True, **kw):
-    """The row path's dataset and the columnar one; with `columnar_only` the second may not fall back."""
-    out = []
-    for row_path in ("1", "0"):
-        monkeypatch.setenv(preprocess.ROW_PATH_ENV, row_path)
-        monkeypatch.setenv("RKS_CACHE", str(tmp_path / f"cache-{row_path}"))
-        source = TableSource(str(path), str(schema))
-        if row_path == "0" and columnar_only:
-            monkeypatch.setattr(source, "rows", _no_row_path)
-        out.append(preprocess.load_dataset(source, **kw))
-    return out
-
-
-def _no_row_path():
-    raise AssertionError("the columnar path fell back to the row path")
-
-
-def _assert_same_bags(rows, columns):
-    assert len(rows.bags) == len(columns.bags)
-    for a, b in zip(rows.bags, columns.bags):
-        for name in ("offsets", "ids"):
-            x, y = np.asarray(getattr(a, name)), np.asarray(getattr(b, name))
-            assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), name
 
 
 def _awkward_table(folder, fmt, n=1500, seed=3):
@@ -166,22 +147,20 @@ def _awkward_table(folder, fmt, n=1500, seed=3):
 @pytest.mark.parametrize("min_count", [1, 3])
 def test_columnar_tables_equal_the_row_path_byte_for_byte(tmp_path, monkeypatch, fmt, min_count):
     folder, schema = _awkward_table(tmp_path, fmt)
-    rows, columns = _tables(folder, schema, monkeypatch, tmp_path, min_count=min_count)
-    assert rows.n == 1875 and rows.n_train == 1500
-    _assert_identical(rows, columns)
-    _assert_same_bags(rows, columns)
+    data = _load(TableSource(str(folder), str(schema)), tmp_path, monkeypatch, min_count=min_count)
+    assert data.n == 1875 and data.n_train == 1500
+    assert digest(data) == ROW_PATH[f"table-{fmt}-m{min_count}"]
 
 
 @pytest.mark.parametrize(
-    "folder, schema",
-    [("avazu-9k", "avazu-9k.json"), ("ml-100k/ml-100k.inter", "ml-100k.json")],
+    "key, folder, schema",
+    [("avazu-9k", "avazu-9k", "avazu-9k.json"), ("ml-100k", "ml-100k/ml-100k.inter", "ml-100k.json")],
 )
-def test_columnar_tables_equal_the_row_path_on_the_shared_sets(tmp_path, monkeypatch, folder, schema):
+def test_columnar_tables_equal_the_row_path_on_the_shared_sets(tmp_path, monkeypatch, key, folder, schema):
     if not (DATA / folder).exists():
         pytest.skip(f"the shared {folder} is absent")
-    rows, columns = _tables(DATA / folder, SCHEMAS / schema, monkeypatch, tmp_path)
-    _assert_identical(rows, columns)
-    _assert_same_bags(rows, columns)
+    data = _load(TableSource(str(DATA / folder), str(SCHEMAS / schema)), tmp_path, monkeypatch)
+    assert digest(data) == ROW_PATH[key]
 
 
 @pytest.mark.parametrize(
@@ -192,24 +171,38 @@ def test_columnar_tables_equal_the_row_path_on_the_shared_sets(tmp_path, monkeyp
         ("9, u1, i1, 5, 1, 3", r"part-1.csv:5: expected 7 fields, got 6"),
         ("9, u1, i99, 5, 1, 3, war", r"part-1.csv:5: no column\(s\) kind"),
         ('9, u1, i1, 5, 1, 3, "war"x', r"part-1.csv:5: cannot read the row"),  # csv's strict mode refuses it
-        ('9, u1, i1, 5, 1, 3, " war, drama"', None),  # a quoted field after the padding: read, as csv reads it
     ],
 )
 def test_a_bad_table_row_still_names_its_file_and_line(tmp_path, monkeypatch, line, message):
     folder, schema = _awkward_table(tmp_path, "csv", n=40)
-    path = folder / "part-1.csv"
-    lines = path.read_text().splitlines(keepends=True)
-    lines[4] = line + "\n"
-    path.write_text("".join(lines))
+    _replace_line(folder / "part-1.csv", 5, line)
     monkeypatch.setenv("RKS_CACHE", str(tmp_path / "cache"))
-    if message is None:
-        rows, columns = _tables(folder, schema, monkeypatch, tmp_path, min_count=1)
-        _assert_identical(rows, columns)
-        _assert_same_bags(rows, columns)
-        return
     with pytest.raises(preprocess.DataError, match=message):
         preprocess.load_dataset(TableSource(str(folder), str(schema)))
     assert not any((tmp_path / "cache").glob("*/meta.json"))
+
+
+def _replace_line(path, number: int, line: str) -> None:
+    lines = path.read_text().splitlines(keepends=True)
+    lines[number - 1] = line + "\n"
+    path.write_text("".join(lines))
+
+
+def _quote_some_bags(folder) -> None:
+    """Every 37th row's bag quoted, with the delimiter inside the quotes."""
+    for path in folder.glob("part-*.csv"):
+        lines = path.read_text().splitlines(keepends=True)
+        for k in range(5, len(lines), 37):
+            head, _, genres = lines[k].rstrip("\n").rpartition(", ")
+            lines[k] = f'{head}, "{genres}, war"\n'
+        path.write_text("".join(lines))
+
+
+def test_a_quoted_field_after_the_padding_is_read_as_csv_reads_it(tmp_path, monkeypatch):
+    folder, schema = _awkward_table(tmp_path, "csv", n=40)
+    _replace_line(folder / "part-1.csv", 5, '9, u1, i1, 5, 1, 3, " war, drama"')
+    data = _load(TableSource(str(folder), str(schema)), tmp_path, monkeypatch, min_count=1)
+    assert digest(data) == ROW_PATH["table-padded-quote"]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "csv-quoted"])
@@ -218,13 +211,7 @@ def test_a_table_read_in_many_small_chunks_is_the_same(tmp_path, monkeypatch, fm
     quotes goes through the csv module while the next without them goes through pyarrow."""
     folder, schema = _awkward_table(tmp_path, "csv", n=400)
     if fmt == "csv-quoted":
-        for path in folder.glob("part-*.csv"):
-            lines = path.read_text().splitlines(keepends=True)
-            for k in range(5, len(lines), 37):
-                head, _, genres = lines[k].rstrip("\n").rpartition(", ")
-                lines[k] = f'{head}, "{genres}, war"\n'  # the separator inside quotes: one more token
-            path.write_text("".join(lines))
+        _quote_some_bags(folder)
     monkeypatch.setattr(columnar, "CHUNK_BYTES", 300)
-    rows, columns = _tables(folder, schema, monkeypatch, tmp_path, min_count=1)
-    _assert_identical(rows, columns)
-    _assert_same_bags(rows, columns)
+    data = _load(TableSource(str(folder), str(schema)), tmp_path, monkeypatch, min_count=1)
+    assert digest(data) == ROW_PATH[f"table-small-{fmt}"]
