@@ -1,11 +1,10 @@
-"""Preprocessing, the row-at-a-time path beside the columnar one (pyarrow), in one run: rows/s and peak RSS
-of a fresh process each, on files made on the fly and deleted afterwards — a Criteo-format file repeating
-the shared criteo-8k sample, and an avazu-format table (`table:` with schemas/avazu-9k.json: a header,
-21 categoricals, 5 running counts) repeating avazu-9k's train.csv. A size listed in `--row-path-up-to`
-or below runs both paths; above it, the columnar path alone (the row path takes ~10 minutes a 20M file).
+"""Preprocessing on the columnar engine (pyarrow): rows/s and peak RSS of a fresh process each, on files
+made on the fly and deleted afterwards — a Criteo-format file repeating the shared criteo-8k sample, and
+an avazu-format table (`table:` with schemas/avazu-9k.json: a header, 21 categoricals, 5 running counts)
+repeating avazu-9k's train.csv. docs/results/bench_data.txt holds the run made while the row-at-a-time
+path was still in the tree, the two side by side; that path is gone (tests keep its arrays' digests).
 
     python benchmarks/bench_data.py [--rows 200000 2000000 20000000] [--table-rows 200000 2000000]
-        [--row-path-up-to 20000000] [--out docs/results/bench_data.txt]
 """
 
 import argparse
@@ -35,9 +34,9 @@ def probe(spec: str) -> None:
     print(json.dumps({"seconds": seconds, "rows": data.n, "peak_mb": peak / 1024}))
 
 
-def run(spec: str, row_path: bool) -> dict:
+def run(spec: str) -> dict:
     cache = tempfile.mkdtemp(prefix="bench-data-")
-    env = dict(os.environ, RKS_CACHE=cache, RKS_ROW_PREPROCESS="1" if row_path else "0")
+    env = dict(os.environ, RKS_CACHE=cache)
     out = subprocess.run([sys.executable, __file__, "--probe", spec], capture_output=True, text=True, env=env)
     shutil.rmtree(cache)
     if out.returncode != 0:
@@ -60,39 +59,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, nargs="*", default=[200_000, 2_000_000, 20_000_000])
     ap.add_argument("--table-rows", type=int, nargs="*", default=[200_000, 2_000_000])
-    ap.add_argument("--row-path-up-to", type=int, default=20_000_000)
     ap.add_argument("--criteo", default=str(ROOT.parent / "shared/data/criteo-8k/train.txt"))
     ap.add_argument("--avazu", default=str(ROOT.parent / "shared/data/avazu-9k/train.csv"))
-    ap.add_argument("--out")
     ap.add_argument("--probe", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe:
         return probe(args.probe)
-    lines = [
-        f"{'format':<7} {'rows':>11} {'path':<8} {'seconds':>8} {'rows/s':>10} {'peak RSS MB':>12} {'speed-up':>9}"
-    ]
+    print("{:<7} {:>11} {:>8} {:>10} {:>12}".format("format", "rows", "seconds", "rows/s", "peak RSS MB"))
     runs = [("criteo", n, Path(args.criteo), False) for n in args.rows]
     runs += [("avazu", n, Path(args.avazu), True) for n in args.table_rows]
+    for missing in {str(sample) for _, _, sample, _ in runs if not sample.exists()}:
+        sys.exit(f"no sample file {missing} (the shared data, or pass --criteo / --avazu)")
     with tempfile.TemporaryDirectory() as folder:
         for kind, rows, sample, header in runs:
             path = make(sample, rows, Path(folder) / f"{kind}-{rows}.{'csv' if header else 'txt'}", header)
-            spec = f"{'table' if header else 'criteo'}:{path}"
-            new = run(spec, False)
-            old = run(spec, True) if rows <= args.row_path_up_to else None
-            for name, r in (("rows", old), ("columnar", new)):
-                if r is None:
-                    continue
-                speed_up = f"{old['seconds'] / r['seconds']:>8.1f}x" if old else f"{'':>9}"
-                lines.append(
-                    f"{kind:<7} {rows:>11,} {name:<8} {r['seconds']:>8.1f} {rows / r['seconds']:>10,.0f} "
-                    f"{r['peak_mb']:>12,.0f} {speed_up}"
-                )
+            r = run(f"{'table' if header else 'criteo'}:{path}")
             path.unlink()
-            print("\n".join(lines[-2 if old else -1 :]), flush=True)
-    text = "\n".join(lines)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+            print(f"{kind:<7} {rows:>11,} {r['seconds']:>8.1f} {rows / r['seconds']:>10,.0f} {r['peak_mb']:>12,.0f}")
 
 
 if __name__ == "__main__":

@@ -215,3 +215,34 @@ def test_a_table_read_in_many_small_chunks_is_the_same(tmp_path, monkeypatch, fm
     monkeypatch.setattr(columnar, "CHUNK_BYTES", 300)
     data = _load(TableSource(str(folder), str(schema)), tmp_path, monkeypatch, min_count=1)
     assert digest(data) == ROW_PATH[f"table-small-{fmt}"]
+
+
+def test_a_quoted_field_over_several_lines_is_one_value_even_across_chunks(tmp_path, monkeypatch):
+    """Quoted bags of ~250 bytes over 60 lines, in 300-byte chunks: every chunk end falls inside one now
+    and then, and the record is held over whole for the next chunk (one row, as the row reader reads it)."""
+    folder, schema = _awkward_table(tmp_path, "csv", n=400)
+    for path in folder.glob("part-*.csv"):
+        lines = path.read_text().splitlines(keepends=True)
+        for k in range(3, len(lines), 7):
+            head, _, genres = lines[k].rstrip("\n").rpartition(", ")
+            lines[k] = f'{head}, "{genres} ' + "war\n" * 60 + 'x"\n'
+        path.write_text("".join(lines))
+    monkeypatch.setattr(columnar, "CHUNK_BYTES", 300)
+    source = TableSource(str(folder), str(schema))
+    data = _load(source, tmp_path, monkeypatch, min_count=1)
+    rows = list(TableSource(str(folder), str(schema)).rows())  # the row reader, as the reference
+    assert data.n == len(rows) == 500
+    assert np.asarray(data.labels).tolist() == [r.label for r in rows]
+    assert np.diff(np.asarray(data.bags[0].offsets)).tolist() == [len(r.bags[0]) for r in rows]
+
+
+def test_bytes_that_are_not_utf8_read_as_the_replacement_character(tmp_path, monkeypatch):
+    """As a text reader with errors="replace": b"caf\\xe9" and b"caf\\xe8" are both "caf\\ufffd", one value."""
+    path = tmp_path / "t.csv"
+    rows = [b"1,caf\xe9,3", b"0,caf\xe8,4", b"1,tea,5", b"0,tea,6"] * 10
+    path.write_bytes(b"y,drink,x\n" + b"\n".join(rows) + b"\n")
+    schema = tmp_path / "s.json"
+    schema.write_text(json.dumps({"label": "y", "dense": ["x"], "categorical": ["drink"]}))
+    data = _load(TableSource(str(path), str(schema)), tmp_path, monkeypatch, min_count=1, eval_fraction=0.25)
+    ids = np.asarray(data.cats[:4, 0])
+    assert ids[0] == ids[1] != ids[2] == ids[3] and data.vocab_sizes == [3]

@@ -11,9 +11,10 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from conftest import DATA, ROOT, run_rks, space_path
 from rankitect_dsl import load_source
+from rankitect_dsl.data.columnar_tables import RATE_PRIOR_ROWS
 from rankitect_dsl.data.dataset import DataError
 from rankitect_dsl.data.loading import load_data
-from rankitect_dsl.data.preprocess import RATE_PRIOR_ROWS, cache_root, load_dataset
+from rankitect_dsl.data.preprocess import cache_root, load_dataset
 from rankitect_dsl.data.sources import CriteoSource, TableSource, parse_data_spec
 from rankitect_dsl.runtime.engine import TrainConfig, train
 from rankitect_dsl.runtime.metrics import auc, normalized_entropy, window_ne

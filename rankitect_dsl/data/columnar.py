@@ -1,17 +1,18 @@
-"""Columnar preprocessing on pyarrow: a Criteo file read in record batches by pyarrow's multithreaded CSV
-reader and fitted and encoded with vectorised kernels, instead of one Python row at a time. pyarrow rather
-than polars: it is already how Parquet is read here, its streaming reader (`open_csv`) keeps memory bounded
-by the block size whatever the file's length, and `dictionary_encode` turns a batch's column into codes
-and its few distinct tokens in one call, so Python touches each distinct token of a batch, never a row.
+"""Columnar preprocessing on pyarrow: text files read in chunks of whole lines (`read_chunks`, shared with
+`columnar_tables.py`), parsed by pyarrow on every core; a Criteo file fitted and encoded with vectorised
+kernels. pyarrow rather than polars: it is already how Parquet is read here, and `dictionary_encode` turns
+a chunk's column into codes and its few distinct tokens in one call, so Python touches each distinct
+token of a chunk, never a row.
 
-It writes exactly what the row-at-a-time path writes (a test compares the arrays byte for byte): the same
+It writes exactly what the removed row-at-a-time path wrote (tests keep that path's digests): the same
 vocabularies (count ≥ min_count on the training part, ordered by count then token), the same log(1+x)
 counts, the same labels. A file the vectorised checks do not accept (a label other than 0/1, a field that
-is not an integer, a row of the wrong width) is handed to the row-at-a-time reader, which names the file
-and line of the first bad row."""
+is not an integer, a row of the wrong width) raises NotColumnar, and the sources' row reader names the
+file and line of the first bad row."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 from pathlib import Path
 
@@ -22,7 +23,8 @@ BLOCK_BYTES = 1 << 22  # pyarrow's unit of parallel parsing within a chunk
 
 
 class NotColumnar(Exception):
-    """The vectorised checks refused a batch: the row-at-a-time reader finds and names the bad row."""
+    """The vectorised checks refused a file (the message says why): the sources' row reader names the bad
+    row's file and line."""
 
 
 def read_chunks(path: Path, names: list, delimiter: str, skip_rows: int = 0, include_columns=None, as_csv=False):
@@ -30,15 +32,14 @@ def read_chunks(path: Path, names: list, delimiter: str, skip_rows: int = 0, inc
     pyarrow on every core, with no quoting. pyarrow's own streaming reader (`open_csv`) reads up to 32
     blocks ahead of a consumer slower than its parser, so its memory grows with the file; here memory
     holds one chunk. `as_csv` reads as the row reader's csv dialect does (quotes, strict, spaces after
-    the delimiter skipped): a chunk without a quote by pyarrow with the spaces trimmed, a chunk with one
-    by Python's csv module (pyarrow reads the malformed `"a"b` as `ab`, and trims inside quotes)."""
+    the delimiter skipped): a chunk without a quote by pyarrow with the spaces trimmed, a chunk with one,
+    or with a line past the csv module's field limit, by Python's csv module (pyarrow reads the malformed
+    `"a"b` as `ab`, trims inside quotes, and takes fields of any length)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
     parse_options = pcsv.ParseOptions(delimiter=delimiter, quote_char=False, escape_char=False)
     columns = include_columns if include_columns is not None else names
-
     convert = pcsv.ConvertOptions(
         column_types={n: pa.string() for n in names},
         include_columns=include_columns,
@@ -49,27 +50,22 @@ def read_chunks(path: Path, names: list, delimiter: str, skip_rows: int = 0, inc
     buf, filled = bytearray(CHUNK_BYTES), 0  # one buffer, reused: no large allocation per chunk to fragment
     with opener(path, "rb") as fh:
         while True:
+            if filled == len(buf):  # a line longer than the buffer, or a quoted field held over
+                buf = buf + bytes(len(buf))  # a new buffer: pyarrow may still hold a view of the old one
             got = fh.readinto(memoryview(buf)[filled:])
             filled += got
             cut = buf.rfind(b"\n", 0, filled) + 1 if got else filled
             if cut == 0:
                 if filled == 0:
                     return
-                if filled == len(buf):  # a line longer than the buffer
-                    buf.extend(bytes(len(buf)))
                 continue
             text = memoryview(buf)[:cut]
-            if as_csv and buf.find(b'"', 0, cut) >= 0:
-                table = _python_csv(text, names, columns, delimiter, skip_rows)
+            if as_csv and (buf.find(b'"', 0, cut) >= 0 or _longest_line(text) > csv.field_size_limit()):
+                table, cut = _python_csv(text, names, columns, delimiter, skip_rows, at_end=not got)
+                if cut == 0:  # one quoted record longer than the buffer: read on
+                    continue
             else:
-                read = pcsv.ReadOptions(column_names=names, skip_rows=skip_rows, block_size=BLOCK_BYTES)
-                try:
-                    table = pcsv.read_csv(pa.py_buffer(text), read, parse_options, convert)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-                    raise NotColumnar(str(err)) from None
-                if as_csv:
-                    trimmed = [pc.utf8_ltrim(table.column(c), characters=" ") for c in table.column_names]
-                    table = pa.table(trimmed, names=table.column_names)
+                table = _arrow_csv(text, names, parse_options, convert, skip_rows, as_csv)
             del text
             skip_rows = 0
             buf[: filled - cut] = buf[cut:filled]
@@ -78,22 +74,67 @@ def read_chunks(path: Path, names: list, delimiter: str, skip_rows: int = 0, inc
                 yield table.combine_chunks().to_batches()[0]
 
 
-def _python_csv(text, names: list, columns: list, delimiter: str, skip_rows: int):
-    """A chunk with quotes, read by the row reader's csv dialect into a string table."""
+def _longest_line(text) -> int:
+    """The longest line's length: a line longer than the csv module's field limit may hold a field the row
+    reader refuses, so its chunk is read by the csv module, which refuses it too."""
+    breaks = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord("\n"))
+    return int(np.diff(breaks, prepend=-1).max(initial=0))
+
+
+def _arrow_csv(text, names: list, parse_options, convert, skip_rows: int, trim: bool):
+    """A chunk without quotes, parsed by pyarrow; with `trim`, the spaces after each delimiter dropped. Text
+    that is not UTF-8 is read with U+FFFD for each bad sequence, as the row reader's decoder reads it."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    read = pcsv.ReadOptions(column_names=names, skip_rows=skip_rows, block_size=BLOCK_BYTES)
+    try:
+        try:
+            table = pcsv.read_csv(pa.py_buffer(text), read, parse_options, convert)
+        except pa.ArrowInvalid as err:
+            if "UTF8" not in str(err):
+                raise
+            replaced = str(text, "utf-8", "replace").encode()
+            table = pcsv.read_csv(pa.py_buffer(replaced), read, parse_options, convert)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise NotColumnar(str(err)) from None
+    if trim:
+        table = pa.table(
+            [pc.utf8_ltrim(table.column(c), characters=" ") for c in table.column_names], names=table.column_names
+        )
+    return table
+
+
+def _python_csv(text, names: list, columns: list, delimiter: str, skip_rows: int, at_end: bool):
+    """A chunk with quotes, read by the row reader's csv dialect into a string table, and how many of its
+    bytes that took: a quoted field still open at the chunk's end (a line break inside quotes) is left,
+    from its record's first line, for the next chunk."""
     import csv
     import io
 
     import pyarrow as pa
 
+    reader = csv.reader(
+        io.StringIO(str(text, "utf-8", "replace")), delimiter=delimiter, strict=True, skipinitialspace=True
+    )
+    rows, lines = [], 0
     try:
-        reader = csv.reader(io.StringIO(str(text, "utf-8")), delimiter=delimiter, strict=True, skipinitialspace=True)
-        rows = [r for r in reader if r][skip_rows:]
-    except (csv.Error, UnicodeDecodeError) as err:
-        raise NotColumnar(str(err)) from None
+        for row in reader:
+            rows.append(row)
+            lines = reader.line_num
+    except csv.Error as err:
+        breaks = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord("\n"))
+        if at_end or reader.line_num < len(breaks):  # not a record cut by the chunk: a row csv refuses
+            raise NotColumnar(f"a row the csv module cannot read ({err})") from None
+        consumed = int(breaks[lines - 1]) + 1 if lines else 0
+    else:
+        consumed = len(text)
+    rows = [r for r in rows if r][skip_rows:]
     if any(len(r) != len(names) for r in rows):
         raise NotColumnar("a row of the wrong width")
     at = [names.index(c) for c in columns]
-    return pa.table({c: pa.array([r[k] for r in rows], pa.string()) for c, k in zip(columns, at)})
+    return pa.table({c: pa.array([r[k] for r in rows], pa.string()) for c, k in zip(columns, at)}), consumed
 
 
 def _batches(path: Path, n_dense: int, n_cat: int):
@@ -173,7 +214,7 @@ def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
 
 def vocabulary_ids(tokens: list, counts: np.ndarray, min_count: int) -> np.ndarray:
     """code → vocabulary id: the tokens seen at least `min_count` times in the training rows get 1, 2, … by
-    count, then token (the row path's order); the rest 0, the out-of-vocabulary bucket."""
+    count, then token (the row reader's order); the rest 0, the out-of-vocabulary bucket."""
     frequent = sorted((c for c in range(len(tokens)) if counts[c] >= min_count), key=lambda c: (-counts[c], tokens[c]))
     ids = np.zeros(len(tokens), dtype=np.int64)
     ids[frequent] = np.arange(1, len(frequent) + 1)

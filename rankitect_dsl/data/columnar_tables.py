@@ -1,17 +1,17 @@
 """Columnar preprocessing of `table:` sources (CSV / TSV / RecBole atomic files / Parquet) on pyarrow.
 
-The row path reads a record at a time; here every file is read in record batches by pyarrow's CSV or
-Parquet reader, each column dictionary-encoded into integer codes, and every rule the row path applies to
+The sources' row reader reads a record at a time; here every file is read in chunks by pyarrow's CSV or
+Parquet reader, each column dictionary-encoded into integer codes, and every rule the row reader applies to
 a field (a number's parse, a label rule, a categorical's first token, a bag's split, a join's lookup) is
 applied once per *distinct* value and spread over the rows through the codes, so Python's own parsing
-decides each value exactly as the row path's does while the work per row is numpy's. Sorting is a stable
+decides each value exactly as the row reader's does while the work per row is numpy's. Sorting is a stable
 argsort of the parsed keys (Python's sort is stable too); running counts and rates are grouped cumulative
-sums; the sums behind standardisers and rate moments are sequential (`np.cumsum`), as the row path's
-`+=` is, so every written array is byte for byte the row path's (tests compare them).
+sums; the sums behind standardisers and rate moments are sequential (`np.cumsum`), as the removed row
+path's `+=` was, so every written array is byte for byte what it wrote (tests keep its digests).
 
-A file the vectorised reading cannot vouch for (a row of the wrong width, invalid UTF-8, a quote after
-leading spaces, a value no rule accepts, a row whose join leaves a column missing) raises `NotColumnar`,
-and the row path reads it and names the file and line of the first bad row.
+A file the vectorised reading cannot vouch for (a row of the wrong width, a value no rule accepts, a row
+whose join leaves a column missing) raises `NotColumnar`, and the sources' row reader names the file and
+line of the first bad row.
 
 Memory holds the schema's columns as integer codes (8 bytes a row a column) and each column's distinct
 values, never the text of the file.
@@ -28,11 +28,11 @@ import numpy as np
 from .columnar import NotColumnar, read_chunks, vocabulary_ids
 from .sources import _open_text
 
-RATE_PRIOR_ROWS = 5.0  # preprocess.RATE_PRIOR_ROWS; equal by a test
+RATE_PRIOR_ROWS = 5.0  # pseudo-rows at the training part's rate that smooth a running rate
 
 
 class _Interned:
-    """One column's distinct values (strings, as the row path sees them) and the codes of its rows."""
+    """One column's distinct values (strings, as the row reader sees them) and the codes of its rows."""
 
     def __init__(self):
         self.index: dict = {}
@@ -40,7 +40,7 @@ class _Interned:
 
     def codes_of(self, array) -> np.ndarray:
         """Codes of a pyarrow array's values (None reads as "", as `str(v)` of a Parquet null does not:
-        the row path maps a null to "")."""
+        the row reader maps a null to "")."""
         import pyarrow.compute as pc
 
         encoded = pc.dictionary_encode(array, null_encoding="encode")
@@ -63,7 +63,7 @@ class _Interned:
 
 
 def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
-    """The arrays of a TableSource in `folder`, as `preprocess._encode` writes them. Returns (n_train,
+    """The arrays of a TableSource in `folder`, as `preprocess._read` reads them. Returns (n_train,
     vocab_sizes)."""
     s = source.schema
     needed = _needed(s)
@@ -100,7 +100,7 @@ def _parts(source) -> list:
 
 
 def _read_part(source, files, needed, interned, sides, side_columns) -> dict:
-    """Every needed column of one part (training or evaluation files) as codes, in the row path's order:
+    """Every needed column of one part (training or evaluation files) as codes, in the row reader's order:
     the files in turn, sorted by `sort_by`, joined with the side tables."""
     s = source.schema
     chunks = {c: [] for c in interned}
@@ -119,7 +119,7 @@ def _read_part(source, files, needed, interned, sides, side_columns) -> dict:
         columns = {c: v[order] for c, v in columns.items()}
     _join(source, columns, interned, sides)
     for c in needed:
-        if (columns[c] < 0).any():  # a row with no such column: the row path names it
+        if (columns[c] < 0).any():  # a row with no such column: the row reader names it
             raise NotColumnar(f"a row lacks column {c}")
     return {c: columns[c] for c in needed}
 
@@ -146,7 +146,7 @@ def _delimiter(source, path: Path) -> str:
 
 
 def _csv_header(source, path: Path, known_header):
-    """(header, rows to skip) as the row path decides them from the first row."""
+    """(header, rows to skip) as the row reader decides them from the first row."""
     s = source.schema
     atomic = path.suffix in (".inter", ".user", ".item")
     with _open_text(path) as fh:
@@ -198,7 +198,7 @@ def _sort_order(values: _Interned, codes: np.ndarray) -> np.ndarray:
 
 
 def _join(source, columns: dict, interned: dict, sides: list) -> None:
-    """Fill, join by join, the columns a row lacks from the side table's record its key finds (the row path's
+    """Fill, join by join, the columns a row lacks from the side table's record its key finds (the row reader's
     `{**extra, **rec}`: the row's own columns, then earlier joins', win)."""
     for (_, table), (_, on) in zip(sides, source.schema.joins):
         distinct = [table.get(v) for v in interned[on].values] + [table.get("")]  # code -1 reads as ""
@@ -239,7 +239,7 @@ def _labels(source, values: _Interned, codes: np.ndarray) -> np.ndarray:
 
 
 def _dense_value(source, v: str) -> float:
-    """The row path's `_dense_value`, NaN for a missing value."""
+    """The row reader's `_dense_value`, NaN for a missing value."""
     if v in source.schema.missing_values:
         return math.nan
     try:
@@ -303,7 +303,7 @@ def _features(source, interned, codes, labels, n_train: int, min_count: int):
 
 
 def _sequential_sum(x: np.ndarray) -> float:
-    """The left-to-right float64 sum the row path's `+=` makes (numpy's `sum` is pairwise, and differs in
+    """The left-to-right float64 sum the removed row path's `+=` made (numpy's `sum` is pairwise, and differs in
     the last bits)."""
     return float(np.cumsum(x, dtype=np.float64)[-1]) if len(x) else 0.0
 
@@ -338,7 +338,7 @@ def _bag_tokens(source, bag, values: _Interned, codes: np.ndarray):
 
 
 def _write(folder: Path, dense, cats, labels, bags) -> None:
-    """The arrays, in the files and formats `preprocess._encode` writes."""
+    """The arrays, in the files and formats `preprocess._read` reads (those the Criteo engine writes too)."""
     n = len(labels)
     for name, array, dtype in (("dense", dense, np.float32), ("cats", cats, np.int64), ("labels", labels, np.float32)):
         out = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=array.shape)

@@ -1,7 +1,9 @@
 """Where CTR examples come from: `synthetic[:SEED]`, `criteo:PATH` and `table:PATH` (with a schema).
 
-File sources yield raw rows `(line, label, dense values, categorical tokens)` in file order, streamed,
-so a file larger than memory works; `preprocess.py` turns them into cached arrays.
+File sources yield raw rows `(line, label, dense values, categorical tokens)` in file order, streamed:
+the row reader, which states every rule of reading a field and names a bad row's `file:line`. The
+columnar engines apply the same rules per distinct value and encode the arrays; when one refuses a file,
+`preprocess.py` runs this reader over it to name the first bad row.
 """
 
 from __future__ import annotations
