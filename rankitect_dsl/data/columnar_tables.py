@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -62,28 +63,78 @@ class _Interned:
         return table[codes] if len(table) else np.zeros(len(codes), dtype=dtype)
 
 
+class _Columns:
+    """The schema's columns of every row as int32 codes, one raw file per column in the cache entry's folder,
+    appended chunk by chunk and read back one column at a time: memory holds a chunk or a column, never
+    the table. Code -1 marks a row whose file lacks the column (a join may fill it)."""
+
+    def __init__(self, folder: Path, names: list):
+        self.paths = {c: folder / f"column{k}.raw" for k, c in enumerate(names)}
+        self.files = {c: open(p, "wb") for c, p in self.paths.items()}
+        self.partial: set = set()  # columns some file lacks
+        self.n = 0
+
+    def append(self, c, codes: np.ndarray) -> None:
+        self.files[c].write(codes.astype(CODE).tobytes())
+
+    def absent(self, c, rows: int) -> None:
+        self.files[c].write(np.full(rows, -1, dtype=CODE).tobytes())
+        self.partial.add(c)
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+    def read(self, c, start: int = 0, stop: Optional[int] = None) -> np.ndarray:
+        stop = self.n if stop is None else stop
+        return np.fromfile(self.paths[c], dtype=CODE, count=stop - start, offset=start * CODE(0).itemsize)
+
+    def write(self, c, codes: np.ndarray) -> None:
+        codes.astype(CODE).tofile(self.paths[c])
+
+    def remove(self) -> None:
+        for path in self.paths.values():
+            path.unlink()
+
+
+CODE = np.int32  # a column's code: its distinct values in order of first appearance (fewer than 2³¹)
+ROWS_PER_BLOCK = 1 << 18  # rows of the final arrays assembled at once from the column files
+
+
 def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
     """The arrays of a TableSource in `folder`, as `preprocess._read` reads them. Returns (n_train,
     vocab_sizes)."""
     s = source.schema
-    needed = _needed(s)
     files = [*source.files, *source.eval_files]
     if any(p.suffix == ".parquet" for p in files) and not all(p.suffix == ".parquet" for p in files):
-        raise NotColumnar("Parquet and text files in one table")
+        raise NotColumnar("a table's files are all Parquet or all text, not both")
     sides = source._side_tables()
     side_columns = {c for _, table in sides for c in next(iter(table.values()), {})}
+    needed = _needed(s)
     wanted = list(dict.fromkeys([*needed, *([s.sort_by] if s.sort_by else []), *(on for _, on in s.joins)]))
     interned = {c: _Interned() for c in wanted}
-    parts = [_read_part(source, part, needed, interned, sides, side_columns) for part in _parts(source)]
-    codes = {c: np.concatenate([p[c] for p in parts]) for c in needed}
-    n = len(codes[s.label])
+    columns = _Columns(folder, wanted)
+    try:
+        sizes = [_read_part(source, part, interned, columns, side_columns) for part in _parts(source)]
+    finally:
+        columns.close()
+    columns.n = sum(sizes)
+    _join(source, columns, interned, sides)
+    lacking = sorted(set(needed) & columns.partial)
+    if lacking:  # a row no join completed: the row reader names it
+        raise NotColumnar(f"a row lacks column {lacking[0]}")
+    order = _sort_order(interned, columns, sizes, s.sort_by) if s.sort_by else None
     if source.eval_files:
-        source.n_train_rows = len(parts[0][s.label])
-    n_train = split(n)
-    labels = _labels(source, interned[s.label], codes[s.label])
-    dense, cats, bags, vocab_sizes = _features(source, interned, codes, labels, n_train, min_count)
-    _write(folder, dense, cats, labels, bags)
+        source.n_train_rows = sizes[0]
+    n_train = split(columns.n)
+    labels = _labels(source, interned[s.label], _sorted(columns.read(s.label), order))
+    vocab_sizes = _encode(source, folder, interned, columns, order, labels, n_train, min_count)
+    columns.remove()
     return n_train, vocab_sizes
+
+
+def _sorted(codes: np.ndarray, order: Optional[np.ndarray]) -> np.ndarray:
+    return codes if order is None else codes[order]
 
 
 def _needed(s) -> list:
@@ -99,35 +150,26 @@ def _parts(source) -> list:
 # -- reading ------------------------------------------------------------------------------------------
 
 
-def _read_part(source, files, needed, interned, sides, side_columns) -> dict:
-    """Every needed column of one part (training or evaluation files) as codes, in the row reader's order:
-    the files in turn, sorted by `sort_by`, joined with the side tables."""
-    s = source.schema
-    chunks = {c: [] for c in interned}
-    header, checked = None, False
+def _read_part(source, files, interned, columns: _Columns, side_columns) -> int:
+    """Append one part's (training or evaluation files') codes to `columns`, the files in turn; returns its
+    rows."""
+    header, checked, rows = None, False, 0
     for path in files:
-        present, header, n_file = _read_file(source, path, header, interned, chunks)
+        present, header, n_file = _read_file(source, path, header, interned, columns)
         if not checked:
             source._refuse_missing_columns(path, header, side_columns)
             checked = True
         for c in interned:
             if c not in present:
-                chunks[c].append(np.full(n_file, -1, dtype=np.int64))
-    columns = {c: np.concatenate(chunks[c]) for c in interned}
-    if s.sort_by:
-        order = _sort_order(interned[s.sort_by], columns[s.sort_by])
-        columns = {c: v[order] for c, v in columns.items()}
-    _join(source, columns, interned, sides)
-    for c in needed:
-        if (columns[c] < 0).any():  # a row with no such column: the row reader names it
-            raise NotColumnar(f"a row lacks column {c}")
-    return {c: columns[c] for c in needed}
+                columns.absent(c, n_file)
+        rows += n_file
+    return rows
 
 
-def _read_file(source, path: Path, known_header, interned, chunks):
-    """Append one file's codes to `chunks`; returns (the columns it has, its header, its rows)."""
+def _read_file(source, path: Path, known_header, interned, columns: _Columns):
+    """Append one file's codes to `columns`; returns (the columns it has, its header, its rows)."""
     if path.suffix == ".parquet":
-        return _read_parquet(path, interned, chunks)
+        return _read_parquet(path, interned, columns)
     header, skip = _csv_header(source, path, known_header)
     present = [c for c in interned if c in header]
     names = [f"_{k}" for k in range(len(header))]  # the header's names may repeat or be empty: read by position
@@ -136,7 +178,7 @@ def _read_file(source, path: Path, known_header, interned, chunks):
     for batch in read_chunks(path, names, _delimiter(source, path), skip, [at[c] for c in present], as_csv=True):
         rows += batch.num_rows
         for c in present:
-            chunks[c].append(interned[c].codes_of(batch.column(at[c])))
+            columns.append(c, interned[c].codes_of(batch.column(at[c])))
     return present, header, rows
 
 
@@ -166,7 +208,7 @@ def _csv_header(source, path: Path, known_header):
     return header, 1
 
 
-def _read_parquet(path: Path, interned, chunks):
+def _read_parquet(path: Path, interned, columns: _Columns):
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
@@ -176,41 +218,48 @@ def _read_parquet(path: Path, interned, chunks):
     for batch in pf.iter_batches(columns=present):
         rows += batch.num_rows
         for c in present:
-            chunks[c].append(interned[c].codes_of(batch.column(c)))
+            columns.append(c, interned[c].codes_of(batch.column(c)))
     return present, header, rows
 
 
-def _sort_order(values: _Interned, codes: np.ndarray) -> np.ndarray:
-    """The stable order of the rows by their `sort_by` value (a number; empty reads as 0)."""
+def _sort_order(interned, columns: _Columns, sizes: list, sort_by: str) -> np.ndarray:
+    """The rows' order: each part in the stable order of its `sort_by` values (numbers; empty reads as 0)."""
 
     def when(v):
         try:
             key = float(v or 0)
         except ValueError:
             raise NotColumnar(f"sort_by value {v[:40]!r} is not a number") from None
-        if math.isnan(key):  # Python's sort of NaN keys is no order at all
-            raise NotColumnar("a NaN sort key")
+        if math.isnan(key):
+            raise NotColumnar("a sort_by value is NaN, which sorts nowhere")
         return key
 
-    if (codes < 0).any():
-        raise NotColumnar("sort_by is missing in a file")
-    return np.argsort(values.mapped(codes, when, np.float64), kind="stable")
+    if sort_by in columns.partial:
+        raise NotColumnar(f"sort_by column {sort_by} is missing in a file")
+    orders, start = [], 0
+    for size in sizes:
+        keys = interned[sort_by].mapped(columns.read(sort_by, start, start + size), when, np.float64)
+        orders.append(np.argsort(keys, kind="stable") + start)
+        start += size
+    return np.concatenate(orders)
 
 
-def _join(source, columns: dict, interned: dict, sides: list) -> None:
+def _join(source, columns: _Columns, interned: dict, sides: list) -> None:
     """Fill, join by join, the columns a row lacks from the side table's record its key finds (the row reader's
-    `{**extra, **rec}`: the row's own columns, then earlier joins', win)."""
+    `{**extra, **rec}`: the row's own columns, then earlier joins', win). Row by row, so before sorting."""
     for (_, table), (_, on) in zip(sides, source.schema.joins):
+        if not columns.partial:
+            return
         distinct = [table.get(v) for v in interned[on].values] + [table.get("")]  # code -1 reads as ""
-        records = columns[on]
-        for c, codes in columns.items():
+        records = columns.read(on)
+        for c in sorted(columns.partial, key=list(interned).index):
+            codes = columns.read(c)
             absent = codes < 0
-            if not absent.any():
-                continue
-            fill = np.asarray(
-                [-1 if r is None or c not in r else interned[c].code(r[c]) for r in distinct], dtype=np.int64
-            )
-            columns[c] = np.where(absent, fill[records], codes)
+            fill = np.asarray([-1 if r is None or c not in r else interned[c].code(r[c]) for r in distinct], CODE)
+            codes = np.where(absent, fill[records], codes)
+            columns.write(c, codes)  # the key column included: this join looked up the keys as they were
+            if not (codes < 0).any():
+                columns.partial.discard(c)
 
 
 # -- fitting and encoding -----------------------------------------------------------------------------
@@ -253,53 +302,103 @@ def _dense_value(source, v: str) -> float:
     raise NotColumnar("a dense value that is not finite")
 
 
-def _features(source, interned, codes, labels, n_train: int, min_count: int):
+def _encode(source, folder: Path, interned, columns: _Columns, order, labels, n_train: int, min_count: int):
+    """Every output column computed from its codes in row order, one at a time, into a raw file of its own;
+    then dense.npy, cats.npy and labels.npy assembled from those a block of rows at a time, and each bag's
+    offsets and ids written. Returns the vocabulary sizes (categoricals, then bags)."""
     s = source.schema
-    n = len(labels)
-    columns = []
-    for col, transform in s.dense:
-        x = interned[col].mapped(codes[col], lambda v: _dense_value(source, v), np.float64)
-        missing = np.isnan(x)
-        if transform == "log1p":
-            columns.append(np.where(missing, 0.0, np.log1p(np.maximum(np.where(missing, 0.0, x), 0.0))))
-        else:
-            train = x[:n_train][~missing[:n_train]]
-            count = len(train)
-            mean = _sequential_sum(train) / count if count else 0.0
-            var = _sequential_sum(train * train) / count - mean**2 if count else 0.0 - mean**2
-            std = np.sqrt(np.maximum(var, 1e-12))
-            columns.append(np.where(missing, 0.0, (x - mean) / std))
-    for col in s.count_features:
-        seen, _ = _running(codes[col], labels)
-        columns.append(np.log1p(seen))
+
+    def codes(c):
+        return _sorted(columns.read(c), order)
+
+    dense_files, cat_files, vocab_sizes = [], [], []
+    for k, (col, transform) in enumerate(s.dense):
+        x = interned[col].mapped(codes(col), lambda v: _dense_value(source, v), np.float64)
+        dense_files.append(_column_file(folder, f"dense{k}", _dense_column(x, transform, n_train)))
+    for k, col in enumerate(s.count_features):
+        seen, _ = _running(codes(col), labels)
+        dense_files.append(_column_file(folder, f"count{k}", np.log1p(seen)))
     prior = _sequential_sum(labels[:n_train]) / n_train
-    for col in s.rate_features:
-        seen, clicks = _running(codes[col], labels)
-        rows = seen + RATE_PRIOR_ROWS
-        a, b = clicks / rows, RATE_PRIOR_ROWS / rows
-        sa, sb, saa, sab, sbb = (_sequential_sum(m[:n_train]) / n_train for m in (a, b, a * a, a * b, b * b))
-        rate_mean = sa + prior * sb
-        rate_std = np.sqrt(np.maximum(saa + 2 * prior * sab + prior**2 * sbb - rate_mean**2, 1e-12))
-        columns.append((a + prior * b - rate_mean) / rate_std)
-    dense = np.stack(columns, 1) if columns else np.zeros((n, 0))
-    cats, vocab_sizes = [], []
-    for col in s.categorical:
+    for k, col in enumerate(s.rate_features):
+        dense_files.append(_column_file(folder, f"rate{k}", _rate_column(codes(col), labels, prior, n_train)))
+    for k, col in enumerate(s.categorical):
         tokens = _Interned()
         first = np.asarray([tokens.code(v.split(" ")[0]) for v in interned[col].values], dtype=np.int64)
-        token_codes = first[codes[col]] if len(first) else np.zeros(n, dtype=np.int64)
-        counts = np.bincount(token_codes[:n_train], minlength=len(tokens.values))
-        ids = vocabulary_ids(tokens.values, counts, min_count)
-        cats.append(ids[token_codes] if len(ids) else np.zeros(n, dtype=np.int64))
+        token_codes = first[codes(col)]
+        ids = vocabulary_ids(tokens.values, np.bincount(token_codes[:n_train], minlength=len(tokens.values)), min_count)
+        cat_files.append(_column_file(folder, f"cat{k}", ids[token_codes]))
         vocab_sizes.append(int(ids.max(initial=0)) + 1)
-    bags = []
-    for bag in s.bags:
-        offsets, flat, tokens = _bag_tokens(source, bag, interned[bag.column], codes[bag.column])
+    for k, bag in enumerate(s.bags):
+        offsets, flat, tokens = _bag_tokens(source, bag, interned[bag.column], codes(bag.column))
         counts = np.bincount(flat[: offsets[n_train]], minlength=len(tokens.values))
         ids = vocabulary_ids(tokens.values, counts, min_count)
-        bags.append((offsets, ids[flat] if len(ids) else flat))
+        np.save(folder / f"bag{k}_offsets.npy", offsets)
+        np.save(folder / f"bag{k}_ids.npy", ids[flat] if len(ids) else flat)
         vocab_sizes.append(int(ids.max(initial=0)) + 1)
-    cat_array = np.stack(cats, 1) if cats else np.zeros((n, 0), dtype=np.int64)
-    return dense, cat_array, bags, vocab_sizes
+    n = len(labels)
+    _assemble(folder / "dense.npy", dense_files, np.float32, n)
+    _assemble(folder / "cats.npy", cat_files, np.int64, n)
+    np.save(folder / "labels.npy", labels.astype(np.float32))
+    return vocab_sizes
+
+
+def _dense_column(x: np.ndarray, transform: str, n_train: int) -> np.ndarray:
+    """A dense column (NaN where missing) as the row reader's values: log(1 + max(x, 0)), or standardised
+    by the training part's non-missing values; 0 where missing."""
+    missing = np.isnan(x)
+    if transform == "log1p":
+        return np.where(missing, 0.0, np.log1p(np.maximum(np.where(missing, 0.0, x), 0.0)))
+    train = x[:n_train][~missing[:n_train]]
+    count = len(train)
+    mean = _sequential_sum(train) / count if count else 0.0
+    var = _sequential_sum(train * train) / count - mean**2 if count else 0.0 - mean**2
+    std = np.sqrt(np.maximum(var, 1e-12))
+    return np.where(missing, 0.0, (x - mean) / std)
+
+
+def _rate_column(codes: np.ndarray, labels: np.ndarray, prior: float, n_train: int) -> np.ndarray:
+    """The running positive rate of each row's id, smoothed toward `prior`, standardised over the training
+    part."""
+    seen, clicks = _running(codes, labels)
+    rows = seen + RATE_PRIOR_ROWS
+    a, b = clicks / rows, RATE_PRIOR_ROWS / rows
+    sa, sb, saa, sab, sbb = (_sequential_sum(m[:n_train]) / n_train for m in (a, b, a * a, a * b, b * b))
+    rate_mean = sa + prior * sb
+    rate_std = np.sqrt(np.maximum(saa + 2 * prior * sab + prior**2 * sbb - rate_mean**2, 1e-12))
+    return (a + prior * b - rate_mean) / rate_std
+
+
+def _column_file(folder: Path, name: str, values: np.ndarray) -> Path:
+    path = folder / f"{name}.raw"
+    values.tofile(path)
+    return path
+
+
+def _assemble(path: Path, column_files: list, dtype, n: int) -> None:
+    """An n × len(column_files) .npy array from one raw file per column (float64 or int64 values), a block of
+    rows at a time; the column files are removed."""
+    with open(path, "wb") as out:
+        np.lib.format.write_array_header_1_0(
+            out,
+            {
+                "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                "fortran_order": False,
+                "shape": (n, len(column_files)),
+            },
+        )
+        sources = [open(f, "rb") for f in column_files]
+        try:
+            for start in range(0, n, ROWS_PER_BLOCK):
+                take = min(ROWS_PER_BLOCK, n - start)
+                block = np.empty((take, len(sources)), dtype=dtype)
+                for k, fh in enumerate(sources):
+                    block[:, k] = np.fromfile(fh, dtype=np.float64 if dtype == np.float32 else np.int64, count=take)
+                out.write(block.tobytes())
+        finally:
+            for fh in sources:
+                fh.close()
+    for f in column_files:
+        f.unlink()
 
 
 def _sequential_sum(x: np.ndarray) -> float:
@@ -335,19 +434,3 @@ def _bag_tokens(source, bag, values: _Interned, codes: np.ndarray):
     flat_values = np.concatenate(per_value) if per_value else np.zeros(0, dtype=np.int64)
     at = np.repeat(value_starts[codes] - offsets[:-1], lengths) + np.arange(offsets[-1])
     return offsets, flat_values[at].astype(np.int64), tokens
-
-
-def _write(folder: Path, dense, cats, labels, bags) -> None:
-    """The arrays, in the files and formats `preprocess._read` reads (those the Criteo engine writes too)."""
-    n = len(labels)
-    for name, array, dtype in (("dense", dense, np.float32), ("cats", cats, np.int64), ("labels", labels, np.float32)):
-        out = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=dtype, shape=array.shape)
-        out[:] = array.astype(dtype)
-        out.flush()
-        del out
-    for k, (offsets, ids) in enumerate(bags):
-        out = np.lib.format.open_memmap(folder / f"bag{k}_offsets.npy", mode="w+", dtype=np.int64, shape=(n + 1,))
-        out[:] = offsets
-        out.flush()
-        del out
-        np.save(folder / f"bag{k}_ids.npy", ids.astype(np.int64))
