@@ -27,7 +27,8 @@ from typing import Optional
 import numpy as np
 
 from .columnar import NotColumnar, read_chunks, vocabulary_ids
-from .sources import _open_text
+from .dataset import DataError
+from .sources import _open_text, is_atomic
 
 RATE_PRIOR_ROWS = 5.0  # pseudo-rows at the training part's rate that smooth a running rate
 
@@ -175,31 +176,25 @@ def _read_file(source, path: Path, known_header, interned, columns: _Columns):
     names = [f"_{k}" for k in range(len(header))]  # the header's names may repeat or be empty: read by position
     at = {c: names[header.index(c)] for c in present}
     rows = 0
-    for batch in read_chunks(path, names, _delimiter(source, path), skip, [at[c] for c in present], as_csv=True):
+    for batch in read_chunks(path, names, source.delimiter(path), skip, [at[c] for c in present], as_csv=True):
         rows += batch.num_rows
         for c in present:
             columns.append(c, interned[c].codes_of(batch.column(at[c])))
     return present, header, rows
 
 
-def _delimiter(source, path: Path) -> str:
-    atomic = path.suffix in (".inter", ".user", ".item")
-    return source.schema.delimiter or ("\t" if atomic or path.suffix in (".tsv", ".txt") else ",")
-
-
 def _csv_header(source, path: Path, known_header):
     """(header, rows to skip) as the row reader decides them from the first row."""
     s = source.schema
-    atomic = path.suffix in (".inter", ".user", ".item")
     with _open_text(path) as fh:
         try:
-            first = next(csv.reader(fh, delimiter=_delimiter(source, path), strict=True, skipinitialspace=True), None)
+            first = next(csv.reader(fh, delimiter=source.delimiter(path), strict=True, skipinitialspace=True), None)
         except csv.Error as err:
             raise NotColumnar(str(err)) from None
     if not first or first[0].startswith("\ufeff") or any("\n" in f or "\r" in f for f in first):
         raise NotColumnar(f"{path}: an empty file, a blank first line or a header over several lines")
     header = [h.split(":")[0] for h in first]
-    if s.header is not None and not atomic:
+    if s.header is not None and not is_atomic(path):
         return list(s.header), 0
     if known_header is not None and header != known_header:
         return list(known_header), 0
@@ -266,40 +261,23 @@ def _join(source, columns: _Columns, interned: dict, sides: list) -> None:
 
 
 def _labels(source, values: _Interned, codes: np.ndarray) -> np.ndarray:
-    s = source.schema
-    if s.positive is not None:
-        positive = set(s.positive)
-        return values.mapped(codes, lambda v: 1.0 if v in positive else 0.0, np.float64)
-
-    def label(v):
-        try:
-            x = float(v)
-        except ValueError:
-            raise NotColumnar("a label that is not a number") from None
-        if source.rule is not None:
-            if not math.isfinite(x):
-                raise NotColumnar("a label that is not finite")
-            return source.rule(x)
-        if x not in (0.0, 1.0):
-            raise NotColumnar("a label outside {0, 1}")
-        return x
-
-    return values.mapped(codes, label, np.float64)
+    """Each row's label by the row reader's rule, applied once per distinct value."""
+    return values.mapped(codes, lambda v: _refused_as_not_columnar(source.label_value, v, "label"), np.float64)
 
 
-def _dense_value(source, v: str) -> float:
-    """The row reader's `_dense_value`, NaN for a missing value."""
-    if v in source.schema.missing_values:
-        return math.nan
+def _dense_value(source, column: str, v: str) -> float:
+    """The row reader's value of a dense field, NaN where missing."""
+    x = _refused_as_not_columnar(source.dense_value, v, column, column)
+    return math.nan if x is None else x
+
+
+def _refused_as_not_columnar(rule, *args):
+    """A rule of the row reader; its refusal (a DataError without a line) sends the file to the row reader,
+    which names the row."""
     try:
-        x = float(v)
-    except ValueError:
-        raise NotColumnar("a dense value that is not a number") from None
-    if math.isfinite(x):
-        return x
-    if source.schema.non_finite == "zero":
-        return 0.0
-    raise NotColumnar("a dense value that is not finite")
+        return rule(*args)
+    except DataError as err:
+        raise NotColumnar(err.diagnostics[0].message) from None
 
 
 def _encode(source, folder: Path, interned, columns: _Columns, order, labels, n_train: int, min_count: int):
@@ -313,7 +291,7 @@ def _encode(source, folder: Path, interned, columns: _Columns, order, labels, n_
 
     dense_files, cat_files, vocab_sizes = [], [], []
     for k, (col, transform) in enumerate(s.dense):
-        x = interned[col].mapped(codes(col), lambda v: _dense_value(source, v), np.float64)
+        x = interned[col].mapped(codes(col), lambda v, col=col: _dense_value(source, col, v), np.float64)
         dense_files.append(_column_file(folder, f"dense{k}", _dense_column(x, transform, n_train)))
     for k, col in enumerate(s.count_features):
         seen, _ = _running(codes(col), labels)

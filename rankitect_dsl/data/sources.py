@@ -151,10 +151,9 @@ class TableSource:
                     line += 1
                     yield line, {k: "" if v is None else str(v) for k, v in record.items()}
             return
-        atomic = path.suffix in (".inter", ".user", ".item")
-        delimiter = self.schema.delimiter or ("\t" if atomic or path.suffix in (".tsv", ".txt") else ",")
+        atomic = is_atomic(path)
         with _open_text(path) as fh:
-            reader = csv.reader(fh, delimiter=delimiter, strict=True, skipinitialspace=True)
+            reader = csv.reader(fh, delimiter=self.delimiter(path), strict=True, skipinitialspace=True)
             first = _next_row(reader, path)
             if first is None:
                 raise DataError(f"{path} is empty")
@@ -176,7 +175,27 @@ class TableSource:
                     raise DataError(f"{path}:{n}: expected {len(header)} fields, got {len(values)}")
                 yield n, dict(zip(header, values))
 
-    def _dense_value(self, v: str, col: str, where: str) -> Optional[float]:
+    def delimiter(self, path: Path) -> str:
+        """The schema's delimiter, else a tab for RecBole atomic files, .tsv and .txt, else a comma."""
+        return self.schema.delimiter or ("\t" if is_atomic(path) or path.suffix in (".tsv", ".txt") else ",")
+
+    def label_value(self, raw: str, where: str) -> float:
+        """A label field as 0 or 1: by `label.positive`, by `label.rule`, or read as 0/1."""
+        s = self.schema
+        if s.positive is not None:
+            return 1.0 if raw in s.positive else 0.0
+        if self.rule is None:
+            return _label(raw, where)
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise DataError(f"{where}: label column `{s.label}` is `{raw[:40]}`, not a finite number")
+        return self.rule(value)
+
+    def dense_value(self, v: str, col: str, where: str) -> Optional[float]:
+        """A dense field as a float, None where missing."""
         if v in self.schema.missing_values:
             return None
         try:
@@ -265,20 +284,8 @@ class TableSource:
             missing = [c for c in needed if c not in rec]
             if missing:
                 raise DataError(f"{where}: no column(s) {', '.join(missing)}")
-            raw = rec[s.label]
-            if s.positive is not None:
-                label = 1.0 if raw in s.positive else 0.0
-            elif self.rule is not None:
-                try:
-                    value = float(raw)
-                except ValueError:
-                    value = math.nan
-                if not math.isfinite(value):
-                    raise DataError(f"{where}: label column `{s.label}` is `{raw[:40]}`, not a finite number")
-                label = self.rule(value)
-            else:
-                label = _label(raw, where)
-            dense = [self._dense_value(rec[col], col, where) for col, _ in s.dense]
+            label = self.label_value(rec[s.label], where)
+            dense = [self.dense_value(rec[col], col, where) for col, _ in s.dense]
             cats = [rec[c].split(" ")[0] for c in s.categorical]
             bags = tuple(self._bag(rec[b.column], b) for b in s.bags)
             yield Row(n, label, dense, cats + [rec[c] for c in s.count_features + s.rate_features], bags)
@@ -290,6 +297,11 @@ class TableSource:
 
 
 GLOB_CHARS = "*?["
+
+
+def is_atomic(path: Path) -> bool:
+    """A RecBole atomic file: a header of `name:type` fields, always read with it."""
+    return path.suffix in (".inter", ".user", ".item")
 
 
 def _expand(folder: Path, names: list, key: str) -> list:
