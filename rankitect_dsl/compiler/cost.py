@@ -292,25 +292,3 @@ class _Printer(PythonCodePrinter):
         if exp.is_Integer and exp > 0:
             return "*".join([f"({self._print(base)})"] * int(exp))
         return super()._print_Pow(expr, rational)
-
-
-def plan_cost(plan) -> dict:
-    """FLOPs and params per part of one concrete subnet plan, from the same block terms as the formulas.
-    Serves archs with no flat encoding (merged choices running several blocks); the stack adaptor that
-    several blocks of a choice share is counted once, as the exported subnet computes it once."""
-    d, bn = plan.d, plan.spec.bottleneck
-    parts = {}
-    for cp in plan.choices:
-        flops = sum(stack_flops(plan.ports[x].width2d, d) for x in cp.stack)
-        params = sum(stack_params(plan.ports[x].width2d, d, 1) for x in cp.stack)
-        for bp in cp.blocks:
-            flops += REGISTRY[bp.block].flops(bp.sizes)
-            params += REGISTRY[bp.block].params(bp.sizes, plan.spec.norm)
-        parts[choice_part(cp.name)] = {"flops": flops, "params": params}
-    for (i, j), pp in plan.pairs.items():
-        parts[pair_part(i, j)] = {
-            "flops": pair_fc_flops(pp.left, pp.right, bn),
-            "params": pair_fc_params(pp.left, pp.right, bn),
-        }
-    parts[HEAD_PART] = {"flops": head_flops(plan.head_in), "params": head_params(plan.head_in)}
-    return parts

@@ -181,8 +181,8 @@ def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
         for batch_labels, batch_dense, batch_cats in _batches(source.path, n_dense, n_cat):
             missing = np.isnan(batch_dense)
             values = np.log1p(np.maximum(np.where(missing, 0.0, batch_dense), 0.0))
-            dense.write(np.where(missing, 0.0, values).astype(np.float32).tobytes())
-            labels.write(batch_labels.astype(np.float32).tobytes())
+            np.where(missing, 0.0, values).astype(np.float32).tofile(dense)
+            batch_labels.astype(np.float32).tofile(labels)
             batch_codes = np.empty((len(batch_labels), n_cat), dtype=CODE)
             for k, column in enumerate(batch_cats):
                 encoded = pc.dictionary_encode(column)
@@ -193,7 +193,7 @@ def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
                 if len(seen) > len(counts[k]):
                     counts[k] = np.concatenate([counts[k], np.zeros(2 * len(seen) - len(counts[k]), np.int64)])
                 counts[k][local] += np.bincount(indices, minlength=len(local))
-            codes.write(batch_codes.tobytes())
+            batch_codes.tofile(codes)
             n += len(batch_labels)
     n_train = split(n)
     for chunk in _row_chunks(folder / "codes.raw", n_cat, n_train, n):
@@ -205,7 +205,7 @@ def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
     with open(folder / "cats.npy", "wb") as out:
         _header(out, np.int64, (n, n_cat))
         for chunk in _row_chunks(folder / "codes.raw", n_cat, 0, n):
-            out.write(table[chunk + start].tobytes())
+            table[chunk + start].tofile(out)
     _as_npy(folder / "dense.raw", folder / "dense.npy", np.float32, (n, n_dense))
     _as_npy(folder / "labels.raw", folder / "labels.npy", np.float32, (n,))
     (folder / "codes.raw").unlink()
