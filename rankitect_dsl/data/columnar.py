@@ -27,21 +27,25 @@ class NotColumnar(Exception):
     row's file and line."""
 
 
-def read_chunks(path: Path, names: list, delimiter: str, skip_rows: int = 0, include_columns=None, as_csv=False):
+def read_chunks(
+    path: Path, names: list, delimiter: str, skip_rows: int = 0, include_columns=None, as_csv=False, integers=()
+):
     """The file's rows as string-typed record batches, parsed CHUNK_BYTES of whole lines at a time by
     pyarrow on every core, with no quoting. pyarrow's own streaming reader (`open_csv`) reads up to 32
     blocks ahead of a consumer slower than its parser, so its memory grows with the file; here memory
     holds one chunk. `as_csv` reads as the row reader's csv dialect does (quotes, strict, spaces after
     the delimiter skipped): a chunk without a quote by pyarrow with the spaces trimmed, a chunk with one,
     or with a line past the csv module's field limit, by Python's csv module (pyarrow reads the malformed
-    `"a"b` as `ab`, trims inside quotes, and takes fields of any length)."""
+    `"a"b` as `ab`, trims inside quotes, and takes fields of any length). The columns named in
+    `integers` are parsed as int64 by pyarrow, an empty field null."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     parse_options = pcsv.ParseOptions(delimiter=delimiter, quote_char=False, escape_char=False)
     columns = include_columns if include_columns is not None else names
     convert = pcsv.ConvertOptions(
-        column_types={n: pa.string() for n in names},
+        column_types={n: pa.int64() if n in integers else pa.string() for n in names},
+        null_values=[""],
         include_columns=include_columns,
         strings_can_be_null=False,
         quoted_strings_can_be_null=False,
@@ -142,17 +146,15 @@ def _batches(path: Path, n_dense: int, n_cat: int):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    names = ["label", *(f"I{k + 1}" for k in range(n_dense)), *(f"C{k + 1}" for k in range(n_cat))]
-    for batch in read_chunks(path, names, "\t"):
+    ints = [f"I{k + 1}" for k in range(n_dense)]
+    names = ["label", *ints, *(f"C{k + 1}" for k in range(n_cat))]
+    for batch in read_chunks(path, names, "\t", integers=ints):  # a field that is not an integer: NotColumnar
+        dense = np.empty((batch.num_rows, n_dense))
+        for k in range(n_dense):
+            dense[:, k] = batch.column(1 + k).to_numpy(zero_copy_only=False)  # NaN where the field is empty
         try:
             labels = pc.cast(batch.column(0), pa.float64()).to_numpy(zero_copy_only=False)
-            ints = [batch.column(1 + k) for k in range(n_dense)]
-            dense = np.empty((batch.num_rows, n_dense))
-            for k, column in enumerate(ints):
-                present = pc.not_equal(column, "")
-                values = pc.cast(pc.if_else(present, column, "0"), pa.int64()).to_numpy(zero_copy_only=False)
-                dense[:, k] = np.where(present.to_numpy(zero_copy_only=False), values.astype(np.float64), np.nan)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:  # not an integer, not a number
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:  # not a number
             raise NotColumnar(str(err)) from None
         if not np.isin(labels, (0.0, 1.0)).all():
             raise NotColumnar("a label outside {0, 1}")
