@@ -20,6 +20,41 @@ import numpy as np
 
 CHUNK_BYTES = 1 << 25  # text parsed at once: memory holds a chunk, its columns and the vocabularies
 BLOCK_BYTES = 1 << 22  # pyarrow's unit of parallel parsing within a chunk
+CODE = np.int32  # a column's code: its distinct values in order of first appearance (fewer than 2³¹)
+
+
+class Interned:
+    """One column's distinct values (strings, as the row reader sees them), coded in order of first
+    appearance; a chunk's column is coded through pyarrow's `dictionary_encode`, so Python sees each
+    distinct value of a chunk once, never a row."""
+
+    def __init__(self):
+        self.index: dict = {}
+        self.values: list = []
+
+    def codes_of(self, array) -> np.ndarray:
+        """Codes of a pyarrow array's values; a null reads as "" and a non-string value as `str(v)`, as the
+        row reader reads a Parquet field."""
+        import pyarrow.compute as pc
+
+        encoded = pc.dictionary_encode(array, null_encoding="encode")
+        distinct = encoded.dictionary.to_pylist()
+        local = np.asarray(
+            [self.code("" if v is None else v if isinstance(v, str) else str(v)) for v in distinct], CODE
+        )
+        return local[encoded.indices.to_numpy(zero_copy_only=False)] if len(local) else np.zeros(0, CODE)
+
+    def code(self, text: str) -> int:
+        code = self.index.get(text)
+        if code is None:
+            code = self.index[text] = len(self.values)
+            self.values.append(text)
+        return code
+
+    def mapped(self, codes: np.ndarray, fn, dtype) -> np.ndarray:
+        """fn of each row's value, computed once per distinct value."""
+        table = np.asarray([fn(v) for v in self.values], dtype=dtype)
+        return table[codes] if len(table) else np.zeros(len(codes), dtype=dtype)
 
 
 class NotColumnar(Exception):
@@ -169,11 +204,10 @@ def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
     the counts, the training counts ranked into the vocabulary and the codes rewritten as its ids. Nothing
     is memory-mapped while writing, so memory holds a chunk and the vocabularies, not the file. Returns
     (n_train, vocab_sizes)."""
-    import pyarrow.compute as pc
 
     n_dense, n_cat = source.n_dense, source.n_cat
-    tokens = [{} for _ in range(n_cat)]  # per column: token → code, in order of first appearance
-    counts = [np.zeros(1024, dtype=np.int64) for _ in range(n_cat)]  # per column: rows of each code
+    tokens = [Interned() for _ in range(n_cat)]
+    counts = [np.zeros(0, dtype=np.int64) for _ in range(n_cat)]  # per column: rows of each code
     n = 0
     with (
         open(folder / "dense.raw", "wb") as dense,
@@ -187,25 +221,19 @@ def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
             batch_labels.astype(np.float32).tofile(labels)
             batch_codes = np.empty((len(batch_labels), n_cat), dtype=CODE)
             for k, column in enumerate(batch_cats):
-                encoded = pc.dictionary_encode(column)
-                seen = tokens[k]
-                local = np.asarray([seen.setdefault(t, len(seen)) for t in encoded.dictionary.to_pylist()], CODE)
-                indices = encoded.indices.to_numpy(zero_copy_only=False)
-                batch_codes[:, k] = local[indices]
-                if len(seen) > len(counts[k]):
-                    counts[k] = np.concatenate([counts[k], np.zeros(2 * len(seen) - len(counts[k]), np.int64)])
-                counts[k][local] += np.bincount(indices, minlength=len(local))
+                batch_codes[:, k] = tokens[k].codes_of(column)
+                counts[k] = _added(counts[k], np.bincount(batch_codes[:, k], minlength=len(tokens[k].values)))
             batch_codes.tofile(codes)
             n += len(batch_labels)
     n_train = split(n)
     for chunk in _row_chunks(folder / "codes.raw", n_cat, n_train, n):
         for k in range(n_cat):
-            counts[k][: len(tokens[k])] -= np.bincount(chunk[:, k], minlength=len(tokens[k]))
-    ids = [vocabulary_ids(list(t), c[: len(t)], min_count) for t, c in zip(tokens, counts)]
+            counts[k] -= np.bincount(chunk[:, k], minlength=len(counts[k]))
+    ids = [vocabulary_ids(t.values, c, min_count) for t, c in zip(tokens, counts)]
     table = np.concatenate(ids)  # code c of column k → its id at table[start[k] + c]
     start = np.cumsum([0] + [len(i) for i in ids[:-1]]).astype(np.int64)
     with open(folder / "cats.npy", "wb") as out:
-        _header(out, np.int64, (n, n_cat))
+        npy_header(out, np.int64, (n, n_cat))
         for chunk in _row_chunks(folder / "codes.raw", n_cat, 0, n):
             table[chunk + start].tofile(out)
     _as_npy(folder / "dense.raw", folder / "dense.npy", np.float32, (n, n_dense))
@@ -224,7 +252,6 @@ def vocabulary_ids(tokens: list, counts: np.ndarray, min_count: int) -> np.ndarr
 
 
 ROWS_PER_CHUNK = 1 << 18
-CODE = np.int32  # a column's code: its distinct values in order of first appearance (fewer than 2³¹)
 
 
 def _row_chunks(path: Path, width: int, first: int, stop: int):
@@ -237,7 +264,14 @@ def _row_chunks(path: Path, width: int, first: int, stop: int):
             yield np.fromfile(fh, dtype=CODE, count=take * width).reshape(take, width)
 
 
-def _header(out, dtype, shape) -> None:
+def _added(total: np.ndarray, more: np.ndarray) -> np.ndarray:
+    """Counts plus counts over as many or more codes (a column's codes only grow)."""
+    more[: len(total)] += total
+    return more
+
+
+def npy_header(out, dtype, shape) -> None:
+    """The .npy header of a C-order array written after it in raw bytes."""
     np.lib.format.write_array_header_1_0(
         out, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
     )
@@ -248,6 +282,6 @@ def _as_npy(raw: Path, path: Path, dtype, shape) -> None:
     import shutil
 
     with open(path, "wb") as out, open(raw, "rb") as data:
-        _header(out, dtype, shape)
+        npy_header(out, dtype, shape)
         shutil.copyfileobj(data, out, 1 << 24)
     raw.unlink()

@@ -26,42 +26,11 @@ from typing import Optional
 
 import numpy as np
 
-from .columnar import NotColumnar, read_chunks, vocabulary_ids
+from .columnar import CODE, ROWS_PER_CHUNK, Interned, NotColumnar, npy_header, read_chunks, vocabulary_ids
 from .dataset import DataError
 from .sources import _open_text, is_atomic
 
 RATE_PRIOR_ROWS = 5.0  # pseudo-rows at the training part's rate that smooth a running rate
-
-
-class _Interned:
-    """One column's distinct values (strings, as the row reader sees them) and the codes of its rows."""
-
-    def __init__(self):
-        self.index: dict = {}
-        self.values: list = []
-
-    def codes_of(self, array) -> np.ndarray:
-        """Codes of a pyarrow array's values (None reads as "", as `str(v)` of a Parquet null does not:
-        the row reader maps a null to "")."""
-        import pyarrow.compute as pc
-
-        encoded = pc.dictionary_encode(array, null_encoding="encode")
-        distinct = encoded.dictionary.to_pylist()
-        local = [self.code("" if v is None else v if isinstance(v, str) else str(v)) for v in distinct]
-        indices = encoded.indices.to_numpy(zero_copy_only=False)
-        return np.asarray(local, dtype=np.int64)[indices] if local else np.zeros(0, dtype=np.int64)
-
-    def code(self, text: str) -> int:
-        code = self.index.get(text)
-        if code is None:
-            code = self.index[text] = len(self.values)
-            self.values.append(text)
-        return code
-
-    def mapped(self, codes: np.ndarray, fn, dtype) -> np.ndarray:
-        """fn of each row's value, computed once per distinct value."""
-        table = np.asarray([fn(v) for v in self.values], dtype=dtype)
-        return table[codes] if len(table) else np.zeros(len(codes), dtype=dtype)
 
 
 class _Columns:
@@ -76,7 +45,7 @@ class _Columns:
         self.n = 0
 
     def append(self, c, codes: np.ndarray) -> None:
-        self.files[c].write(codes.astype(CODE).tobytes())
+        codes.astype(CODE, copy=False).tofile(self.files[c])
 
     def absent(self, c, rows: int) -> None:
         self.files[c].write(np.full(rows, -1, dtype=CODE).tobytes())
@@ -98,10 +67,6 @@ class _Columns:
             path.unlink()
 
 
-CODE = np.int32  # a column's code: its distinct values in order of first appearance (fewer than 2³¹)
-ROWS_PER_BLOCK = 1 << 18  # rows of the final arrays assembled at once from the column files
-
-
 def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
     """The arrays of a TableSource in `folder`, as `preprocess._read` reads them. Returns (n_train,
     vocab_sizes)."""
@@ -113,7 +78,7 @@ def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
     side_columns = {c for _, table in sides for c in next(iter(table.values()), {})}
     needed = _needed(s)
     wanted = list(dict.fromkeys([*needed, *([s.sort_by] if s.sort_by else []), *(on for _, on in s.joins)]))
-    interned = {c: _Interned() for c in wanted}
+    interned = {c: Interned() for c in wanted}
     columns = _Columns(folder, wanted)
     try:
         sizes = [_read_part(source, part, interned, columns, side_columns) for part in _parts(source)]
@@ -260,7 +225,7 @@ def _join(source, columns: _Columns, interned: dict, sides: list) -> None:
 # -- fitting and encoding -----------------------------------------------------------------------------
 
 
-def _labels(source, values: _Interned, codes: np.ndarray) -> np.ndarray:
+def _labels(source, values: Interned, codes: np.ndarray) -> np.ndarray:
     """Each row's label by the row reader's rule, applied once per distinct value."""
     return values.mapped(codes, lambda v: _refused_as_not_columnar(source.label_value, v, "label"), np.float64)
 
@@ -300,7 +265,7 @@ def _encode(source, folder: Path, interned, columns: _Columns, order, labels, n_
     for k, col in enumerate(s.rate_features):
         dense_files.append(_column_file(folder, f"rate{k}", _rate_column(codes(col), labels, prior, n_train)))
     for k, col in enumerate(s.categorical):
-        tokens = _Interned()
+        tokens = Interned()
         first = np.asarray([tokens.code(v.split(" ")[0]) for v in interned[col].values], dtype=np.int64)
         token_codes = first[codes(col)]
         ids = vocabulary_ids(tokens.values, np.bincount(token_codes[:n_train], minlength=len(tokens.values)), min_count)
@@ -329,7 +294,7 @@ def _dense_column(x: np.ndarray, transform: str, n_train: int) -> np.ndarray:
     train = x[:n_train][~missing[:n_train]]
     count = len(train)
     mean = _sequential_sum(train) / count if count else 0.0
-    var = _sequential_sum(train * train) / count - mean**2 if count else 0.0 - mean**2
+    var = _sequential_sum(train * train) / count - mean**2 if count else 0.0
     std = np.sqrt(np.maximum(var, 1e-12))
     return np.where(missing, 0.0, (x - mean) / std)
 
@@ -356,18 +321,11 @@ def _assemble(path: Path, column_files: list, dtype, n: int) -> None:
     """An n × len(column_files) .npy array from one raw file per column (float64 or int64 values), a block of
     rows at a time; the column files are removed."""
     with open(path, "wb") as out:
-        np.lib.format.write_array_header_1_0(
-            out,
-            {
-                "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                "fortran_order": False,
-                "shape": (n, len(column_files)),
-            },
-        )
+        npy_header(out, dtype, (n, len(column_files)))
         sources = [open(f, "rb") for f in column_files]
         try:
-            for start in range(0, n, ROWS_PER_BLOCK):
-                take = min(ROWS_PER_BLOCK, n - start)
+            for start in range(0, n, ROWS_PER_CHUNK):
+                take = min(ROWS_PER_CHUNK, n - start)
                 block = np.empty((take, len(sources)), dtype=dtype)
                 for k, fh in enumerate(sources):
                     block[:, k] = np.fromfile(fh, dtype=np.float64 if dtype == np.float32 else np.int64, count=take)
@@ -398,10 +356,10 @@ def _running(codes: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndar
     return seen, clicks
 
 
-def _bag_tokens(source, bag, values: _Interned, codes: np.ndarray):
+def _bag_tokens(source, bag, values: Interned, codes: np.ndarray):
     """(offsets, token codes, the tokens) of a bag column: each distinct value split once."""
     missing = source.schema.missing_values
-    tokens = _Interned()
+    tokens = Interned()
     per_value = [
         np.asarray([tokens.code(t) for t in v.split(bag.sep) if t not in missing][: bag.max_len], dtype=np.int64)
         for v in values.values
