@@ -3,7 +3,7 @@
 Every decision of `space.decisions` with n options gets n one-hot indicator symbols. The formulas are
 multilinear: no monomial multiplies two indicators of one decision (a choice's own block and dim are
 different decisions; a choice's reachability depends only on later choices, its width only on
-earlier ones). So one lambdified function serves three uses: Python ints give exact counts,
+earlier ones; a block whose dim enters squared is summed per option, see `block_terms`). So one lambdified function serves three uses: Python ints give exact counts,
 NumPy columns give 10,000 archs in one call, and torch probabilities give a differentiable cost.
 
 FLOPs follow `torch.utils.flop_counter.FlopCounterMode` (2·M·N·K per mm/addmm/bmm; LayerNorm,
@@ -19,6 +19,7 @@ approximation whose error `benchmarks/bench_cost.py` measures.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cached_property
 from typing import Sequence
 
@@ -93,6 +94,24 @@ class CostModel:
             return sp.Integer(opts[0])
         return sp.Add(*[o * self._sym(c.name, "dim", b, k) for k, o in enumerate(opts)])
 
+    def block_terms(self, c, b, sizes):
+        """A block's FLOPs and params. Multilinear in the decisions as the block writes them, unless its dim
+        enters squared (attention's l×l scores, the dot module's l·D × N·l projection): then as the sum over
+        the dim's options of each option's indicator times that option's cost. That equals the block's
+        formula on every concrete arch, and with probabilities for the indicators it is the exact expected
+        cost, E[l²] = Σ p_k l_k², where the squared sum of indicators would give E[l]²."""
+        block = REGISTRY[b]
+        opts = c.dims.get(b, ())
+        if block.dim_degree == 1 or len(opts) < 2:
+            return block.flops(sizes), block.params(sizes, self.spec.norm)
+        flops, params = ZERO, ZERO
+        for k, o in enumerate(opts):
+            at = replace(sizes, dim=sp.Integer(o))
+            ind = self._sym(c.name, "dim", b, k)
+            flops += ind * block.flops(at)
+            params += ind * block.params(at, self.spec.norm)
+        return flops, params
+
     # -- formulas, as a straight-line program of named intermediates ------------------------
     def let(self, name: str, expr) -> sp.Expr:
         """Bind an intermediate (a width, a reachability) so shared subformulas are computed once. Each
@@ -123,10 +142,13 @@ class CostModel:
             f, p, width, rows3d, is3d = ZERO, ZERO, ZERO, ZERO, ZERO
             for b in c.blocks:
                 block, blk = REGISTRY[b], self.blk(c, b)
-                sizes = Sizes(self.dim(c, b) if block.searched_dim else ZERO, lin_in, stack_rows, right_flat, d)
+                sizes = Sizes(
+                    self.dim(c, b) if block.searched_dim else ZERO, lin_in, stack_rows, right_flat, d, spec.modules
+                )
                 stacked = block.adaptor == "stack"
-                f += blk * (block.flops(sizes) + (proj_flops if stacked else ZERO))
-                p += blk * (block.params(sizes, spec.norm) + (proj_params if stacked else ZERO))
+                block_flops, block_params = self.block_terms(c, b, sizes)
+                f += blk * (block_flops + (proj_flops if stacked else ZERO))
+                p += blk * (block_params + (proj_params if stacked else ZERO))
                 if block.output == "3d":
                     rows3d += blk * block.out_size(sizes)
                     is3d += blk

@@ -108,7 +108,7 @@ class SupernetLayout:
             shape = role_shapes[role.name]
             self.params[key(role.name)] = shape
             if role.init == "weight":
-                weight_fan_in[role.name[1:]] = shape[1]
+                weight_fan_in[role.name[1:]] = _numel(shape[1:])  # a k×k kernel's too, as nn.Conv2d's
         for role in roles:
             fan_in = weight_fan_in.get(role.name[1:], 0)
             self.init[key(role.name)] = Init("uniform" if role.init in ("weight", "bias") else role.init, fan_in)
@@ -126,6 +126,7 @@ class SupernetLayout:
                     s.stack_rows,
                     s.block_out[b] if not block.multi_hot else 0,
                     d,
+                    self.spec.modules,
                 )
                 roles = block.roles_under(self.spec.norm)
                 self._add(
@@ -267,7 +268,7 @@ def build_plan(spec: SpaceSpec, arch: Arch, layout: Optional[SupernetLayout] = N
         blocks, merged = [], len(ca.blocks) > 1
         for b in ca.blocks:
             block = REGISTRY[b]
-            sizes = Sizes(ca.dims.get(b, 0), count(in_pos), count(row_pos), count(pair_pos), d)
+            sizes = Sizes(ca.dims.get(b, 0), count(in_pos), count(row_pos), count(pair_pos), d, spec.modules)
             if block.output == "3d":
                 positions = ()
             elif block.multi_hot and block.adaptor == "flatten":
@@ -276,7 +277,20 @@ def build_plan(spec: SpaceSpec, arch: Arch, layout: Optional[SupernetLayout] = N
                 positions = grid(row_pos, top[name].dims[b], sizes.dim)
             else:
                 positions = pair_pos
-            ranges = {"dim": leading(sizes.dim), "in": in_pos, "rows": row_pos, "embed": None, "out": positions}
+            top_dim = top[name].dims.get(b, 0)
+            ranges = {
+                "dim": leading(sizes.dim),
+                "in": in_pos,
+                "rows": row_pos,
+                "embed": None,
+                "out": positions,
+                "dim_embed": leading(sizes.dim * d),
+                "rows_dim": grid(row_pos, top_dim, sizes.dim),
+                "kernel": None,
+                "rank": None,
+                "ffn": None,
+                "one": None,
+            }
             params = {
                 role.name: Slice(block_param(name, b, role.name), tuple(ranges[a] for a in role.axes))
                 for role in block.roles_under(spec.norm)
@@ -324,6 +338,13 @@ def build_plan(spec: SpaceSpec, arch: Arch, layout: Optional[SupernetLayout] = N
     head_pos = union(*[shift(flat_pos[x], cols[x]) for x in spec.outputs])
     head = {"w": Slice(head_param("w"), (None, head_pos)), "b": Slice(head_param("b"), (None,))}
     return SubnetPlan(spec, arch, plans, ports, pairs, head, attrs.create("head"), count(head_pos), d)
+
+
+def _numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
 
 
 def _pos2d(layout: SupernetLayout, name: str, flat_pos: Positions) -> Positions:

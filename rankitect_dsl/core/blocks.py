@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 # Parameter shape axes: the searched dim, the block's output width, the linear adaptor's input width,
-# the stack adaptor's row count, the embedding dim D.
+# the stack adaptor's row count, the embedding dim D; the DHEN modules' l·D (their l rows flattened), N'·l
+# (the dot module's products), and the space's fixed module widths (kernel, rank, feed-forward width, one).
 DIM, OUT, IN, ROWS, EMBED = "dim", "out", "in", "rows", "embed"
+DIM_EMBED, ROWS_DIM, KERNEL, RANK, FFN, ONE = "dim_embed", "rows_dim", "kernel", "rank", "ffn", "one"
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,33 @@ class Sizes:
     stack_rows: object = 0
     right_flat: object = 0
     embed_dim: object = 0
+    modules: "ModuleWidths" = None
 
     def axis(self, axis: str, out) -> object:
-        return {DIM: self.dim, OUT: out, IN: self.linear_in, ROWS: self.stack_rows, EMBED: self.embed_dim}[axis]
+        m = self.modules or ModuleWidths()
+        return {
+            DIM: self.dim,
+            OUT: out,
+            IN: self.linear_in,
+            ROWS: self.stack_rows,
+            EMBED: self.embed_dim,
+            DIM_EMBED: self.dim * self.embed_dim,
+            ROWS_DIM: self.stack_rows * self.dim,
+            KERNEL: m.kernel,
+            RANK: m.rank,
+            FFN: m.ffn,
+            ONE: 1,
+        }[axis]
+
+
+@dataclass(frozen=True)
+class ModuleWidths:
+    """The DHEN modules' fixed widths, set once per space (`kernel`, `rank`, `ffn`): the convolution's k×k
+    kernel, the cross module's low rank, the attention module's feed-forward width."""
+
+    kernel: int = 3
+    rank: int = 8
+    ffn: int = 64
 
 
 NORMS = ("layer", "none")  # a space's `norm` setting: what follows every block before its ReLU
@@ -85,7 +111,8 @@ class Block:
     template_class: str
     summary: str  # how the export's comments describe it
     roles: tuple[Role, ...]
-    group: str  # paper 4.2.1: "interaction" (dot_compressed, EmbedFC) or "dense" (linear, gating, sum)
+    group: str  # paper 4.2.1: "interaction" (dot_compressed, EmbedFC) or "dense" (linear, gating, sum); "dhen"
+    dim_degree = 1  # the highest power of the searched dim in its FLOPs and params
 
     @property
     def multi_hot(self) -> bool:
@@ -271,6 +298,160 @@ class SumBlock(PairBlock):
         return fc + weigh(x_j, sum(weights))
 
 
+class RowInteraction(Block):
+    """A DHEN interaction module (Zhang et al. 2022; paper 4.3) over the stacked rows X (B×N×D). X is
+    compressed to l rows, H = C·X + c, the layer's projection shortcut; the module's interaction M(H) is added
+    to it and the norm and activation follow: Norm(M(H) + H), B×l×D. Concatenating the modules of a layer
+    along the rows (the next reader's stack adaptor) is DHEN's ensemble, and the shortcut projection of the
+    whole layer, split by the modules' rows, is each module's C. l is the searched dim. On the mask path the
+    rows of H past the subnet's l are weighed by the dim mask (zeroed by a hard one) before M reads them, so
+    M sees what the subnet's H would be, zero-padded; `interact` must make no other assumption."""
+
+    adaptor, output, searched_dim, group = "stack", "3d", True, "dhen"
+    compress_roles = (Role("wc", (DIM, ROWS), "weight", "compress.weight"), Role("bc", (DIM,), "bias", "compress.bias"))
+    interaction_roles: tuple = ()
+
+    @property
+    def roles(self) -> tuple:
+        return (*self.compress_roles, *self.interaction_roles, *_norm_roles(EMBED))
+
+    def out_size(self, s):
+        return s.dim
+
+    def flops(self, s):
+        return 2 * s.stack_rows * s.dim * s.embed_dim + self.interaction_flops(s)
+
+    def interaction_flops(self, s):
+        raise NotImplementedError
+
+    def module_args(self, s, norm=DEFAULT_NORM):
+        return f"{s.stack_rows}, {s.dim}, {s.embed_dim}"
+
+    def interact(self, F, x, h, p, mask):
+        """M(H): `h` is B×l×D (past the subnet's l weighed by `mask`, (l,) or (B, l), when given), `x` the
+        stacked input rows."""
+        raise NotImplementedError
+
+    def apply(self, F, x, p, masks=None):
+        mask = None if masks is None else masks["dim"]
+        h = compress(F, x, p["wc"], p["bc"]).transpose(1, 2)
+        if mask is not None:
+            h = h * mask.unsqueeze(-1)
+        y = norm_act(F, self.interact(F, x, h, p, mask) + h, p)
+        return y if mask is None else y * mask.unsqueeze(-1)
+
+    def feature_mask(self, masks):
+        return masks["dim"]
+
+
+class AttentionBlock(RowInteraction):
+    """Self-attention: a transformer encoder layer (one head, post-norm, ReLU feed-forward of the space's
+    `ffn` width) over the l compressed rows. The products are explicit batched matmuls, which the FLOPs
+    counter counts (it counts none for `scaled_dot_product_attention` on the CPU); the l² of the scores
+    makes its cost quadratic in the searched dim."""
+
+    name, template_class, summary = "attention", "Attention", "self-attention"
+    dim_degree = 2
+    interaction_roles = (
+        *(
+            role
+            for part, path in (("q", "query"), ("k", "key"), ("v", "value"), ("o", "out"))
+            for role in (
+                Role("w" + part, (EMBED, EMBED), "weight", f"{path}.weight"),
+                Role("b" + part, (EMBED,), "bias", f"{path}.bias"),
+            )
+        ),
+        Role("n1w", (EMBED,), "ones", "norm1.weight"),
+        Role("n1b", (EMBED,), "zeros", "norm1.bias"),
+        Role("wf", (FFN, EMBED), "weight", "ff1.weight"),
+        Role("bf", (FFN,), "bias", "ff1.bias"),
+        Role("wg", (EMBED, FFN), "weight", "ff2.weight"),
+        Role("bg", (EMBED,), "bias", "ff2.bias"),
+        Role("n2w", (EMBED,), "ones", "norm2.weight"),
+        Role("n2b", (EMBED,), "zeros", "norm2.bias"),
+    )
+
+    def interaction_flops(self, s):
+        l, d = s.dim, s.embed_dim
+        return 8 * l * d * d + 4 * l * l * d + 4 * l * d * (s.modules or ModuleWidths()).ffn
+
+    def module_args(self, s, norm=DEFAULT_NORM):
+        return f"{s.stack_rows}, {s.dim}, {s.embed_dim}, {(s.modules or ModuleWidths()).ffn}"
+
+    def interact(self, F, x, h, p, mask):
+        d = h.shape[-1]
+        scores = F.linear(h, p["wq"], p["bq"]).bmm(F.linear(h, p["wk"], p["bk"]).transpose(1, 2)) * d**-0.5
+        if mask is not None:  # keys past the subnet's l weigh nothing: softmax over Σ m_k e^{s_k}
+            scores = scores + mask.log().unsqueeze(-2)
+        attended = F.linear(F.softmax(scores, -1).bmm(F.linear(h, p["wv"], p["bv"])), p["wo"], p["bo"])
+        a = F.layer_norm(h + attended, (d,), p["n1w"], p["n1b"], LN_EPS)
+        fed = F.linear(F.relu(F.linear(a, p["wf"], p["bf"])), p["wg"], p["bg"])
+        return F.layer_norm(a + fed, (d,), p["n2w"], p["n2b"], LN_EPS)
+
+
+class ConvBlock(RowInteraction):
+    """Convolution: a k×k 2D convolution (one channel, zero padding k // 2) over the B×1×l×D map of the
+    compressed rows. It convolves after the compression, not before: a row-masked input has gaps a
+    convolution would read across, while the compressed rows past l are exactly the subnet's zero padding."""
+
+    name, template_class, summary = "conv", "Conv", "convolution"
+    interaction_roles = (
+        Role("wk", (ONE, ONE, KERNEL, KERNEL), "weight", "conv.weight"),
+        Role("bk", (ONE,), "bias", "conv.bias"),
+    )
+
+    def interaction_flops(self, s):
+        return 2 * s.dim * s.embed_dim * (s.modules or ModuleWidths()).kernel ** 2
+
+    def module_args(self, s, norm=DEFAULT_NORM):
+        return f"{s.stack_rows}, {s.dim}, {s.embed_dim}, {(s.modules or ModuleWidths()).kernel}"
+
+    def interact(self, F, x, h, p, mask):
+        k = p["wk"].shape[-1]
+        return F.conv2d(h.unsqueeze(1), p["wk"], p["bk"], padding=k // 2).squeeze(1)
+
+
+class CrossBlock(RowInteraction):
+    """DCN-v2 low-rank cross on the flattened rows z = flatten(H): z ∘ (U·Vᵀ·z + b), plus z (the shortcut),
+    U and V of the space's `rank`."""
+
+    name, template_class, summary = "cross", "Cross", "low-rank cross"
+    interaction_roles = (
+        Role("wd", (RANK, DIM_EMBED), "weight", "down.weight"),
+        Role("wu", (DIM_EMBED, RANK), "weight", "up.weight"),
+        Role("bu", (DIM_EMBED,), "bias", "up.bias"),
+    )
+
+    def interaction_flops(self, s):
+        return 4 * s.dim * s.embed_dim * (s.modules or ModuleWidths()).rank
+
+    def module_args(self, s, norm=DEFAULT_NORM):
+        return f"{s.stack_rows}, {s.dim}, {s.embed_dim}, {(s.modules or ModuleWidths()).rank}"
+
+    def interact(self, F, x, h, p, mask):
+        z = h.flatten(1)
+        return (z * F.linear(F.linear(z, p["wd"]), p["wu"], p["bu"])).reshape(h.shape)
+
+
+class DotBlock(RowInteraction):
+    """Dot products: every input row with every compressed row, X·Hᵀ (N×l), flattened and projected to
+    l rows of D. The projection reads N·l features and writes l·D, so its cost is quadratic in l."""
+
+    name, template_class, summary = "dot", "Dot", "dot product"
+    dim_degree = 2
+    interaction_roles = (
+        Role("wp", (DIM_EMBED, ROWS_DIM), "weight", "project.weight"),
+        Role("bp", (DIM_EMBED,), "bias", "project.bias"),
+    )
+
+    def interaction_flops(self, s):
+        return 2 * s.stack_rows * s.dim * s.embed_dim + 2 * s.stack_rows * s.dim * s.dim * s.embed_dim
+
+    def interact(self, F, x, h, p, mask):
+        dots = x.bmm(h.transpose(1, 2)).flatten(1)
+        return F.linear(dots, p["wp"], p["bp"]).reshape(h.shape)
+
+
 @dataclass(frozen=True)
 class Adaptor:
     """A shared piece outside the blocks: its parameters (axes named by the caller) and template class."""
@@ -320,9 +501,22 @@ def head_params(width):
 
 
 REGISTRY: dict[str, Block] = {
-    b.name: b for b in (Linear(), EmbedFCBlock(), DotCompressedBlock(), GatingBlock(), SumBlock())
+    b.name: b
+    for b in (
+        Linear(),
+        EmbedFCBlock(),
+        DotCompressedBlock(),
+        GatingBlock(),
+        SumBlock(),
+        AttentionBlock(),
+        ConvBlock(),
+        CrossBlock(),
+        DotBlock(),
+    )
 }
 BLOCK_NAMES: tuple[str, ...] = tuple(REGISTRY)
+# `blocks all`: the blocks of paper 3.1. The DHEN modules are named where they are meant (paper 4.3).
+PAPER_BLOCKS: tuple[str, ...] = tuple(n for n, b in REGISTRY.items() if b.group != "dhen")
 TEMPLATE_CLASSES: frozenset = frozenset({b.template_class for b in REGISTRY.values()} | {PAIR_FC.template_class})
 
 
@@ -339,9 +533,10 @@ def has_dim(name: str) -> bool:
 
 
 def group_blocks(names) -> tuple[str, ...]:
-    """Every block of the 4.2.1 groups that `names` touch, in registry order: a grown choice's blocks."""
-    groups = {REGISTRY[n].group for n in names}
-    return tuple(n for n, b in REGISTRY.items() if b.group in groups)
+    """Every block of the 4.2.1 groups that `names` touch, in registry order: a grown choice's blocks. A DHEN
+    module stays itself (4.3 searches a DHEN model's dims, not its modules)."""
+    groups = {REGISTRY[n].group for n in names} - {"dhen"}
+    return tuple(n for n, b in REGISTRY.items() if b.group in groups or (b.group == "dhen" and n in names))
 
 
 def is_interaction(name: str) -> bool:

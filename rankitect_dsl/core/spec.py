@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .blocks import DEFAULT_NORM, is_multi_hot
+from .blocks import DEFAULT_NORM, ModuleWidths, is_multi_hot
 
 DEFAULT_KEEP = 0.8
 DEFAULT_BOTTLENECK = 256
@@ -62,6 +62,7 @@ class SpaceSpec:
     choice_by_name: dict = field(default_factory=dict)
     spans: dict = field(default_factory=dict, compare=False, repr=False)  # name -> its Span in the source
     norm: str = DEFAULT_NORM  # what follows every block before its ReLU: "layer" (LayerNorm) or "none"
+    modules: ModuleWidths = field(default_factory=ModuleWidths)  # the DHEN modules' fixed widths
 
     def __post_init__(self):
         self.choice_by_name = {c.name: c for c in self.choices}
@@ -84,6 +85,7 @@ def spec_to_dict(spec: SpaceSpec) -> dict:
         "keep": spec.keep,
         "bottleneck": spec.bottleneck,
         "norm": spec.norm,
+        "modules": {"kernel": spec.modules.kernel, "rank": spec.modules.rank, "ffn": spec.modules.ffn},
         "outputs": list(spec.outputs),
         "baseline_name": spec.baseline_name,
         "baseline": spec.baseline,
@@ -129,4 +131,5 @@ def spec_from_dict(data: dict) -> SpaceSpec:
         data["baseline"],
         data["name"],
         norm=data.get("norm", DEFAULT_NORM),
+        modules=ModuleWidths(**data.get("modules", {})),
     )

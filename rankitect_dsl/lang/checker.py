@@ -7,12 +7,13 @@ import re
 from typing import Optional
 
 from ..core import limits as L
-from ..core.blocks import BLOCK_NAMES, DEFAULT_NORM, NORMS, has_dim, is_multi_hot
+from ..core.blocks import BLOCK_NAMES, DEFAULT_NORM, NORMS, PAPER_BLOCKS, ModuleWidths, has_dim, is_multi_hot
 from ..core.decisions import choice_count
 from ..core.errors import Diagnostic, RksError, Span, did_you_mean
 from ..core.names import identifier_problem
 from ..core.spec import DEFAULT_BOTTLENECK, DEFAULT_KEEP, ChoiceSpec, InputSpec, SpaceSpec
 from . import syntax as S
+from .layers import LayerLowering
 
 _RANGE_NAME = re.compile(r"^(.*?)(\d+)$")
 
@@ -134,6 +135,8 @@ class _Checker:
         keep = self.keep(items)
         bottleneck = self.bottleneck(items)
         norm = self.norm(items)
+        modules = self.module_widths(items, embed)
+        items = LayerLowering(self).run(items)
         default_dims = self.default_dims(items)
         input_names = {i.name for i in (dense, embed) if i is not None}
         choices = self.choices(items, input_names, default_dims)
@@ -156,6 +159,7 @@ class _Checker:
             self.filename,
             spans=self.spans,
             norm=norm,
+            modules=modules,
         )
 
     def size_limit(self, choices) -> None:
@@ -250,6 +254,27 @@ class _Checker:
             return DEFAULT_NORM
         return stmt.value.text
 
+    def module_widths(self, items, embed) -> ModuleWidths:
+        """The DHEN modules' fixed widths; the feed-forward width defaults to 4·D, the transformer's."""
+        found = {}
+        for setting in ("kernel", "rank", "ffn"):
+            stmts = [i for i in items if isinstance(i, S.ModuleWidthStmt) and i.setting == setting]
+            for extra in stmts[1:]:
+                self.error(f"duplicate `{setting}` setting", extra.span, "write it once")
+            if stmts:
+                value = self.positive_int(stmts[0].value, f"the `{setting}` width", L.MAX_SIZE)
+                if value is not None and setting == "kernel" and value % 2 == 0:
+                    self.error(
+                        f"the convolution kernel must be odd, got {value}",
+                        stmts[0].span,
+                        "an odd k pads k // 2 on each side and keeps the rows",
+                    )
+                elif value is not None:
+                    found[setting] = value
+        if "ffn" not in found and embed is not None:
+            found["ffn"] = 4 * embed.dim
+        return ModuleWidths(**found)
+
     def default_dims(self, items) -> dict:
         dims = {}
         for stmt in (i for i in items if isinstance(i, (S.DimList, S.DimScale))):
@@ -334,7 +359,7 @@ class _Checker:
                 if blocks is not None:
                     self.error("duplicate `blocks` statement", stmt.span)
                 if stmt.names is None:
-                    blocks = list(BLOCK_NAMES)
+                    blocks = list(PAPER_BLOCKS)
                 else:
                     blocks = []
                     for b in stmt.names:

@@ -91,6 +91,34 @@ class _ToAst(Transformer):
     def norm_stmt(self, value):
         return S.NormStmt(value, value.span)
 
+    def kernel_stmt(self, value):
+        return S.ModuleWidthStmt("kernel", value, value.span)
+
+    def rank_stmt(self, value):
+        return S.ModuleWidthStmt("rank", value, value.span)
+
+    def ffn_stmt(self, value):
+        return S.ModuleWidthStmt("ffn", value, value.span)
+
+    @v_args(meta=True, inline=False)
+    def layer_decl(self, meta, children):
+        name, *body = children
+        return S.LayerDecl(name, list(body), _meta_span(meta))
+
+    @v_args(meta=True, inline=False)
+    def layers_stmt(self, meta, children):
+        return S.LayersStmt(children[0], _meta_span(meta))
+
+    @v_args(meta=True, inline=False)
+    def modules_stmt(self, meta, children):
+        return S.ModulesStmt(children[0], _meta_span(meta))
+
+    def layer_assignment(self, layer, *dims):
+        return S.LayerAssignment(layer, list(dims))
+
+    def layer_dim(self, module, dim):
+        return (module, dim)
+
     @v_args(meta=True, inline=False)
     def choice_decl(self, meta, children):
         first, _range, last, *body = children

@@ -71,6 +71,15 @@ class NormStmt:
 
 
 @dataclass
+class ModuleWidthStmt:
+    """`kernel N`, `rank N` or `ffn N`: a fixed width of the DHEN modules."""
+
+    setting: str
+    value: Number
+    span: Span
+
+
+@dataclass
 class DimList:
     block: Name
     options: list[Number]
@@ -124,6 +133,27 @@ class ChoiceDecl:
 
 
 @dataclass
+class LayersStmt:
+    count: Number
+    span: Span
+
+
+@dataclass
+class ModulesStmt:
+    names: list[Name]
+    span: Span
+
+
+@dataclass
+class LayerDecl:
+    """`layer NAME { layers K  modules …  from …  dim … }`: K stacked DHEN layers, lowered to choices."""
+
+    name: Name
+    body: list
+    span: Span
+
+
+@dataclass
 class OutputDecl:
     sources: list[Name]
     span: Span
@@ -135,6 +165,14 @@ class Assignment:
     block: Name
     inputs: list[Name]
     dim: Optional[Number]
+
+
+@dataclass
+class LayerAssignment:
+    """`NAME = layer(module dim, …)` in a baseline: the same dims in every layer of layer NAME."""
+
+    layer: Name
+    dims: list[tuple[Name, Number]]
 
 
 @dataclass
