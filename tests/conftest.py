@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SPACES = ["tiny", "dlrm", "rankitect", "rankitect_hand", "dhen_dims"]
+SPACES = ["tiny", "dlrm", "rankitect", "rankitect_hand", "dhen_dims", "dhen"]
 DATA = ROOT.parent / "shared" / "data"
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from conftest import SPACES, run_rks, space_path
 from rankitect_dsl import Arch, ChoiceArch, RksError, load_source, transfer_back, transfer_weights
 
-N_ARCHS = {"tiny": 50, "dlrm": 1, "rankitect": 50, "rankitect_hand": 10, "dhen_dims": 50}
+N_ARCHS = {"dhen": 10, "tiny": 50, "dlrm": 1, "rankitect": 50, "rankitect_hand": 10, "dhen_dims": 50}
 
 
 @pytest.fixture(scope="module")

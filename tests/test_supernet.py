@@ -105,9 +105,10 @@ def test_merged_archs_cost_what_flop_counter_counts(shipped):
             assert sum(p.numel() for p in sub.parameters()) == space.params(arch)
 
 
-def test_per_example_masks_run_a_different_arch_for_every_example(shipped):
+@pytest.mark.parametrize("name", ["dhen_dims", "dhen"])
+def test_per_example_masks_run_a_different_arch_for_every_example(shipped, name):
     """Row b of (B, size) masks holds arch b's one-hot weights: logit b is arch b's logit on example b."""
-    space = shipped["dhen_dims"]
+    space = shipped[name]
     net = random_weights(space.supernet().double().eval(), seed=3)
     archs = [space.sample(seed) for seed in range(5)]
     dense, sparse = (x.double() for x in space.example_inputs(5, seed=4))
@@ -135,8 +136,9 @@ def test_dim_weights_become_a_leading_ones_mask(shipped):
     assert mask[-1] == pytest.approx(1.0 / len(opts))
 
 
-def test_soft_masks_carry_gradients_to_every_decision(shipped):
-    space = shipped["dhen_dims"]
+@pytest.mark.parametrize("name", ["dhen_dims", "dhen"])
+def test_soft_masks_carry_gradients_to_every_decision(shipped, name):
+    space = shipped[name]
     net = space.supernet().double()
     dense, sparse = (x.double() for x in space.example_inputs(4))
     logits = {d.name: torch.zeros(4, d.size, dtype=torch.double, requires_grad=True) for d in space.decisions}
