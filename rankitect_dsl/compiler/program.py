@@ -60,6 +60,7 @@ def build_program(plan: SubnetPlan) -> Program:
     var3d = {sparse: sparse}
     modules, lines, helpers = [], [], set()
     flattened, fc_vars = {}, {}
+    stacked = {}  # the 3D parts of a stack -> the variable holding their concatenation
 
     def cat(parts) -> str:
         return parts[0] if len(parts) == 1 else f"torch.cat([{', '.join(parts)}], dim=1)"
@@ -122,11 +123,15 @@ def build_program(plan: SubnetPlan) -> Program:
             stack_blocks = sum(REGISTRY[bp.block].adaptor == "stack" for bp in cp.blocks)
             if len(parts) == 1 and (stack_blocks == 1 or parts[0] in var3d.values()):
                 stack_expr = parts[0]
+            elif not twod and tuple(parts) in stacked:  # the modules of one DHEN layer read one stack
+                stack_expr = stacked[tuple(parts)]
             else:
                 stack_var = local_ns.create(f"{cp.name}_rows")
                 shape = f"B×{cp.stack_rows}×{d}"
                 lines.append(Line(stack_var, cat(parts), shape, "stacked inputs", choice_part(cp.name)))
                 stack_expr = stack_var
+                if not twod:
+                    stacked[tuple(parts)] = stack_var
         outs2d = []
         merged = len(cp.blocks) > 1
         for bp in cp.blocks:
