@@ -237,3 +237,14 @@ def test_export_reads_like_the_layer_formula(tmp_path):
     assert text.count("torch.cat([dhen1_embed_fc, dhen1_dot, dhen1_attention, dhen1_conv, dhen1_cross]") == 1
     for module in ("embed_fc", "dot", "attention", "conv", "cross"):
         assert f"dhen2_{module} = self.dhen2_{module}(dhen2_embed_fc_rows)" in text
+
+
+def test_written_back_dhen_space_is_the_same_space():
+    """`rks scale --extend` and `rks merge` write a space back from its checked form: the module widths too."""
+    from rankitect_dsl.core.spec import spec_to_dict
+    from rankitect_dsl.lang.writer import spec_source
+
+    space = load_source(one_module_space("cross", "2, 3").replace("rank 2", "rank 5"))
+    again = load_source(spec_source(space.spec, ["written back"]))
+    assert spec_to_dict(again.spec) == spec_to_dict(space.spec)
+    assert again.spec.modules.rank == 5

@@ -6,7 +6,7 @@ the text states the resolved space exactly; the formatter lays it out.
 
 from __future__ import annotations
 
-from ..core.blocks import DEFAULT_NORM, is_multi_hot
+from ..core.blocks import DEFAULT_NORM, REGISTRY, is_multi_hot
 from ..core.spec import SpaceSpec
 from .formatter import format_source
 
@@ -22,7 +22,16 @@ def prelude(name: str, spec: SpaceSpec, keep: float, bottleneck: int, norm: str)
         f"keep {keep:g}",
         f"bottleneck {bottleneck}",
         *([f"norm {norm}"] if norm != DEFAULT_NORM else []),
+        *module_widths(spec),
     ]
+
+
+def module_widths(spec: SpaceSpec) -> list[str]:
+    """The DHEN modules' widths, for a space that uses a module (they are meaningless otherwise)."""
+    if not any(REGISTRY[b].group == "dhen" for c in spec.choices for b in c.blocks):
+        return []
+    m = spec.modules
+    return [f"kernel {m.kernel}", f"rank {m.rank}", f"ffn {m.ffn}"]
 
 
 def spec_source(spec: SpaceSpec, header: list[str]) -> str:
