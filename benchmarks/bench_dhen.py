@@ -67,7 +67,9 @@ def spread(values) -> str:
 
 
 def trained(space: str, data: str, schema) -> dict:
-    runs = [rks("train", str(ROOT / space), "--baseline", "--seed", str(s), *data_args(data, schema)) for s in range(SEEDS)]
+    runs = [
+        rks("train", str(ROOT / space), "--baseline", "--seed", str(s), *data_args(data, schema)) for s in range(SEEDS)
+    ]
     return {"eval_ne_seeds": [r["eval_ne"] for r in runs], "flops": runs[0]["flops"]}
 
 
@@ -82,8 +84,11 @@ def main():
     examples = dict(item.split("=") for item in args.examples.split(","))
     folder = Path(tempfile.mkdtemp(prefix="bench-dhen-"))
     report = {"runs": [], "references": {}}
-    print(f"{'data':<10} {'space':<14} {'target':>6} {'γ(θ)':>6} {'winner':<12} {'win FLOPs':>10} "
-          f"{'winner eval NE':>16} {'baseline eval NE':>17} {'search s':>8} {'examples':>8}", flush=True)
+    print(
+        f"{'data':<10} {'space':<14} {'target':>6} {'γ(θ)':>6} {'winner':<12} {'win FLOPs':>10} "
+        f"{'winner eval NE':>16} {'baseline eval NE':>17} {'search s':>8} {'examples':>8}",
+        flush=True,
+    )
     for key in args.sets.split(","):
         data, schema, dhen, dlrm = SETS[key]
         refs = {"dhen baseline": trained(dhen, data, schema), "dlrm baseline": trained(dlrm, data, schema)}
@@ -92,21 +97,28 @@ def main():
             space = layered(ROOT / dhen, layers, folder)
             for target in args.targets.split(","):
                 t0 = time.perf_counter()
-                out = rks(
-                    "search", str(space), "--method", "oneshot", "--examples", examples[key],
-                    "--flops-target", f"{target}x", "--retrain-seeds", str(SEEDS),
-                    "--storage", f"journal:{folder}/{space.stem}-{target}.journal",
-                    "--export", str(folder / f"{space.stem}-{target}"), *data_args(data, schema),
-                )
+                search = ["search", str(space), "--method", "oneshot", "--examples", examples[key]]
+                search += ["--flops-target", f"{target}x", "--retrain-seeds", str(SEEDS)]
+                search += ["--storage", f"journal:{folder}/{space.stem}-{target}.journal"]
+                search += ["--export", str(folder / f"{space.stem}-{target}"), *data_args(data, schema)]
+                out = rks(*search)
                 seconds = time.perf_counter() - t0
                 final = out["final"]
                 gamma_ratio = out["gamma"]["flops"] / out["flops_target"]
                 row = {
-                    "set": key, "space": space.stem, "layers": layers, "target": float(target),
-                    "gamma_flops_over_target": gamma_ratio, "search_seconds": out["seconds"],
-                    "command_seconds": seconds, "examples": out["examples_processed"],
-                    "winner": final["winner"], "baseline": final["baseline"], "margin": final["margin"],
-                    "beats_baseline": final["beats_baseline"], "baseline_flops": out["baseline"]["flops"],
+                    "set": key,
+                    "space": space.stem,
+                    "layers": layers,
+                    "target": float(target),
+                    "gamma_flops_over_target": gamma_ratio,
+                    "search_seconds": out["seconds"],
+                    "command_seconds": seconds,
+                    "examples": out["examples_processed"],
+                    "winner": final["winner"],
+                    "baseline": final["baseline"],
+                    "margin": final["margin"],
+                    "beats_baseline": final["beats_baseline"],
+                    "baseline_flops": out["baseline"]["flops"],
                     "winner_arch": out["best"]["arch"],
                 }
                 report["runs"].append(row)
@@ -118,7 +130,9 @@ def main():
                     flush=True,
                 )
         for name, ref in refs.items():
-            print(f"{key:<10} {name:<14} {'':>6} {'':>6} {'':<12} {ref['flops']:>10,} {spread(ref['eval_ne_seeds']):>16}")
+            print(
+                f"{key:<10} {name:<14} {'':>6} {'':>6} {'':<12} {ref['flops']:>10,} {spread(ref['eval_ne_seeds']):>16}"
+            )
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
 
 

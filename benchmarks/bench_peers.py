@@ -1,8 +1,9 @@
 """The CTR models people train in one line (DeepCTR-torch) against our DLRM baseline and searched winners,
 on the same preprocessed columns, vocabularies, time-ordered split and NE definition: the peers are fed
 our `Dataset`, multi-valued features (bags) included, as DeepCTR's `VarLenSparseFeat` with the schema's
-pooling. One ordered pass, batch 256, Adam 1e-3, embeddings 16 (DeepCTR's defaults otherwise); mean and
-spread over seeds. LR is scikit-learn's, fitted to convergence (L-BFGS) on the one-hot categoricals, the
+pooling. criteo-8k and ml-100k also measure their DHEN production model (spaces/dhen.rks,
+spaces/ml100k_dhen.rks; paper 4.3). One ordered pass, batch 256, Adam 1e-3, embeddings 16 (DeepCTR's
+defaults otherwise); mean and spread over seeds. LR is scikit-learn's, fitted to convergence (L-BFGS) on the one-hot categoricals, the
 bags' pooled multi-hot rows and the dense columns. Needs the `[bench]` extra (`pip install -e ".[bench]"`).
 
     python benchmarks/bench_peers.py [--sets criteo-8k,avazu-9k,ml-100k] [--seeds 0,1,2]
@@ -41,6 +42,8 @@ SETS = {
     "avazu-9k": ("spaces/avazu_dlrm.rks", f"table:{DATA}/avazu-9k", "schemas/avazu-9k.json"),
     "ml-100k": ("spaces/ml100k_dlrm.rks", f"table:{DATA}/ml-100k/ml-100k.inter", "schemas/ml-100k.json"),
 }
+# The DHEN production model of each set (paper 4.3), measured beside the DLRM baseline.
+DHEN = {"criteo-8k": "spaces/dhen.rks", "ml-100k": "spaces/ml100k_dhen.rks"}
 PEERS = ("LR", "WDL", "DeepFM", "DCN", "xDeepFM", "AutoInt")
 EMBED_DIM = 16
 
@@ -163,7 +166,9 @@ def main():
     ap.add_argument("--space", help="our baseline for the --set sets (default: a DLRM written for their widths)")
     ap.add_argument("--eval-fraction", type=float, default=0.2, help="the held-out tail (default 0.2)")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--winner", action="append", default=[], help="SET=ARCH.json@SPACE.rks, a searched winner")
+    ap.add_argument(
+        "--winner", action="append", default=[], help="SET=ARCH.json@SPACE.rks, a searched winner (repeatable)"
+    )
     ap.add_argument("--peers", default=",".join(PEERS), help="the peers to train (`none`: only our models)")
     args = ap.parse_args()
     peers = [] if args.peers == "none" else args.peers.split(",")
@@ -184,13 +189,13 @@ def main():
     for item in args.winner:
         key, rest = item.split("=", 1)
         arch_path, space_path = rest.split("@", 1)
-        winners[key] = (arch_path, space_path)
+        winners.setdefault(key, []).append((arch_path, space_path))
     print(f"{'data':<10} {'model':<24} {'eval NE':>16} {'AUC':>8} {'FLOPs':>10} {'seconds':>8}")
     for key, (path, spec, schema) in sets.items():
-        bench_set(key, path, spec, schema, args.eval_fraction, seeds, winners.get(key), peers)
+        bench_set(key, path, spec, schema, args.eval_fraction, seeds, winners.get(key, []), peers)
 
 
-def bench_set(key, path, spec, schema, eval_fraction, seeds, winner, peers):
+def bench_set(key, path, spec, schema, eval_fraction, seeds, winners, peers):
     data = load_dataset(parse_data_spec(spec, schema), eval_fraction=eval_fraction)
     if path is None:
         base_space = load_source(dlrm_source(f"{key.replace('-', '_')}_dlrm", data.n_dense, data.n_cat))
@@ -201,10 +206,13 @@ def bench_set(key, path, spec, schema, eval_fraction, seeds, winner, peers):
     rows = [("LR", partial(run_lr, data))] if "LR" in peers else []
     rows += [(name, partial(run_deepctr, name, data)) for name in peers if name != "LR"]
     rows.append((f"rks {label} baseline", partial(run_ours, base_space, base_space.baseline, data)))
-    if winner:
-        space = load_space(winner[1])
-        arch = Arch.from_json(Path(winner[0]).read_text())
-        rows.append((f"rks {Path(winner[1]).stem} winner", partial(run_ours, space, arch, data)))
+    if key in DHEN:
+        dhen = load_space(DHEN[key])
+        rows.append((f"rks {dhen.name} baseline", partial(run_ours, dhen, dhen.baseline, data)))
+    for arch_path, space_path in winners:
+        space = load_space(space_path)
+        arch = Arch.from_json(Path(arch_path).read_text())
+        rows.append((f"rks {Path(space_path).stem} winner", partial(run_ours, space, arch, data)))
     for name, run in rows:
         t0 = time.perf_counter()
         results = [run(s) for s in seeds]

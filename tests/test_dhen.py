@@ -197,7 +197,8 @@ def test_blocks_all_means_the_paper_blocks():
     ],
 )
 def test_layer_mistakes_are_refused_at_their_position(body, message, line):
-    source = f"space bad\ninput dense : dense[5]\ninput sparse : embed[6, 4]\n\n\nlayer net {{\n  {body}\n}}\noutput from net\n"
+    head = "space bad\ninput dense : dense[5]\ninput sparse : embed[6, 4]\n\n\n"
+    source = f"{head}layer net {{\n  {body}\n}}\noutput from net\n"
     with pytest.raises(RksError) as err:
         load_source(source, "bad.rks")
     text = str(err.value)

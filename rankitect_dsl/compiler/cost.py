@@ -3,8 +3,9 @@
 Every decision of `space.decisions` with n options gets n one-hot indicator symbols. The formulas are
 multilinear: no monomial multiplies two indicators of one decision (a choice's own block and dim are
 different decisions; a choice's reachability depends only on later choices, its width only on
-earlier ones; a block whose dim enters squared is summed per option, see `block_terms`). So one lambdified function serves three uses: Python ints give exact counts,
-NumPy columns give 10,000 archs in one call, and torch probabilities give a differentiable cost.
+earlier ones; a block whose dim enters squared is summed per option, `block_terms`). So one lambdified
+function serves three uses: Python ints give exact counts, NumPy columns give 10,000 archs in one call,
+and torch probabilities give a differentiable cost.
 
 FLOPs follow `torch.utils.flop_counter.FlopCounterMode` (2·M·N·K per mm/addmm/bmm; LayerNorm,
 activations and element-wise ops count 0). Only choices that reach the output count. Embedding

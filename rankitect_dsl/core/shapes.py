@@ -98,7 +98,10 @@ def choice_shape(space: SpaceSpec, name: str, sel: ChoiceArch, ports: dict) -> C
     linear_in = sum(ports[i].flat(d) for i in inputs)
     stack_rows = sum(ports[i].stack_rows() for i in inputs)
     right_flat = max(ports[j].flat(d) for _, j in (sel.pairs or choice.pairs))
-    out = {b: REGISTRY[b].out_size(Sizes(sel.dims.get(b, 0), linear_in, stack_rows, right_flat, d, space.modules)) for b in sel.blocks}
+    out = {
+        b: REGISTRY[b].out_size(Sizes(sel.dims.get(b, 0), linear_in, stack_rows, right_flat, d, space.modules))
+        for b in sel.blocks
+    }
     width2d = max([w for b, w in out.items() if REGISTRY[b].output == "2d"], default=0)
     rows3d = next((w for b, w in out.items() if REGISTRY[b].output == "3d"), 0)
     return ChoiceShape(tuple(inputs), linear_in, stack_rows, out, Port(width2d, rows3d))

@@ -24,7 +24,21 @@ from lark import Token
 from . import parser as P
 
 MAX_LINE = 100
-_TOP = {"SPACE", "INPUT", "KEEP", "BOTTLENECK", "NORM", "KERNEL", "RANK", "FFN", "DIM", "LAYER", "CHOICE", "OUTPUT", "BASELINE"}
+_TOP = {
+    "SPACE",
+    "INPUT",
+    "KEEP",
+    "BOTTLENECK",
+    "NORM",
+    "KERNEL",
+    "RANK",
+    "FFN",
+    "DIM",
+    "LAYER",
+    "CHOICE",
+    "OUTPUT",
+    "BASELINE",
+}
 _CHOICE_STMT = {"BLOCKS", "FROM", "FIXED", "PAIR", "DIM", "LAYERS", "MODULES"}  # a choice's or a layer's body
 _NO_SPACE_BEFORE = {"COMMA", "RSQB", "RPAR", "LSQB", "LPAR"}
 _NO_SPACE_AFTER = {"LSQB", "LPAR"}

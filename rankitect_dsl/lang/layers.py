@@ -79,7 +79,7 @@ class LayerLowering:
         count_stmt = c.singleton(decl.body, S.LayersStmt, "`layers` statement")
         modules_stmt = c.singleton(decl.body, S.ModulesStmt, "`modules` statement")
         froms = [s for s in decl.body if isinstance(s, S.FromNames)]
-        for extra in (s for s in decl.body if isinstance(s, S.FromDistance)):
+        if any(isinstance(s, S.FromDistance) for s in decl.body):
             c.error("a layer reads named inputs, not distances", decl.name.span, "write `from dense, sparse`")
         dims = [s for s in decl.body if isinstance(s, (S.DimList, S.DimScale))]
         count = 1 if count_stmt is None else c.positive_int(count_stmt.count, "a layer count", L.MAX_CHOICES)
@@ -101,7 +101,9 @@ class LayerLowering:
             else:
                 modules.append(m.text)
         if not froms:
-            c.error(f"layer `{name.text}` has no `from` statement", name.span, "name its inputs, e.g. `from dense, sparse`")
+            c.error(
+                f"layer `{name.text}` has no `from` statement", name.span, "name its inputs, e.g. `from dense, sparse`"
+            )
             return []
         for stmt in dims:
             if stmt.block.text not in modules and stmt.block.text in REGISTRY:
@@ -164,7 +166,12 @@ class LayerLowering:
             reads = [S.Name(n, a.layer.span) for n in inputs]
             for m in modules:
                 out.append(
-                    S.Assignment(S.Name(module_choice(a.layer.text, k, m), a.layer.span), S.Name(m, a.layer.span), reads, given[m])
+                    S.Assignment(
+                        S.Name(module_choice(a.layer.text, k, m), a.layer.span),
+                        S.Name(m, a.layer.span),
+                        reads,
+                        given[m],
+                    )
                 )
             inputs = [module_choice(a.layer.text, k, m) for m in modules]
         return out
