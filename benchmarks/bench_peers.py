@@ -4,7 +4,8 @@ our `Dataset`, multi-valued features (bags) included, as DeepCTR's `VarLenSparse
 pooling. criteo-8k and ml-100k also measure their DHEN production model (spaces/dhen.rks,
 spaces/ml100k_dhen.rks; paper 4.3). One ordered pass, batch 256, Adam 1e-3, embeddings 16 (DeepCTR's
 defaults otherwise); mean and spread over seeds. LR is scikit-learn's, fitted to convergence (L-BFGS) on
-the one-hot categoricals, the bags' pooled multi-hot rows and the dense columns. Needs the `[bench]` extra (`pip install -e ".[bench]"`).
+the one-hot categoricals, the bags' pooled multi-hot rows and the dense columns. Needs the `[bench]` extra
+(`pip install -e ".[bench]"`).
 
     python benchmarks/bench_peers.py [--sets criteo-8k,avazu-9k,ml-100k] [--seeds 0,1,2]
         [--winner ml-100k=docs/results/x.json@spaces/ml100k_rankitect.rks ...] [--peers DeepFM,DCN | --peers none]
