@@ -134,6 +134,18 @@ def main():
                 f"{key:<10} {name:<14} {'':>6} {'':>6} {'':<12} {ref['flops']:>10,} {spread(ref['eval_ne_seeds']):>16}"
             )
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    save_best_winners(report["runs"], Path(args.out).parent)
+
+
+def save_best_winners(runs: list, folder: Path) -> None:
+    """Each set's winner of lowest mean eval NE among the searches of a shipped space, as `SET-dhen-winner.json`
+    beside the report (what `bench_peers.py --winner SET=JSON@SPACE` reads)."""
+    shipped = [r for r in runs if (ROOT / "spaces" / f"{r['space']}.rks").exists()]
+    for key in dict.fromkeys(r["set"] for r in shipped):
+        best = min((r for r in shipped if r["set"] == key), key=lambda r: statistics.mean(r["winner"]["eval_ne_seeds"]))
+        out = folder / f"{key}-dhen-winner.json"
+        out.write_text(json.dumps(best["winner_arch"], indent=1) + "\n")
+        print(f"{key}: best winner ({best['space']}, target {best['target']}x) in {out}")
 
 
 if __name__ == "__main__":
