@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import linecache
+import math
 import pprint
 import types
 from functools import lru_cache
@@ -126,19 +127,12 @@ def supernet_source(spec: SpaceSpec, layout: SupernetLayout, n_decisions: int, s
             class_name=class_name(spec.name, "Supernet"),
             spec=pprint.pformat(spec_to_dict(spec), sort_dicts=False, width=WRAP),
             params=list(layout.params.items()),
-            n_params=sum(_numel(s) for s in layout.params.values()),
+            n_params=sum(math.prod(s) for s in layout.params.values()),
             n_choices=len(spec.choices),
             n_decisions=n_decisions,
             size=scientific(size, 4) if size > 10**9 else size,
         )
     )
-
-
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def load_module(source: str, name: str) -> types.ModuleType:

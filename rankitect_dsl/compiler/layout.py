@@ -6,6 +6,7 @@ partial weight transfer between them, so the three can never disagree about an o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
@@ -108,7 +109,7 @@ class SupernetLayout:
             shape = role_shapes[role.name]
             self.params[key(role.name)] = shape
             if role.init == "weight":
-                weight_fan_in[role.name[1:]] = _numel(shape[1:])  # a k×k kernel's too, as nn.Conv2d's
+                weight_fan_in[role.name[1:]] = math.prod(shape[1:])  # a k×k kernel's too, as nn.Conv2d's
         for role in roles:
             fan_in = weight_fan_in.get(role.name[1:], 0)
             self.init[key(role.name)] = Init("uniform" if role.init in ("weight", "bias") else role.init, fan_in)
@@ -338,13 +339,6 @@ def build_plan(spec: SpaceSpec, arch: Arch, layout: Optional[SupernetLayout] = N
     head_pos = union(*[shift(flat_pos[x], cols[x]) for x in spec.outputs])
     head = {"w": Slice(head_param("w"), (None, head_pos)), "b": Slice(head_param("b"), (None,))}
     return SubnetPlan(spec, arch, plans, ports, pairs, head, attrs.create("head"), count(head_pos), d)
-
-
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def _pos2d(layout: SupernetLayout, name: str, flat_pos: Positions) -> Positions:

@@ -34,6 +34,16 @@ class Role:
 
 
 @dataclass(frozen=True)
+class ModuleWidths:
+    """The DHEN modules' fixed widths, set once per space (`kernel`, `rank`, `ffn`): the convolution's k×k
+    kernel, the cross module's low rank, the attention module's feed-forward width."""
+
+    kernel: int = 3
+    rank: int = 8
+    ffn: int = 64
+
+
+@dataclass(frozen=True)
 class Sizes:
     """The sizes a block's formulas read; ints for one subnet, sympy expressions in the cost model."""
 
@@ -42,10 +52,10 @@ class Sizes:
     stack_rows: object = 0
     right_flat: object = 0
     embed_dim: object = 0
-    modules: "ModuleWidths" = None
+    modules: ModuleWidths = ModuleWidths()
 
     def axis(self, axis: str, out) -> object:
-        m = self.modules or ModuleWidths()
+        m = self.modules
         return {
             DIM: self.dim,
             OUT: out,
@@ -59,16 +69,6 @@ class Sizes:
             FFN: m.ffn,
             ONE: 1,
         }[axis]
-
-
-@dataclass(frozen=True)
-class ModuleWidths:
-    """The DHEN modules' fixed widths, set once per space (`kernel`, `rank`, `ffn`): the convolution's k×k
-    kernel, the cross module's low rank, the attention module's feed-forward width."""
-
-    kernel: int = 3
-    rank: int = 8
-    ffn: int = 64
 
 
 NORMS = ("layer", "none")  # a space's `norm` setting: what follows every block before its ReLU
@@ -373,10 +373,10 @@ class AttentionBlock(RowInteraction):
 
     def interaction_flops(self, s):
         l, d = s.dim, s.embed_dim
-        return 8 * l * d * d + 4 * l * l * d + 4 * l * d * (s.modules or ModuleWidths()).ffn
+        return 8 * l * d * d + 4 * l * l * d + 4 * l * d * s.modules.ffn
 
     def module_args(self, s, norm=DEFAULT_NORM):
-        return f"{s.stack_rows}, {s.dim}, {s.embed_dim}, {(s.modules or ModuleWidths()).ffn}"
+        return f"{s.stack_rows}, {s.dim}, {s.embed_dim}, {s.modules.ffn}"
 
     def interact(self, F, x, h, p, mask):
         d = h.shape[-1]
@@ -401,10 +401,10 @@ class ConvBlock(RowInteraction):
     )
 
     def interaction_flops(self, s):
-        return 2 * s.dim * s.embed_dim * (s.modules or ModuleWidths()).kernel ** 2
+        return 2 * s.dim * s.embed_dim * s.modules.kernel**2
 
     def module_args(self, s, norm=DEFAULT_NORM):
-        return f"{s.stack_rows}, {s.dim}, {s.embed_dim}, {(s.modules or ModuleWidths()).kernel}"
+        return f"{s.stack_rows}, {s.dim}, {s.embed_dim}, {s.modules.kernel}"
 
     def interact(self, F, x, h, p, mask):
         k = p["wk"].shape[-1]
@@ -423,10 +423,10 @@ class CrossBlock(RowInteraction):
     )
 
     def interaction_flops(self, s):
-        return 4 * s.dim * s.embed_dim * (s.modules or ModuleWidths()).rank
+        return 4 * s.dim * s.embed_dim * s.modules.rank
 
     def module_args(self, s, norm=DEFAULT_NORM):
-        return f"{s.stack_rows}, {s.dim}, {s.embed_dim}, {(s.modules or ModuleWidths()).rank}"
+        return f"{s.stack_rows}, {s.dim}, {s.embed_dim}, {s.modules.rank}"
 
     def interact(self, F, x, h, p, mask):
         z = h.flatten(1)

@@ -34,7 +34,7 @@ class LayerLowering:
     def __init__(self, checker):
         self.checker = checker
         self.outputs: dict[str, list[str]] = {}  # layer name -> its last layer's choice names
-        self.layers: dict[str, tuple] = {}  # layer name -> (count, modules, input names)
+        self.layers: dict[str, tuple] = {}  # layer name -> (modules, [(choice, module, its input names)])
 
     def run(self, items: list) -> list:
         decls = [i for i in items if isinstance(i, S.LayerDecl)]
@@ -111,18 +111,15 @@ class LayerLowering:
         if count is None or not modules:
             return []
         inputs = self.names([ref for s in froms for ref in s.names])
-        self.layers[name.text] = (count, modules, [r.text for r in inputs])
-        out = []
+        lowered, out = [], []
         for k in range(1, count + 1):
             for m in modules:
-                body = [
-                    S.BlocksStmt([S.Name(m, name.span)], name.span),
-                    S.FromNames(inputs),
-                    S.FixedInputs(name.span),
-                    *(s for s in dims if s.block.text == m),
-                ]
-                out.append(S.ChoiceDecl(S.Name(module_choice(name.text, k, m), name.span), None, body, decl.span))
-            inputs = [S.Name(module_choice(name.text, k, m), name.span) for m in modules]
+                choice = S.Name(module_choice(name.text, k, m), name.span)
+                body = [S.BlocksStmt([S.Name(m, name.span)], name.span), S.FromNames(inputs), S.FixedInputs(name.span)]
+                out.append(S.ChoiceDecl(choice, None, body + [s for s in dims if s.block.text == m], decl.span))
+                lowered.append((choice.text, m, [r.text for r in inputs]))
+            inputs = [made.first for made in out[-len(modules) :]]
+        self.layers[name.text] = (modules, lowered)
         self.outputs[name.text] = [r.text for r in inputs]
         return out
 
@@ -140,7 +137,7 @@ class LayerLowering:
                     did_you_mean(a.layer.text, self.layers) or "`NAME = layer(…)` assigns a `layer` declaration",
                 )
             return []
-        count, modules, inputs = layer
+        modules, lowered = layer
         given = {}
         for module, dim in a.dims:
             if module.text not in modules:
@@ -161,17 +158,8 @@ class LayerLowering:
                 "e.g. `" + a.layer.text + " = layer(" + ", ".join(f"{m} 8" for m in modules) + ")`",
             )
             return []
-        out = []
-        for k in range(1, count + 1):
-            reads = [S.Name(n, a.layer.span) for n in inputs]
-            for m in modules:
-                out.append(
-                    S.Assignment(
-                        S.Name(module_choice(a.layer.text, k, m), a.layer.span),
-                        S.Name(m, a.layer.span),
-                        reads,
-                        given[m],
-                    )
-                )
-            inputs = [module_choice(a.layer.text, k, m) for m in modules]
-        return out
+        at = a.layer.span
+        return [
+            S.Assignment(S.Name(choice, at), S.Name(m, at), [S.Name(x, at) for x in reads], given[m])
+            for choice, m, reads in lowered
+        ]
