@@ -16,11 +16,22 @@ class Span:
     length: int = 1
 
 
+@dataclass(frozen=True)
+class Fix:
+    """An edit that resolves a diagnostic, as an editor's quick fix offers it: replace `span` with `text`
+    (a span of length 0 inserts at it)."""
+
+    title: str
+    span: Span
+    text: str
+
+
 @dataclass
 class Diagnostic:
     message: str
     span: Optional[Span] = None
     hint: Optional[str] = None
+    fix: Optional[Fix] = None
 
     def render(self, filename: str, source: Optional[str]) -> str:
         if self.span is None:
@@ -66,6 +77,11 @@ class ArchError(RksError):
         return "arch error: " + self.diagnostics[0].message
 
 
-def did_you_mean(name: str, options: Iterable[str]) -> Optional[str]:
+def close_match(name: str, options: Iterable[str]) -> Optional[str]:
     close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f"did you mean `{close[0]}`?" if close else None
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, options: Iterable[str]) -> Optional[str]:
+    close = close_match(name, options)
+    return f"did you mean `{close}`?" if close else None

@@ -7,9 +7,18 @@ import re
 from typing import Optional
 
 from ..core import limits as L
-from ..core.blocks import BLOCK_NAMES, DEFAULT_NORM, NORMS, PAPER_BLOCKS, ModuleWidths, has_dim, is_multi_hot
+from ..core.blocks import (
+    BLOCK_NAMES,
+    DEFAULT_NORM,
+    NORMS,
+    PAPER_BLOCKS,
+    REGISTRY,
+    ModuleWidths,
+    has_dim,
+    is_multi_hot,
+)
 from ..core.decisions import choice_count
-from ..core.errors import Diagnostic, RksError, Span, did_you_mean
+from ..core.errors import Diagnostic, Fix, RksError, Span, close_match
 from ..core.names import identifier_problem
 from ..core.spec import DEFAULT_BOTTLENECK, DEFAULT_KEEP, ChoiceSpec, InputSpec, SpaceSpec
 from . import syntax as S
@@ -32,12 +41,32 @@ class _Checker:
         self.reported: set = set()
         self.invalid_names: set[str] = set()  # already reported; references to them stay quiet
         self.spans: dict[str, Span] = {}  # each input's and choice's name, for messages of later stages
+        self.input_names: list[str] = []  # the declared inputs, in file order
 
-    def error(self, message: str, span: Optional[Span], hint: Optional[str] = None):
+    def error(self, message: str, span: Optional[Span], hint: Optional[str] = None, fix: Optional[Fix] = None):
         """Record a diagnostic once: a range's shared body would otherwise repeat it for every choice."""
         if (message, span, hint) not in self.reported:
             self.reported.add((message, span, hint))
-            self.diags.append(Diagnostic(message, span, hint))
+            self.diags.append(Diagnostic(message, span, hint, fix))
+
+    def unknown(self, message: str, ref: S.Name, options, otherwise: Optional[str] = None):
+        """An unknown name: with one close match, the hint names it and the fix writes it."""
+        close = close_match(ref.text, options)
+        if close is None:
+            self.error(message, ref.span, otherwise)
+        else:
+            self.error(message, ref.span, f"did you mean `{close}`?", Fix(f"write `{close}`", ref.span, close))
+
+    def insert_statement(self, close: Optional[Span], statement: str) -> Optional[Fix]:
+        """A fix that adds `statement` to a braced body just before its `}`: on its own line, indented like
+        a body, when the `}` opens its line; else inline."""
+        if close is None:
+            return None
+        line = self.source.splitlines()[close.line - 1]
+        before = line[: close.column - 1]
+        if before.strip():
+            return Fix(f"add `{statement}`", Span(close.line, close.column, 0), f"{statement} ")
+        return Fix(f"add `{statement}`", Span(close.line, 1, 0), f"{before}  {statement}\n")
 
     # -- small validators -------------------------------------------------------------------
 
@@ -67,11 +96,7 @@ class _Checker:
 
     def block_name(self, name: S.Name) -> bool:
         if name.text not in BLOCK_NAMES:
-            self.error(
-                f"unknown block `{name.text}`",
-                name.span,
-                did_you_mean(name.text, BLOCK_NAMES) or f"blocks are {', '.join(BLOCK_NAMES)}",
-            )
+            self.unknown(f"unknown block `{name.text}`", name, BLOCK_NAMES, f"blocks are {', '.join(BLOCK_NAMES)}")
             return False
         return True
 
@@ -224,6 +249,7 @@ class _Checker:
                 self.error(f"missing the {kind} input", Span(1, 1), f"declare it, e.g. `{example}`")
         dense = found["dense"][0] if found["dense"] else None
         embed = found["embed"][0] if found["embed"] else None
+        self.input_names = list(names)
         return dense, embed
 
     def keep(self, items) -> float:
@@ -285,6 +311,20 @@ class _Checker:
                 if values is not None:
                     dims[stmt.block.text] = values
         return dims
+
+    def second_row_block(self, name: S.Name, blocks: list[str]) -> bool:
+        """A choice emits one row tensor: a second block that emits rows is refused where it is named."""
+        if REGISTRY[name.text].output != "3d":
+            return False
+        first = next((b for b in blocks if REGISTRY[b].output == "3d"), None)
+        if first is None:
+            return False
+        self.error(
+            f"`{name.text}` and `{first}` both emit rows; a choice holds at most one block that does",
+            name.span,
+            "put each in its own choice (a `layer` runs several modules side by side)",
+        )
+        return True
 
     def dim_block(self, name: S.Name) -> bool:
         if not has_dim(name.text):
@@ -353,6 +393,7 @@ class _Checker:
     def choice(self, index, name, decl, order, known, input_names, default_dims) -> Optional[ChoiceSpec]:
         blocks, candidates, distances, dims = None, [], {}, {}
         fixed_inputs, pair, dropped, bad_refs = False, None, [], False
+        refused = set()  # blocks refused where they are named: their dims say nothing more
         body = decl.body
         for stmt in body:
             if isinstance(stmt, S.BlocksStmt):
@@ -366,6 +407,8 @@ class _Checker:
                         if self.block_name(b):
                             if b.text in blocks:
                                 self.error(f"block `{b.text}` is listed twice", b.span)
+                            elif self.second_row_block(b, blocks):
+                                refused.add(b.text)
                             else:
                                 blocks.append(b.text)
             elif isinstance(stmt, S.FromDistance):
@@ -387,11 +430,7 @@ class _Checker:
                         bad_refs = True
                     elif ref.text not in known:
                         bad_refs = True
-                        self.error(
-                            f"unknown name `{ref.text}`",
-                            ref.span,
-                            did_you_mean(ref.text, known) or "name an input or a choice",
-                        )
+                        self.unknown(f"unknown name `{ref.text}`", ref, known, "name an input or a choice")
                     elif ref.text == name.text:
                         self.error(f"choice `{name.text}` reads itself", ref.span, "that is a cycle")
                     elif ref.text not in distances:
@@ -418,10 +457,14 @@ class _Checker:
             return None
         if not candidates:
             why = f": distance {', '.join(map(str, dropped))} reaches before the first choice" if dropped else ""
+            reads = "from distance 1" if index else "from " + ", ".join(self.input_names)
             self.error(
                 f"choice `{name.text}` has no candidate input{why}",
                 name.span,
                 "add `from` with an input name, or a distance that reaches an earlier choice",
+                None
+                if dropped or any(isinstance(s, (S.FromNames, S.FromDistance)) for s in body)
+                else self.insert_statement(decl.close, reads),
             )
             return None
         if len(candidates) > L.MAX_CANDIDATES:
@@ -433,7 +476,7 @@ class _Checker:
             )
             return None
         for block in dims:
-            if block not in blocks:
+            if block not in blocks and block not in refused:
                 stmt = next(s for s in body if isinstance(s, (S.DimList, S.DimScale)) and s.block.text == block)
                 self.error(f"dims for `{block}`, which choice `{name.text}` does not use", stmt.block.span)
         block_dims = {}
@@ -455,10 +498,11 @@ class _Checker:
             ok = True
             for ref in pair:
                 if ref.text not in candidates:
-                    self.error(
+                    self.unknown(
                         f"pair input `{ref.text}` is not a candidate input of `{name.text}`",
-                        ref.span,
-                        did_you_mean(ref.text, candidates) or f"candidates: {', '.join(candidates)}",
+                        ref,
+                        candidates,
+                        f"candidates: {', '.join(candidates)}",
                     )
                     ok = False
             if not any(not is_multi_hot(b) for b in blocks):
@@ -493,11 +537,7 @@ class _Checker:
             if ref.text in self.invalid_names:
                 continue
             if ref.text not in known:
-                self.error(
-                    f"output names nothing: unknown name `{ref.text}`",
-                    ref.span,
-                    did_you_mean(ref.text, known) or "name a choice",
-                )
+                self.unknown(f"output names nothing: unknown name `{ref.text}`", ref, known, "name a choice")
             elif ref.text not in names:
                 names.append(ref.text)
         return tuple(names)
@@ -561,11 +601,7 @@ class _Checker:
     def assignment(self, a: S.Assignment, choices: dict) -> Optional[dict]:
         choice = choices.get(a.choice.text)
         if choice is None:
-            self.error(
-                f"baseline is not in the space: unknown choice `{a.choice.text}`",
-                a.choice.span,
-                did_you_mean(a.choice.text, choices),
-            )
+            self.unknown(f"baseline is not in the space: unknown choice `{a.choice.text}`", a.choice, choices)
             return None
         block = a.block.text
         if block not in choice.blocks:
@@ -579,10 +615,11 @@ class _Checker:
             return None
         for ref in a.inputs:
             if ref.text not in choice.candidates:
-                self.error(
+                self.unknown(
                     f"baseline is not in the space: `{ref.text}` is not a candidate input of `{choice.name}`",
-                    ref.span,
-                    did_you_mean(ref.text, choice.candidates) or f"candidates: {', '.join(choice.candidates)}",
+                    ref,
+                    choice.candidates,
+                    f"candidates: {', '.join(choice.candidates)}",
                 )
                 return None
         names = [r.text for r in a.inputs]

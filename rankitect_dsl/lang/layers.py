@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from ..core import limits as L
 from ..core.blocks import REGISTRY
-from ..core.errors import did_you_mean
 from . import syntax as S
 
 MODULE_BLOCKS = tuple(n for n, b in REGISTRY.items() if b.adaptor == "stack" and b.output == "3d")
@@ -46,7 +45,9 @@ class LayerLowering:
             if isinstance(item, S.LayerDecl):
                 out += lowered[id(item)]
             elif isinstance(item, S.ChoiceDecl):
-                out.append(S.ChoiceDecl(item.first, item.last, [self.refs_in(s) for s in item.body], item.span))
+                out.append(
+                    S.ChoiceDecl(item.first, item.last, [self.refs_in(s) for s in item.body], item.span, item.close)
+                )
             elif isinstance(item, S.OutputDecl):
                 out.append(S.OutputDecl(self.names(item.sources), item.span))
             elif isinstance(item, S.BaselineDecl):
@@ -101,8 +102,12 @@ class LayerLowering:
             else:
                 modules.append(m.text)
         if not froms:
+            inputs = ", ".join(c.input_names)
             c.error(
-                f"layer `{name.text}` has no `from` statement", name.span, "name its inputs, e.g. `from dense, sparse`"
+                f"layer `{name.text}` has no `from` statement",
+                name.span,
+                "name its inputs, e.g. `from dense, sparse`",
+                c.insert_statement(decl.close, f"from {inputs}") if inputs else None,
             )
             return []
         for stmt in dims:
@@ -131,20 +136,22 @@ class LayerLowering:
         layer = self.layers.get(a.layer.text)
         if layer is None:
             if a.layer.text not in c.invalid_names:
-                c.error(
+                c.unknown(
                     f"baseline: unknown layer `{a.layer.text}`",
-                    a.layer.span,
-                    did_you_mean(a.layer.text, self.layers) or "`NAME = layer(…)` assigns a `layer` declaration",
+                    a.layer,
+                    self.layers,
+                    "`NAME = layer(…)` assigns a `layer` declaration",
                 )
             return []
         modules, lowered = layer
         given = {}
         for module, dim in a.dims:
             if module.text not in modules:
-                c.error(
+                c.unknown(
                     f"baseline: layer `{a.layer.text}` has no module `{module.text}`",
-                    module.span,
-                    did_you_mean(module.text, modules) or f"its modules: {', '.join(modules)}",
+                    module,
+                    modules,
+                    f"its modules: {', '.join(modules)}",
                 )
             elif module.text in given:
                 c.error(f"baseline: module `{module.text}` is given twice", module.span)

@@ -52,6 +52,11 @@ def _meta_span(meta) -> Span:
     return Span(meta.line, meta.column, 1)
 
 
+def _closing_brace(meta) -> Span:
+    """The `}` that ends a braced declaration: where a quick fix inserts a missing statement."""
+    return Span(meta.end_line, meta.end_column - 1, 1)
+
+
 @v_args(inline=True)
 class _ToAst(Transformer):
     def name(self, tok):
@@ -103,7 +108,7 @@ class _ToAst(Transformer):
     @v_args(meta=True, inline=False)
     def layer_decl(self, meta, children):
         name, *body = children
-        return S.LayerDecl(name, list(body), _meta_span(meta))
+        return S.LayerDecl(name, list(body), _meta_span(meta), _closing_brace(meta))
 
     @v_args(meta=True, inline=False)
     def layers_stmt(self, meta, children):
@@ -122,7 +127,7 @@ class _ToAst(Transformer):
     @v_args(meta=True, inline=False)
     def choice_decl(self, meta, children):
         first, _range, last, *body = children
-        return S.ChoiceDecl(first, last, list(body), _meta_span(meta))
+        return S.ChoiceDecl(first, last, list(body), _meta_span(meta), _closing_brace(meta))
 
     @v_args(meta=True, inline=False)
     def blocks_stmt(self, meta, children):

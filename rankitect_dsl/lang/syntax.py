@@ -130,6 +130,7 @@ class ChoiceDecl:
     last: Optional[Name]
     body: list
     span: Span
+    close: Optional[Span] = None  # its `}`
 
 
 @dataclass
@@ -151,6 +152,7 @@ class LayerDecl:
     name: Name
     body: list
     span: Span
+    close: Optional[Span] = None  # its `}`
 
 
 @dataclass
