@@ -229,6 +229,17 @@ def cmd_flops(args):
     return 0
 
 
+def cmd_lsp(args):
+    try:
+        from .lsp.server import serve
+    except ImportError as err:
+        raise RksError(
+            f"`rks lsp` needs the language-server extra ({err.name} is missing): pip install 'rankitect-dsl[lsp]'"
+        ) from None
+    serve(_version())
+    return 0
+
+
 def _arch_args(s, verb):
     """FILE.rks, then an ARCH.json or --baseline: the arch a command works on."""
     s.add_argument("file")
@@ -379,6 +390,9 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("files", nargs="+")
     s.add_argument("--check", action="store_true", help="change nothing; exit 1 naming each file fmt would change")
     s.set_defaults(func=cmd_fmt)
+
+    s = sub.add_parser("lsp", help="the language server for editors (diagnostics, hovers, …), over stdio")
+    s.set_defaults(func=cmd_lsp)
 
     s = sub.add_parser("grow", help="grow a production model into a supernet (paper 4.2.1) and write its .rks")
     s.add_argument("file", help="BASE.rks whose baseline is the production model")

@@ -358,8 +358,16 @@ def load_space(path: str | Path) -> Space:
 
 
 def load_source(source: str, filename: str = "<input>") -> Space:
-    _refuse_large_source(len(source), "characters", filename)
-    module = parse(source, filename)
+    refuse_large_source(source, filename)
+    return load_module(parse(source, filename), source, filename)
+
+
+def load_module(module, source: str, filename: str) -> Space:
+    """Check a parsed file (the language server keeps the syntax tree for its names)."""
     space = Space(check(module, filename, source), source)
     space.refuse_oversized()
     return space
+
+
+def refuse_large_source(source: str, filename: str) -> None:
+    _refuse_large_source(len(source), "characters", filename)

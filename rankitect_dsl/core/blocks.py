@@ -110,6 +110,7 @@ class Block:
     searched_dim: bool
     template_class: str
     summary: str  # how the export's comments describe it
+    definition: str  # what it computes, in one line with its shapes: an editor's hover shows it
     roles: tuple[Role, ...]
     group: str  # paper 4.2.1: "interaction" (dot_compressed, EmbedFC) or "dense" (linear, gating, sum); "dhen"
     dim_degree = 1  # the highest power of the searched dim in its FLOPs and params
@@ -165,6 +166,7 @@ class Block:
 class Linear(Block):
     name, adaptor, output, searched_dim, group = "linear", "flatten", "2d", True, "dense"
     template_class, summary = "LinearBlock", "linear"
+    definition = "a fully connected layer over the flattened inputs: B×S → B×dim (paper 3.1, dense)"
     roles = (
         Role("w", (DIM, IN), "weight", "linear.weight"),
         Role("b", (DIM,), "bias", "linear.bias"),
@@ -190,6 +192,7 @@ class Linear(Block):
 class EmbedFCBlock(Block):
     name, adaptor, output, searched_dim, group = "embed_fc", "stack", "3d", True, "interaction"
     template_class, summary = "EmbedFC", "EmbedFC"
+    definition = "a fully connected layer across the stacked rows: B×N×D → B×dim×D (paper 3.1, interaction)"
     roles = (
         Role("w", (DIM, ROWS), "weight", "linear.weight"),
         Role("b", (DIM,), "bias", "linear.bias"),
@@ -216,6 +219,10 @@ class EmbedFCBlock(Block):
 class DotCompressedBlock(Block):
     name, adaptor, output, searched_dim, group = "dot_compressed", "stack", "2d", True, "interaction"
     template_class, summary = "DotCompressed", "compressed dot product"
+    definition = (
+        "dot products of every input row with dim compressed rows, flatten(X·(W·X)ᵀ): B×N×D → B×(N·dim) "
+        "(paper 3.1, interaction)"
+    )
     roles = (
         Role("w", (DIM, ROWS), "weight", "compress.weight"),
         Role("b", (DIM,), "bias", "compress.bias"),
@@ -277,6 +284,7 @@ class PairBlock(Block):
 
 class GatingBlock(PairBlock):
     name, template_class, summary = "gating", "Gating", "pairwise gating"
+    definition = "Eq. 2 with gating: Σ sigmoid(FC_ij(x_i)) ∘ x_j over its (left, right) pairs: B×S_j (paper 3.1)"
     keeps_per_pair = True  # each pair's sigmoid
 
     def combine(self, F, fc_i, x_j):
@@ -289,6 +297,7 @@ class GatingBlock(PairBlock):
 
 class SumBlock(PairBlock):
     name, template_class, summary = "sum", "PairSum", "pairwise sum"
+    definition = "Eq. 2 with a sum: Σ FC_ij(x_i) + x_j over its (left, right) pairs: B×S_j (paper 3.1)"
 
     def combine(self, F, fc_i, x_j):
         return fc_i + x_j
@@ -351,6 +360,9 @@ class AttentionBlock(RowInteraction):
     makes its cost quadratic in the searched dim."""
 
     name, template_class, summary = "attention", "Attention", "self-attention"
+    definition = (
+        "DHEN self-attention: a transformer encoder layer over the rows compressed to dim: B×N×D → B×dim×D (4.3)"
+    )
     dim_degree = 2
     interaction_roles = (
         *(
@@ -395,6 +407,7 @@ class ConvBlock(RowInteraction):
     convolution would read across, while the compressed rows past l are exactly the subnet's zero padding."""
 
     name, template_class, summary = "conv", "Conv", "convolution"
+    definition = "DHEN convolution: a k×k convolution over the rows compressed to dim: B×N×D → B×dim×D (4.3)"
     interaction_roles = (
         Role("wk", (ONE, ONE, KERNEL, KERNEL), "weight", "conv.weight"),
         Role("bk", (ONE,), "bias", "conv.bias"),
@@ -416,6 +429,7 @@ class CrossBlock(RowInteraction):
     U and V of the space's `rank`."""
 
     name, template_class, summary = "cross", "Cross", "low-rank cross"
+    definition = "DHEN cross: DCN-v2's low-rank cross on the rows compressed to dim: B×N×D → B×dim×D (4.3)"
     interaction_roles = (
         Role("wd", (RANK, DIM_EMBED), "weight", "down.weight"),
         Role("wu", (DIM_EMBED, RANK), "weight", "up.weight"),
@@ -438,6 +452,7 @@ class DotBlock(RowInteraction):
     l rows of D. The projection reads N·l features and writes l·D, so its cost is quadratic in l."""
 
     name, template_class, summary = "dot", "Dot", "dot product"
+    definition = "DHEN dot product: every row with dim compressed rows, projected to dim rows: B×N×D → B×dim×D (4.3)"
     dim_degree = 2
     interaction_roles = (
         Role("wp", (DIM_EMBED, ROWS_DIM), "weight", "project.weight"),

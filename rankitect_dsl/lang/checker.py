@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from typing import Optional
 
 from ..core import limits as L
@@ -24,8 +23,6 @@ from ..core.spec import DEFAULT_BOTTLENECK, DEFAULT_KEEP, ChoiceSpec, InputSpec,
 from . import syntax as S
 from .layers import LayerLowering
 
-_RANGE_NAME = re.compile(r"^(.*?)(\d+)$")
-
 
 def _shown(text: str) -> str:
     """A literal as a message quotes it: a 320-digit number is cut, not pasted whole."""
@@ -42,6 +39,7 @@ class _Checker:
         self.invalid_names: set[str] = set()  # already reported; references to them stay quiet
         self.spans: dict[str, Span] = {}  # each input's and choice's name, for messages of later stages
         self.input_names: list[str] = []  # the declared inputs, in file order
+        self.partial: set[str] = set()  # choices that lost a `from` name to an error: a baseline may name it
 
     def error(self, message: str, span: Optional[Span], hint: Optional[str] = None, fix: Optional[Fix] = None):
         """Record a diagnostic once: a range's shared body would otherwise repeat it for every choice."""
@@ -339,8 +337,8 @@ class _Checker:
     def expand_range(self, decl: S.ChoiceDecl) -> list[S.Name]:
         if decl.last is None:
             return [decl.first]
-        a, b = _RANGE_NAME.match(decl.first.text), _RANGE_NAME.match(decl.last.text)
-        if not a or not b or a.group(1) != b.group(1):
+        bounds = S.range_bounds(decl.first.text, decl.last.text)
+        if bounds is None:
             self.error(
                 "a choice range needs two names with one prefix and a number, "
                 f"got `{decl.first.text} .. {decl.last.text}`",
@@ -348,7 +346,7 @@ class _Checker:
                 "e.g. `choice c2 .. c9`",
             )
             return [decl.first]
-        lo, hi = int(a.group(2)), int(b.group(2))
+        prefix, lo, hi = bounds
         if hi < lo:
             self.error(f"the choice range `{decl.first.text} .. {decl.last.text}` is empty", decl.last.span)
             return [decl.first]
@@ -360,7 +358,7 @@ class _Checker:
                 self.ceiling_hint,
             )
             return [decl.first]
-        return [S.Name(f"{a.group(1)}{k}", decl.first.span) for k in range(lo, hi + 1)]
+        return [S.Name(f"{prefix}{k}", decl.first.span) for k in range(lo, hi + 1)]
 
     def choices(self, items, input_names, default_dims) -> list[ChoiceSpec]:
         decls = [i for i in items if isinstance(i, S.ChoiceDecl)]
@@ -384,11 +382,14 @@ class _Checker:
             self.error("the space has no choice", Span(1, 1), "add `choice c1 { … }`")
         order = [n.text for n, _ in names]
         known = set(order) | input_names
-        return [
-            c
-            for c in (self.choice(i, n, d, order, known, input_names, default_dims) for i, (n, d) in enumerate(names))
-            if c
-        ]
+        out = []
+        for i, (n, d) in enumerate(names):
+            c = self.choice(i, n, d, order, known, input_names, default_dims)
+            if c is None:
+                self.invalid_names.add(n.text)  # reported; the baseline's use of it stays quiet
+            else:
+                out.append(c)
+        return out
 
     def choice(self, index, name, decl, order, known, input_names, default_dims) -> Optional[ChoiceSpec]:
         blocks, candidates, distances, dims = None, [], {}, {}
@@ -453,6 +454,8 @@ class _Checker:
             return None
         if not blocks:
             return None
+        if bad_refs:
+            self.partial.add(name.text)
         if not candidates and bad_refs:
             return None
         if not candidates:
@@ -497,7 +500,9 @@ class _Checker:
         if pair is not None:
             ok = True
             for ref in pair:
-                if ref.text not in candidates:
+                if ref.text in self.invalid_names:
+                    ok = False
+                elif ref.text not in candidates:
                     self.unknown(
                         f"pair input `{ref.text}` is not a candidate input of `{name.text}`",
                         ref,
@@ -599,6 +604,8 @@ class _Checker:
         return decl.name.text, arch
 
     def assignment(self, a: S.Assignment, choices: dict) -> Optional[dict]:
+        if a.choice.text in self.invalid_names:
+            return None
         choice = choices.get(a.choice.text)
         if choice is None:
             self.unknown(f"baseline is not in the space: unknown choice `{a.choice.text}`", a.choice, choices)
@@ -614,6 +621,8 @@ class _Checker:
         if any(ref.text in self.invalid_names for ref in a.inputs):  # reported where it was declared
             return None
         for ref in a.inputs:
+            if ref.text not in choice.candidates and choice.name in self.partial:
+                return None
             if ref.text not in choice.candidates:
                 self.unknown(
                     f"baseline is not in the space: `{ref.text}` is not a candidate input of `{choice.name}`",

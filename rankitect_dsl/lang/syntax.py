@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -122,6 +123,17 @@ class FixedInputs:
 class PairStmt:
     left: Name
     right: Name
+
+
+_RANGE_NAME = re.compile(r"^(.*?)(\d+)$")
+
+
+def range_bounds(first: str, last: str) -> Optional[tuple[str, int, int]]:
+    """`c2 .. c9` as (prefix, 2, 9); None unless both names are one prefix followed by a number."""
+    a, b = _RANGE_NAME.match(first), _RANGE_NAME.match(last)
+    if not a or not b or a.group(1) != b.group(1):
+        return None
+    return a.group(1), int(a.group(2)), int(b.group(2))
 
 
 @dataclass
