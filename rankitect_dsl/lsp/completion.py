@@ -67,7 +67,7 @@ def _scope(tokens: list[str]) -> tuple[list[str], list[str]]:
     if depth_start is not None:
         head = tokens[:depth_start]
         starts = [k for k, t in enumerate(head) if t in ("choice", "layer", "baseline")]
-        opener = head[starts[-1] :] if starts else head
+        opener = head[starts[-1] :] if starts else []
         body = tokens[depth_start + 1 :]
     else:
         body = tokens[next((k for k in range(len(tokens) - 1, -1, -1) if tokens[k] == "}"), -1) + 1 :]
