@@ -226,3 +226,26 @@ def test_the_server_never_imports_torch():
     pytest.importorskip("pygls")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize(
+    "typed, expected, absent",
+    [
+        ("", {"space", "input", "choice", "layer"}, {"blocks", "linear"}),
+        ("choice z { blocks ", {"all", "linear", "attention"}, {"dense", "from"}),
+        ("choice z { blocks linear  dim ", {"linear", "embed_fc"}, {"gating", "sum"}),
+        ("layer h { modules ", {"attention", "embed_fc"}, {"linear", "gating"}),
+        ("layer h { modules conv ", {"layers", "from"}, {"blocks", "pair"}),
+        ("choice z { blocks linear } ", {"choice", "output"}, {"blocks"}),
+        ("norm ", {"layer", "none"}, {"choice"}),
+        ("output from ", {"top4", "dense"}, {"choice"}),
+        ("baseline b { top1 = ", {"linear", "layer"}, {"top1"}),
+        ("baseline b { top1 = linear(", {"bottom2", "sparse"}, {"linear"}),
+        ("baseline b { top1 = linear(bottom2) dim 128 ", {"top1", "gate1"}, {"dense", "linear"}),
+        ("choice z { blocks linear from bottom1, ", {"bottom2", "sparse"}, {"z", "linear"}),
+    ],
+)
+def test_completion_follows_the_statement_being_typed(typed, expected, absent):
+    index = analyse(Path(space_path("dlrm")).read_text(), "dlrm.rks").index
+    labels = {item.label for item in complete(typed, index)}
+    assert expected <= labels and not (absent & labels), labels

@@ -55,23 +55,14 @@ def _names(index: Optional[NameIndex], exclude: str = "") -> list[Item]:
 
 
 def _scope(tokens: list[str]) -> tuple[list[str], list[str]]:
-    """The tokens of the innermost open `{ … }` (its opener's keyword first) and of the statement the
-    cursor is in."""
-    opener, body = [], tokens
-    depth_start = None
-    for k, tok in enumerate(tokens):
-        if tok == "{":
-            depth_start = k
-        elif tok == "}":
-            depth_start = None
-    if depth_start is not None:
-        head = tokens[:depth_start]
-        starts = [k for k, t in enumerate(head) if t in ("choice", "layer", "baseline")]
-        opener = head[starts[-1] :] if starts else []
-        body = tokens[depth_start + 1 :]
-    else:
-        body = tokens[next((k for k in range(len(tokens) - 1, -1, -1) if tokens[k] == "}"), -1) + 1 :]
-    return opener, body
+    """Where the cursor is: the declaration whose `{` is still open (its keyword and name; empty at the
+    top level), and the tokens since that `{` (or since the last `}` at the top level)."""
+    braces = [k for k, t in enumerate(tokens) if t in ("{", "}")]
+    last = braces[-1] if braces else -1
+    if last < 0 or tokens[last] == "}":
+        return [], tokens[last + 1 :]
+    starts = [k for k in range(last) if tokens[k] in ("choice", "layer", "baseline")]
+    return (tokens[starts[-1] : last] if starts else []), tokens[last + 1 :]
 
 
 def complete(source_before: str, index: Optional[NameIndex]) -> list[Item]:
