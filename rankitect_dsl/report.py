@@ -302,6 +302,20 @@ def markdown_fence(*blocks) -> str:
     return "`" * max(3, longest + 1)
 
 
+def highlighted_space(source: str) -> tuple[str, str]:
+    """The space's `.rks` source as HTML, and its CSS: coloured by the Pygments lexer where Pygments is
+    installed (the `lsp` extra), else escaped plain text."""
+    try:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+
+        from .lsp.lexer import RksLexer
+    except ImportError:
+        return str(jinja2.utils.markupsafe.escape(source)), ""
+    formatter = HtmlFormatter(nowrap=True)
+    return highlight(source, RksLexer(), formatter), formatter.get_style_defs(".rks")
+
+
 def render_report(report: dict) -> tuple[str, str]:
     """(HTML page, Markdown summary)."""
     from .search.final import verdict
@@ -318,6 +332,9 @@ def render_report(report: dict) -> tuple[str, str]:
         retrain_seeds=len(report["summary"].get("final", {}).get("winner", {}).get("seeds", [])),
         verdict=verdict(report["summary"]["final"]) if report["summary"].get("final") else None,
     )
+    space_html, space_style = highlighted_space(report["space"].source)
+    context["space_html"] = jinja2.utils.markupsafe.Markup(space_html)
+    context["space_style"] = jinja2.utils.markupsafe.Markup(space_style)
     drawing = drawn(context["dot_text"])
     context["drawing"] = jinja2.utils.markupsafe.Markup(drawing) if drawing is not None else None
     env = _env()

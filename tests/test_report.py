@@ -1,9 +1,11 @@
 """`rks report`: one self-contained page for a finished search, checked in headless Chromium when it is here."""
 
+import html
 import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -48,6 +50,15 @@ def test_page_holds_the_plot_the_winner_its_source_cost_and_commands(finished):
     assert f"<td>{(BUDGET + 1) * EXAMPLES:,}</td>" in page
     assert "rks search " in page and "--budget 4" in page
     assert not re.search(r"""(?:src|href)=["'](?!#)""", page)  # nothing loaded from elsewhere
+
+
+def test_page_shows_the_space_highlighted(finished):
+    pytest.importorskip("pygments")
+    page = finished["html"]
+    section = page[page.index('<pre class="rks">') : page.index("</pre>", page.index('<pre class="rks">'))]
+    assert '<span class="k">choice</span>' in section and '<span class="nb">dot_compressed</span>' in section
+    text = html.unescape(re.sub(r"<[^>]+>", "", section[len('<pre class="rks">') :]))
+    assert text == Path(space_path("tiny")).read_text()
 
 
 def test_markdown_summary_beside_it(finished):
