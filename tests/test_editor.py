@@ -38,8 +38,8 @@ ffn 8
 choice a { blocks gating, sum  from dense, sparse  fixed inputs }
 choice b { blocks attention, linear  from a, sparse  dim attention 2, 4  dim linear 9 }
 choice e { blocks dot, dot_compressed  from sparse, b  fixed inputs  dim dot 1, 2  dim dot_compressed 3 }
-choice c { blocks linear, sum  from a, b  pair b, a  dim linear 3, 7 }
-choice d { blocks embed_fc, gating  from b, c, sparse  dim embed_fc 1, 2 }
+choice c { blocks linear, sum  from a, b  pair b, a  dim linear 7 }
+choice d { blocks embed_fc, gating  from b, c, sparse  dim embed_fc 2 }
 choice f { blocks cross  from d, e  fixed inputs  dim cross 1, 2 }
 output from f, e
 """

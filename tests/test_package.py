@@ -25,8 +25,9 @@ ALLOWED = {
     "data": {"core"},
     "runtime": {"core", "compiler", "data"},
     "search": {"core", "compiler", "data", "runtime"},
+    "lsp": {"core", "lang", "compiler", "space"},  # the editor's server reads the checked space, never a model
 }
-NO_HEAVY = {"core", "lang"}  # nor torch nor sympy, not even inside functions
+NO_HEAVY = {"core", "lang", "lsp"}  # nor torch nor sympy, not even inside functions
 
 
 def package_imports(path: Path):

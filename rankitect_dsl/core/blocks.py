@@ -111,6 +111,7 @@ class Block:
     template_class: str
     summary: str  # how the export's comments describe it
     definition: str  # what it computes, in one line with its shapes: an editor's hover shows it
+    out_shape: str  # its output's shape in words, D the embedding dim
     roles: tuple[Role, ...]
     group: str  # paper 4.2.1: "interaction" (dot_compressed, EmbedFC) or "dense" (linear, gating, sum); "dhen"
     dim_degree = 1  # the highest power of the searched dim in its FLOPs and params
@@ -165,6 +166,7 @@ class Block:
 
 class Linear(Block):
     name, adaptor, output, searched_dim, group = "linear", "flatten", "2d", True, "dense"
+    out_shape = "B×dim"
     template_class, summary = "LinearBlock", "linear"
     definition = "a fully connected layer over the flattened inputs: B×S → B×dim (paper 3.1, dense)"
     roles = (
@@ -191,6 +193,7 @@ class Linear(Block):
 
 class EmbedFCBlock(Block):
     name, adaptor, output, searched_dim, group = "embed_fc", "stack", "3d", True, "interaction"
+    out_shape = "B×dim×D"
     template_class, summary = "EmbedFC", "EmbedFC"
     definition = "a fully connected layer across the stacked rows: B×N×D → B×dim×D (paper 3.1, interaction)"
     roles = (
@@ -218,6 +221,7 @@ class EmbedFCBlock(Block):
 
 class DotCompressedBlock(Block):
     name, adaptor, output, searched_dim, group = "dot_compressed", "stack", "2d", True, "interaction"
+    out_shape = "B×(rows·dim)"
     template_class, summary = "DotCompressed", "compressed dot product"
     definition = (
         "dot products of every input row with dim compressed rows, flatten(X·(W·X)ᵀ): B×N×D → B×(N·dim) "
@@ -252,6 +256,7 @@ class PairBlock(Block):
     """Eq. 2: `interaction(FC_ij(x_i), x_j)`; the shared FC_ij is `PAIR_FC`, outside the block."""
 
     adaptor, output, searched_dim, group = "pair", "2d", False, "dense"
+    out_shape = "B×(its right input's width)"
     roles = _norm_roles(OUT)
     keeps_per_pair = False  # whether backward needs a B×S_j tensor per pair (checkpointing recomputes them)
 
@@ -317,6 +322,7 @@ class RowInteraction(Block):
     M sees what the subnet's H would be, zero-padded; `interact` must make no other assumption."""
 
     adaptor, output, searched_dim, group = "stack", "3d", True, "dhen"
+    out_shape = "B×dim×D"
     compress_roles = (Role("wc", (DIM, ROWS), "weight", "compress.weight"), Role("bc", (DIM,), "bias", "compress.bias"))
     interaction_roles: tuple = ()
 

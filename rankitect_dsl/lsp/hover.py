@@ -109,11 +109,7 @@ def shape(port: Port, d: int) -> str:
 
 def _block_line(space: Space, choice, block: str) -> str:
     dims = choice.dims.get(block)
-    out = {"2d": "B×dim", "3d": f"B×dim×{space.spec.embed_dim}"}[REGISTRY[block].output]
-    if block == "dot_compressed":
-        out = "B×(rows·dim)"
-    elif not REGISTRY[block].multi_hot:
-        out = "B×(right input's width)"
+    out = REGISTRY[block].out_shape.replace("D", str(space.spec.embed_dim))
     return f"`{block}`" + (f" dim {', '.join(map(str, dims))}" if dims else "") + f" → {out}"
 
 
