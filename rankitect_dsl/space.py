@@ -337,7 +337,7 @@ class Space:
         return dense, sparse
 
 
-def _refuse_large_source(size: int, unit: str, filename: str) -> None:
+def refuse_large_source(size: int, unit: str, filename: str) -> None:
     if size > L.MAX_SOURCE_BYTES:
         message = f"the file holds {size:,} {unit}; a space file may hold at most {L.MAX_SOURCE_BYTES:,}"
         hint = "write repeated choices as one range, `choice c2 .. c9 { … }`"
@@ -348,7 +348,7 @@ def load_space(path: str | Path) -> Space:
     """Parse, check and lower a `.rks` file; raises RksError with every diagnostic on bad input."""
     path = Path(path)
     try:
-        _refuse_large_source(path.stat().st_size, "bytes", str(path))  # before it is read
+        refuse_large_source(path.stat().st_size, "bytes", str(path))  # before it is read
         source = path.read_text()
     except FileNotFoundError:
         raise RksError(f"no such file: {path}", str(path)) from None
@@ -358,16 +358,12 @@ def load_space(path: str | Path) -> Space:
 
 
 def load_source(source: str, filename: str = "<input>") -> Space:
-    refuse_large_source(source, filename)
-    return load_module(parse(source, filename), source, filename)
+    refuse_large_source(len(source), "characters", filename)
+    return check_parsed(parse(source, filename), source, filename)
 
 
-def load_module(module, source: str, filename: str) -> Space:
+def check_parsed(module, source: str, filename: str) -> Space:
     """Check a parsed file (the language server keeps the syntax tree for its names)."""
     space = Space(check(module, filename, source), source)
     space.refuse_oversized()
     return space
-
-
-def refuse_large_source(source: str, filename: str) -> None:
-    _refuse_large_source(len(source), "characters", filename)

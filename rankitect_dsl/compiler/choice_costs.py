@@ -16,7 +16,7 @@ from itertools import product
 
 from ..core.arch import Arch
 from ..core.blocks import REGISTRY, Sizes, stack_flops
-from ..core.graph import execution_order
+from ..core.graph import execution_order, reachable
 from ..core.shapes import Port, input_ports
 from ..core.spec import ChoiceSpec, SpaceSpec
 
@@ -68,23 +68,11 @@ def arch_costs(spec: SpaceSpec, arch: Arch) -> dict[str, ChoiceCost]:
     return out
 
 
-def runnable(spec: SpaceSpec) -> set[str]:
-    """Choices some arch runs: those with a path of candidate inputs to the output."""
-    readers = {c.name: c.candidates for c in spec.choices}
-    seen, stack = set(), [n for n in spec.outputs if n in readers]
-    while stack:
-        name = stack.pop()
-        if name not in seen:
-            seen.add(name)
-            stack.extend(x for x in readers[name] if x in readers)
-    return seen
-
-
 def flops_extremes(spec: SpaceSpec) -> dict[str, tuple[int, int]]:
     """Each runnable choice's least and most own FLOPs over the archs in which it runs."""
     least = _Extreme(spec, least=True)
     most = _Extreme(spec, least=False)
-    live = runnable(spec)
+    live = reachable(spec, {c.name: c.candidates for c in spec.choices})  # some arch runs these
     out = {}
     for c in spec.choices:
         low, high = least.visit(c), most.visit(c)

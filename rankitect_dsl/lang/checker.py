@@ -466,7 +466,7 @@ class _Checker:
                 name.span,
                 "add `from` with an input name, or a distance that reaches an earlier choice",
                 None
-                if dropped or any(isinstance(s, (S.FromNames, S.FromDistance)) for s in body)
+                if any(isinstance(s, (S.FromNames, S.FromDistance)) for s in body)
                 else self.insert_statement(decl.close, reads),
             )
             return None
@@ -621,15 +621,14 @@ class _Checker:
         if any(ref.text in self.invalid_names for ref in a.inputs):  # reported where it was declared
             return None
         for ref in a.inputs:
-            if ref.text not in choice.candidates and choice.name in self.partial:
-                return None
             if ref.text not in choice.candidates:
-                self.unknown(
-                    f"baseline is not in the space: `{ref.text}` is not a candidate input of `{choice.name}`",
-                    ref,
-                    choice.candidates,
-                    f"candidates: {', '.join(choice.candidates)}",
-                )
+                if choice.name not in self.partial:  # else its lost `from` name is the error, reported
+                    self.unknown(
+                        f"baseline is not in the space: `{ref.text}` is not a candidate input of `{choice.name}`",
+                        ref,
+                        choice.candidates,
+                        f"candidates: {', '.join(choice.candidates)}",
+                    )
                 return None
         names = [r.text for r in a.inputs]
         entry = {"blocks": [block]}

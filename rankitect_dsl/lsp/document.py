@@ -12,7 +12,7 @@ from ..core.errors import Diagnostic, RksError, Span
 from ..lang import syntax as S
 from ..lang.layers import module_choice
 from ..lang.parser import parse
-from ..space import Space, load_module, refuse_large_source
+from ..space import Space, check_parsed, refuse_large_source
 
 
 @dataclass(frozen=True)
@@ -149,12 +149,12 @@ class Analysis:
 def analyse(source: str, filename: str) -> Analysis:
     """Parse and check a text as `rks check` does, keeping every diagnostic instead of raising."""
     try:
-        refuse_large_source(source, filename)
+        refuse_large_source(len(source), "characters", filename)
         module = parse(source, filename)
     except RksError as err:
         return Analysis(source, err.diagnostics)
     index = NameIndex.of(module)
     try:
-        return Analysis(source, [], load_module(module, source, filename), index)
+        return Analysis(source, [], check_parsed(module, source, filename), index)
     except RksError as err:
         return Analysis(source, err.diagnostics, None, index)

@@ -12,7 +12,7 @@ from ..compiler.choice_costs import arch_costs, flops_extremes
 from ..core.blocks import REGISTRY
 from ..core.decisions import choice_count, choice_decisions
 from ..core.errors import Span
-from ..core.shapes import Port, infer
+from ..core.shapes import Port, infer, input_ports
 from ..space import Space
 from .document import Analysis
 
@@ -96,8 +96,7 @@ class _Facts:
 @lru_cache(maxsize=8)
 def _facts(space: Space) -> _Facts:
     spec = space.spec
-    ports = {c: shape.port for c, shape in infer(spec).items()}
-    ports.update({spec.dense.name: Port(spec.dense.width, 0), spec.embed.name: Port(0, spec.embed.count)})
+    ports = {**input_ports(spec), **{c: shape.port for c, shape in infer(spec).items()}}
     base = arch_costs(spec, space.baseline) if space.baseline is not None else {}
     return _Facts(flops_extremes(spec), base, ports)
 
