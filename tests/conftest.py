@@ -1,6 +1,11 @@
+"""Shared helpers and fixtures. Tiers (docs/architecture.md, "Tests"): the default run deselects `slow` and
+`multiproc` (pyproject's addopts); `device` tests skip unless RKS_TEST_DEVICE names an accelerator."""
+
+import io
 import os
 import subprocess
 import sys
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -8,15 +13,68 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SPACES = ["tiny", "dlrm", "rankitect", "rankitect_hand", "dhen_dims", "dhen"]
 DATA = ROOT.parent / "shared" / "data"
+RKS = Path(sys.executable).parent / "rks"
 
 
 def space_path(name: str) -> str:
     return str(ROOT / "spaces" / f"{name}.rks")
 
 
-def run_rks(*args, timeout=600):
-    exe = Path(sys.executable).parent / "rks"
-    return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+@contextmanager
+def _working_directory(path):
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def run_rks(*args, timeout=600, cwd=ROOT):
+    """`rks ARGS` as a finished process (returncode, stdout, stderr), run in this interpreter through
+    `cli.main`: a fresh interpreter costs two seconds of imports and proves nothing the command's own code
+    does not. Use `run_rks_process` where the process is what is tested (torchrun, signals, pipes, imports)."""
+    import torch
+
+    from rankitect_dsl.cli import main
+
+    argv = [str(a) for a in args]
+    if "--nproc" in argv:  # torchrun replaces the calling process
+        return run_rks_process(*argv, timeout=timeout, cwd=cwd)
+    threads = torch.get_num_threads()  # `--jobs` sets the calling process's threads
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with redirect_stdout(out), redirect_stderr(err), _working_directory(cwd):
+            try:
+                code = main(argv)
+            except SystemExit as exit_:  # argparse's refusals, `--version`, `--help`
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+                if isinstance(exit_.code, str):
+                    print(exit_.code, file=sys.stderr)
+    finally:
+        torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(["rks", *argv], code, out.getvalue(), err.getvalue())
+
+
+def run_rks_process(*args, timeout=600, cwd=ROOT, env=None):
+    """`rks ARGS` in a fresh interpreter."""
+    return subprocess.run(
+        [str(RKS), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env
+    )
+
+
+def run_argv(argv, cwd=ROOT, timeout=600):
+    """An argv that starts with the `rks` executable (as `search_cmd` builds it), run in-process."""
+    assert Path(argv[0]) == RKS, argv[0]
+    return run_rks(*argv[1:], cwd=cwd, timeout=timeout)
+
+
+FUZZED_FAST = ("tiny", "dlrm", "dhen")  # a small space, a production model, layers: the fast tier's fuzz
+
+
+def fuzzed(paths):
+    """Shipped spaces as fuzz parameters: three in the fast tier, every other one in the slow tier."""
+    return [pytest.param(p, id=p.stem, marks=() if p.stem in FUZZED_FAST else pytest.mark.slow) for p in sorted(paths)]
 
 
 @pytest.fixture(scope="session")
@@ -28,13 +86,15 @@ def spaces():
 
 @pytest.fixture
 def device():
-    """The device the `device`-marked tests train on: RKS_TEST_DEVICE, the CPU unless set."""
-    name = os.environ.get("RKS_TEST_DEVICE", "cpu")
-    if name == "cuda":
-        import torch
+    """The accelerator the `device`-marked tests compare with the CPU: RKS_TEST_DEVICE. Unset (or `cpu`), they
+    skip: the CPU against the CPU proves nothing."""
+    name = os.environ.get("RKS_TEST_DEVICE", "")
+    if name in ("", "cpu"):
+        pytest.skip("RKS_TEST_DEVICE names no accelerator (set RKS_TEST_DEVICE=cuda; benchmarks/gpu_check.sh does)")
+    import torch
 
-        if not torch.cuda.is_available():
-            pytest.skip("RKS_TEST_DEVICE=cuda but no CUDA device is available here")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip(f"RKS_TEST_DEVICE={name} but no CUDA device is available here")
     return name
 
 
@@ -46,7 +106,7 @@ def _private_cache(tmp_path_factory, monkeypatch):
 
 def search_cmd(db, budget, *extra, examples=3000):
     return [
-        str(Path(sys.executable).parent / "rks"),
+        str(RKS),
         "search",
         space_path("tiny"),
         "--method",

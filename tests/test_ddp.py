@@ -230,6 +230,25 @@ def _weights_the_body_ignores(saved, weights: dict) -> set:
     return ignored
 
 
+def _supernet_weights_nothing_reads(weights: dict) -> set:
+    """The all-on supernet's weights whose change moves no output, found by moving each one at random."""
+    space = load_space(space_path("tiny"))
+    net = space.supernet().double().eval()
+    net.load_state_dict({k: v.double() for k, v in weights.items()})
+    inputs = [x.double() for x in space.example_inputs(16, seed=1)]
+    gen = torch.Generator().manual_seed(0)
+    ignored = set()
+    with torch.no_grad():
+        before = net(*inputs)
+        for name, p in net.named_parameters():
+            step = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+            p.add_(step)
+            if torch.allclose(net(*inputs), before, atol=1e-9):
+                ignored.add(name)
+            p.sub_(step)
+    return ignored
+
+
 def test_weight_sharing_pretraining_runs_on_the_ranks_and_the_trials_on_rank_0(tmp_path):
     cmd = ["search", space_path("tiny"), "--method", "random", "--proxy", "weight-sharing", "--budget", "3",
            "--proxy-examples", "640", "--pretrain-examples", "2560", "--batch-size", "64", "--data", "synthetic:2",
@@ -240,8 +259,18 @@ def test_weight_sharing_pretraining_runs_on_the_ranks_and_the_trials_on_rank_0(t
     assert two.returncode == 0, two.stderr
     a = torch.load(next((tmp_path / "one" / "runs").glob("*.supernet.pt")), weights_only=True)
     b = torch.load(next((tmp_path / "two" / "runs").glob("*.supernet.pt")), weights_only=True)
-    close = [float((a[k].float() - b[k].float()).abs().max()) < 1e-4 for k in a]
-    assert sum(close) >= len(close) - 2  # but the weights with a zero gradient (see _assert_same_model)
+    assert torch.equal(a["offsets"], b["offsets"])
+    ignored = _supernet_weights_nothing_reads({k[len("body.") :]: v for k, v in a.items() if k.startswith("body.")})
+    assert len(ignored) <= 2, ignored  # EmbedFC's bias before a LayerNorm over D, see _assert_same_model
+    steps = 2560 // 64
+    for key in a:
+        if key in ("offsets", "embedding.weight"):
+            continue
+        gap = float((a[key].float() - b[key].float()).abs().max())
+        # a weight nothing reads wanders by Adam steps of at most its rate (1e-3) each, in either run
+        assert gap < (2 * steps * 1e-3 if key[len("body.") :] in ignored else 1e-4), (key, gap)
+    table = (a["embedding.weight"] - b["embedding.weight"]).abs()  # row-wise Adagrad: see _assert_same_model
+    assert float((table < 1e-4).float().mean()) >= 0.95 and float(table.max()) < 1e-2
     assert json.loads(two.stdout)["evaluated"] == json.loads(one.stdout)["evaluated"] == 3
     assert json.loads(two.stdout)["best"]["arch"] == json.loads(one.stdout)["best"]["arch"]
 

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_cost import measured_parts
 from test_lsp import SHIPPED, mutations
 
-from conftest import space_path
+from conftest import fuzzed, space_path
 from rankitect_dsl import load_source, load_space
 from rankitect_dsl.compiler.choice_costs import arch_costs, flops_extremes
 from rankitect_dsl.core.arch import Arch, ChoiceArch
@@ -85,25 +86,31 @@ def test_choice_flops_extremes_equal_brute_force(source):
 
 
 @pytest.mark.parametrize("name", ["rankitect_hand", "dhen", "rankitect"])
-def test_choice_hover_agrees_with_the_plan(name):
+def test_choice_hover_agrees_with_the_flop_counter_and_the_plan(name):
+    """What the hover says of each choice: its baseline FLOPs as FlopCounterMode measures the exported subnet,
+    and its input's shape as the subnet plan lays it out."""
     space = load_space(space_path(name))
     plan = space.plan(space.baseline)
-    parts = space.cost_breakdown(space.baseline)
+    measured = measured_parts(space, space.baseline)
     d = space.spec.embed_dim
     text = Path(space_path(name)).read_text()
     analysis = analyse(text, name)
     spans = list(space.spec.spans.values())
+    hovered = 0
     for cp in plan.choices:
         span = space.spec.spans[cp.name]
-        if spans.count(span) == 1:  # a range's choices share its first name's position
-            assert hover(analysis, analysis.space, span.line, span.column).markdown == choice_text(space, cp.name)
-        shown = choice_text(space, cp.name)
-        assert f"baseline {parts[choice_part(cp.name)]['flops']:,} ·" in shown
+        if spans.count(span) == 1:  # a range's choices share its first name's position: ask for them by name
+            shown = hover(analysis, analysis.space, span.line, span.column).markdown
+            hovered += 1
+        else:
+            shown = choice_text(space, cp.name)
+        assert f"baseline {measured.get(choice_part(cp.name), 0):,} ·" in shown, (cp.name, shown)
         port = cp.port
         shape = " and ".join(
             ([f"B×{port.width2d}"] if port.width2d else []) + ([f"B×{port.rows3d}×{d}"] if port.rows3d else [])
         )
         assert f"; {shape} in baseline" in shown, (cp.name, shown)
+    assert hovered > 0
 
 
 def test_a_second_row_block_is_refused_where_it_is_named():
@@ -113,22 +120,29 @@ def test_a_second_row_block_is_refused_where_it_is_named():
     assert line[diag.span.column - 1 :].startswith("embed_fc") and "both emit rows" in diag.message
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", fuzzed(SHIPPED))
 def test_analysis_hover_and_completion_never_raise_on_seeded_edits(path):
     text = path.read_text()
     rng = random.Random(path.stem + "-in-process")
     good = analyse(text, path.name)
+    clean = 0
     for edited in mutations(text, rng, 60):
         analysis = analyse(edited, path.name)
         lines = edited.splitlines() or [""]
         for d in analysis.diagnostics:
-            assert d.span is None or 1 <= d.span.line <= len(lines) + 1, (d, edited)
+            assert d.message and (d.span is None or 1 <= d.span.line <= len(lines) + 1), (d, edited)
+        if not analysis.diagnostics:  # an edit that still checks: the analysis holds the space the loader makes
+            clean += 1
+            assert analysis.space.size == load_source(edited, path.name).size, edited
         for _ in range(3):
             line = rng.randrange(len(lines)) + 1
             column = rng.randrange(len(lines[line - 1]) + 1) + 1
-            hover(analysis, analysis.space or good.space, line, column)
+            shown = hover(analysis, analysis.space or good.space, line, column)
+            assert shown is None or shown.markdown.strip(), (line, column, edited)
             before = "\n".join(lines[: line - 1] + [lines[line - 1][: column - 1]])
-            complete(before, analysis.index or good.index)
+            labels = [item.label for item in complete(before, analysis.index or good.index)]
+            assert all(isinstance(label, str) and label.strip() for label in labels), labels
+    assert clean < 60  # the edits did break the text
 
 
 def test_the_grammar_and_the_lexer_know_every_block_and_keyword():
@@ -198,11 +212,10 @@ def test_textmate_grammar_tokenises_every_shipped_space():
 
 
 def test_pygments_finds_the_lexer_for_rks_files():
-    pygments = pytest.importorskip("pygments")
+    pytest.importorskip("pygments")
     from pygments.lexers import get_lexer_for_filename
     from pygments.token import Comment, Keyword, Name, Number
 
-    assert pygments
     lexer = get_lexer_for_filename("space.rks")
     tokens = [(t, v) for t, v in lexer.get_tokens("choice c1 { blocks linear  dim linear 16 }  # a comment\n")]
     assert (Keyword, "choice") in tokens and (Name.Class, "c1") in tokens

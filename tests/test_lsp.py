@@ -4,21 +4,24 @@ opens a shipped space, edits it, hovers, jumps, formats and closes."""
 from __future__ import annotations
 
 import asyncio
-import json
+import math
 import random
-import subprocess
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import space_path
+from conftest import fuzzed, space_path
 
 pytest.importorskip("pygls")
 from lsprotocol import types as T  # noqa: E402
 from pygls.lsp.client import LanguageClient  # noqa: E402
+from test_cost import measured_parts  # noqa: E402
 
-from rankitect_dsl.lang.formatter import format_source  # noqa: E402
+from rankitect_dsl import load_space  # noqa: E402
+from rankitect_dsl.core.names import choice_part  # noqa: E402
+from rankitect_dsl.lsp.document import analyse  # noqa: E402
 
 SHIPPED = sorted(Path(space_path("tiny")).parent.glob("*.rks"))
 
@@ -125,6 +128,7 @@ MISTAKES = [  # (what is broken, the edit, the text the diagnostic must cover)
 
 def test_open_mistakes_hover_definition_format_close():
     text = DLRM.read_text()
+    space = load_space(DLRM)
     uri = DLRM.resolve().as_uri()
 
     async def scenario(ed: Editor):
@@ -150,14 +154,7 @@ def test_open_mistakes_hover_definition_format_close():
         at = position_of(text, "choice top1", len("choice "))
         hover = await ed.client.text_document_hover_async(T.HoverParams(T.TextDocumentIdentifier(uri), at))
         shown = hover.contents.value
-        flops = json.loads(
-            subprocess.run(
-                [sys.executable, "-m", "rankitect_dsl.cli", "flops", "--baseline", "--json", str(DLRM)],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-        )["choices"]["top1"]["flops"]
+        flops = measured_parts(space, space.baseline)[choice_part("top1")]  # FlopCounterMode on the subnet
         assert f"baseline {flops:,}" in shown, shown
         assert "B×128" in shown  # top1's linear block, dim 128, per the space's baseline
 
@@ -172,7 +169,7 @@ def test_open_mistakes_hover_definition_format_close():
         edits = await ed.client.text_document_formatting_async(
             T.DocumentFormattingParams(T.TextDocumentIdentifier(uri), T.FormattingOptions(2, True))
         )
-        assert len(edits) == 1 and edits[0].new_text == format_source(messy)
+        assert len(edits) == 1 and apply(messy, edits[0]) == text  # the shipped file is the canonical layout
 
         version += 1
         await ed.change(uri, text.replace("output from", "output frm"), version)
@@ -223,6 +220,14 @@ def test_quick_fixes_repair_an_unknown_name_and_a_missing_from():
     run(scenario)
 
 
+def _dim_product(text: str) -> int:
+    """The size of a dims-only space read off its text: each `steps N` is N options, a layer's once per layer."""
+    layer = text[text.index("layer ") : text.index("choice ")]
+    per_layer = math.prod(int(n) for n in re.findall(r"steps (\d+)", layer))
+    rest = math.prod(int(n) for n in re.findall(r"steps (\d+)", text[text.index("choice ") :]))
+    return per_layer ** int(re.search(r"layers (\d+)", layer).group(1)) * rest
+
+
 def test_hovers_references_outline_and_completion():
     path = Path(space_path("dhen"))
     text = path.read_text()
@@ -239,8 +244,7 @@ def test_hovers_references_outline_and_completion():
         assert "B×26×16" in await hover_at("input sparse", len("input "))
         assert "transformer encoder" in await hover_at("attention")
         shown = await hover_at("space dhen", 1)
-        assert "282,429,536,481 architectures" in shown  # 9 options for each of 12 searched dims: 9**12
-        assert 9**12 == 282_429_536_481
+        assert f"{_dim_product(text):,} architectures" in shown
         assert "dhen1_attention" in await hover_at("layer dhen", len("layer "))
 
         refs = await ed.client.text_document_references_async(
@@ -300,7 +304,7 @@ def mutations(text: str, rng: random.Random, n: int):
             yield "\n".join(lines[: r + 1] + lines[r:])
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", fuzzed(SHIPPED))
 def test_the_server_survives_seeded_edits(path):
     text = path.read_text()
     uri = path.resolve().as_uri()
@@ -308,18 +312,28 @@ def test_the_server_survives_seeded_edits(path):
 
     async def scenario(ed: Editor):
         await ed.open(uri, text)
+        version = 1
         for version, edited in enumerate(mutations(text, rng, 12), start=2):
             diags = await ed.change(uri, edited, version)
             lines = edited.split("\n")
             for d in diags:
                 for p in (d.range.start, d.range.end):
                     assert 0 <= p.line < len(lines) and 0 <= p.character <= len(lines[p.line]), (d, edited)
+            # the server published this version's findings, as `rks check` makes them, none dropped
+            assert [d.message.split("\nhint: ")[0] for d in diags] == [
+                d.message for d in analyse(edited, path.name).diagnostics
+            ], edited
             spot = T.Position(rng.randrange(len(lines)), 0)
             spot.character = rng.randrange(len(lines[spot.line]) + 1)
             doc = T.TextDocumentIdentifier(uri)
-            await ed.client.text_document_hover_async(T.HoverParams(doc, spot))
-            await ed.client.text_document_completion_async(T.CompletionParams(doc, spot))
-            await ed.client.text_document_definition_async(T.DefinitionParams(doc, spot))
+            shown = await ed.client.text_document_hover_async(T.HoverParams(doc, spot))
+            assert shown is None or shown.contents.value.strip(), spot
+            items = await ed.client.text_document_completion_async(T.CompletionParams(doc, spot))
+            assert items is None or all(i.label.strip() for i in items.items), spot
+            found = await ed.client.text_document_definition_async(T.DefinitionParams(doc, spot))
+            if found is not None:
+                assert found.uri == uri and 0 <= found.range.start.line < len(lines), (spot, found)
         assert [m for m in ed.messages if m.type == T.MessageType.Error] == []
+        assert await ed.change(uri, text, version + 1) == []  # the last good text checks clean again
 
     run(scenario)

@@ -1,14 +1,12 @@
 """Merging archs (paper 4.2.3): the union of blocks, connections and pairs, the largest dims."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import space_path
+from conftest import run_rks, space_path
 from rankitect_dsl import Arch, ArchError, transfer_weights
 
 
@@ -75,12 +73,12 @@ def test_cli_merge_writes_the_merged_arch(spaces, tmp_path):
         paths.append(tmp_path / f"a{k}.json")
         paths[-1].write_text(arch.to_json())
     out = tmp_path / "merged.json"
-    run = [sys.executable, "-m", "rankitect_dsl.cli", "merge", space_path("tiny"), *map(str, paths)]
-    done = subprocess.run(run + ["-o", str(out)], capture_output=True, text=True)
+    run = ["merge", space_path("tiny"), *map(str, paths)]
+    done = run_rks(*run, "-o", out)
     assert done.returncode == 0, done.stderr
     merged = Arch.from_json(out.read_text())
     assert merged == space.merge([Arch.from_json(p.read_text()) for p in paths])
     assert f"{space.flops(merged):,} FLOPs" in done.stdout
-    missing = subprocess.run(run[:-3] + [str(tmp_path / "none.json"), "-o", str(out)], capture_output=True, text=True)
+    missing = run_rks(*run[:2], tmp_path / "none.json", "-o", out)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr and "cannot read" in missing.stderr
     assert json.loads(out.read_text())["space"] == "tiny"

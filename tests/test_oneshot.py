@@ -15,7 +15,7 @@ import pytest
 import torch
 from test_data_train import write_criteo
 
-from conftest import ROOT, run_rks, space_path
+from conftest import ROOT, run_argv, run_rks, space_path
 from rankitect_dsl import load_space
 from rankitect_dsl.cli import main
 from rankitect_dsl.data.loading import load_data
@@ -148,7 +148,7 @@ def _oneshot_cmd(tmp_path, *extra):
 def test_kill_9_then_the_same_command_resumes_where_it_stopped(tmp_path):
     uninterrupted = tmp_path / "a"
     uninterrupted.mkdir()
-    whole = subprocess.run(_oneshot_cmd(uninterrupted), capture_output=True, text=True, cwd=ROOT, timeout=600)
+    whole = run_argv(_oneshot_cmd(uninterrupted))
     assert whole.returncode == 0, whole.stderr
     killed = tmp_path / "b"
     killed.mkdir()
@@ -160,7 +160,7 @@ def test_kill_9_then_the_same_command_resumes_where_it_stopped(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    again = subprocess.run(_oneshot_cmd(killed), capture_output=True, text=True, cwd=ROOT, timeout=600)
+    again = run_argv(_oneshot_cmd(killed))
     assert again.returncode == 0, again.stderr
     assert "resuming from" in again.stderr
     first, second = json.loads(whole.stdout), json.loads(again.stdout)

@@ -23,7 +23,7 @@ URL = os.environ.get("RKS_TEST_POSTGRES_URL")
 def _reachable(url):
     """None when a server answers at `url`, else why not."""
     if not url:
-        return "no PostgreSQL server: set RKS_TEST_POSTGRES_URL (.ci/run starts one with .ci/start-postgres)"
+        return "no PostgreSQL server: set RKS_TEST_POSTGRES_URL (.ci/run starts one with `.ci/postgres start DIR`)"
     try:
         import sqlalchemy
 
@@ -89,5 +89,5 @@ def test_two_workers_finish_every_trial_once_and_retry_the_one_a_killed_worker_h
     keys = Counter(space.subnet_key(Arch.from_json(t.user_attrs["arch"])) for t in done)
     assert len(done) == 6 and max(keys.values()) == 1  # every candidate once, none twice
     assert len(store.completed(BASELINE)) == 1
-    finished = done + store.completed(BASELINE)
-    assert len({t.user_attrs["pid"] for t in finished}) == 2  # both workers took trials
+    # which of the two workers took which trial is the server's race: the retry above, by a live worker, is
+    # what must hold

@@ -4,13 +4,12 @@ baseline FLOPs cap by default, averaged proxy repeats, and selection that never 
 import dataclasses
 import json
 import math
-import subprocess
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import search_cmd, space_path
+from conftest import run_argv, search_cmd, space_path
 from rankitect_dsl import load_space
 from rankitect_dsl.data.loading import load_data
 from rankitect_dsl.runtime.engine import TrainConfig, evaluate_tail, train
@@ -100,7 +99,7 @@ def run(*extra, budget=3):
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(search_cmd(f"{tmp}/s.db", budget, *extra, examples=600), capture_output=True, text=True)
+        proc = run_argv(search_cmd(f"{tmp}/s.db", budget, *extra, examples=600))
     assert proc.returncode == 0, proc.stderr[-500:]
     return json.loads(proc.stdout)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_rks, search_cmd, space_path
+from conftest import run_argv, run_rks, search_cmd, space_path
 from rankitect_dsl import Arch, load_space
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -20,9 +20,7 @@ BUDGET, EXAMPLES = 4, 800
 def finished(tmp_path_factory):
     folder = tmp_path_factory.mktemp("report")
     db = folder / "s.db"
-    proc = subprocess.run(
-        search_cmd(db, BUDGET, "--retrain-seeds", "1", examples=EXAMPLES), capture_output=True, text=True
-    )
+    proc = run_argv(search_cmd(db, BUDGET, "--retrain-seeds", "1", examples=EXAMPLES))
     assert proc.returncode == 0, proc.stderr
     out = folder / "report.html"
     rep = run_rks("report", f"sqlite:///{db}", "-o", out)
@@ -148,18 +146,13 @@ def test_every_command_the_report_suggests_runs_as_printed(finished):
     """The follow-up lines had no `--schema`, `--examples N --seed S` placeholders and a merge of files never
     written; now each runs from the report's folder, and `rks train --baseline` retrains the final baseline."""
     import shlex
-    import sys
-    from pathlib import Path
 
     md = finished["md"]
     block = [line for line in md[md.index("Follow-up:") :].split("```")[1].strip().splitlines()]
     assert any(line.startswith("rks merge") for line in block) and any(line.startswith("rks scale") for line in block)
-    rks = Path(sys.executable).parent / "rks"
     for line in block:
         json_flag = ["--json"] if line.startswith("rks train") else []
-        proc = subprocess.run(
-            [str(rks), *shlex.split(line)[1:], *json_flag], capture_output=True, text=True, cwd=finished["out"].parent
-        )
+        proc = run_rks(*shlex.split(line)[1:], *json_flag, cwd=finished["out"].parent)
         assert proc.returncode == 0, (line, proc.stderr)
         if "--baseline" in line:
             retrained = finished["summary"]["final"]["baseline"]["eval_ne_seeds"][0]

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy.exc
 import torch
 
-from conftest import run_rks, search_cmd, space_path
+from conftest import run_argv, run_rks, search_cmd, space_path
 from rankitect_dsl.data.loading import load_data
 from rankitect_dsl.search.constraints import FlopsObjective, flops_range, parse_flops, valid_mask
 from rankitect_dsl.search.methods.predictor import centre_shares
@@ -67,7 +67,7 @@ def test_kill_and_resume_loses_nothing_and_reruns_nothing(tmp_path):
     before = {t.number: (t.user_attrs["arch"], t.value) for t in candidates(db, S.COMPLETE)}
     interrupted = [t.number for t in candidates(db, S.RUNNING)]
     assert before and interrupted
-    done = subprocess.run(search_cmd(db, 5, examples=20000), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    done = run_argv(search_cmd(db, 5, examples=20000), cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-500:]
     after = candidates(db, S.COMPLETE)
     assert len(after) == 5
@@ -87,7 +87,7 @@ def test_kill_and_resume_loses_nothing_and_reruns_nothing(tmp_path):
 def test_two_workers_share_one_study(tmp_path):
     db = tmp_path / "shared.db"
     # create the study first so both workers find it
-    first = subprocess.run(search_cmd(db, 1), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    first = run_argv(search_cmd(db, 1), cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-500:]
     workers = [
         subprocess.Popen(search_cmd(db, 8), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -314,7 +314,7 @@ def test_data_that_does_not_fit_is_refused(tmp_path):
 
 def test_study_show(tmp_path):
     db = tmp_path / "show.db"
-    assert subprocess.run(search_cmd(db, 3), cwd=tmp_path, capture_output=True, timeout=300).returncode == 0
+    assert run_argv(search_cmd(db, 3), cwd=tmp_path).returncode == 0
     proc = run_rks("study", "show", f"sqlite:///{db}")
     assert proc.returncode == 0 and "study s:" in proc.stdout and "baseline" in proc.stdout
     assert len([l for l in proc.stdout.splitlines() if l.strip()[:1].isdigit()]) == 3

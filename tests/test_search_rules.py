@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from conftest import run_rks, search_cmd, space_path
+from conftest import run_argv, run_rks, search_cmd, space_path
 from rankitect_dsl.search.loop import Search, SearchConfig
 from rankitect_dsl.search.methods.predictor import PredictorProposer
 from rankitect_dsl.search.predictor import Predictor
@@ -93,7 +93,7 @@ def test_a_study_refuses_another_space_method_or_data(tmp_path):
 def test_export_writes_the_best_trial(tmp_path):
     db = tmp_path / "e.db"
     cmd = search_cmd(db, 4, "--export", tmp_path / "out", examples=600)
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    proc = run_argv(cmd, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-400:]
     store = StudyStore(f"sqlite:///{db}", "s")
     best = min(store.completed(), key=lambda t: t.value)
@@ -156,7 +156,6 @@ def test_the_readme_main_job_runs_end_to_end(tmp_path):
     the shipped spaces): it compiles, searches, prints the winner and writes the winner's source."""
     import os
     import re
-    import subprocess
     import sys
     from pathlib import Path
 

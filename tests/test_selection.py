@@ -1,16 +1,19 @@
 """Searches battle the production model: the validation slice that chooses (and that nothing trains on),
 the baseline retrained beside every method's finalists, `beats_baseline`, and one baseline model."""
 
+import itertools
 import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import run_rks, space_path
 from rankitect_dsl import load_source, load_space
 from rankitect_dsl.data.dataset import DataError, Dataset
 from rankitect_dsl.data.synthetic import SyntheticSource
+from rankitect_dsl.search.constraints import valid_mask
 from rankitect_dsl.search.final import Finalist, retrain, select
 from rankitect_dsl.search.loop import Search, SearchConfig
 from rankitect_dsl.search.study_store import StudyStore
@@ -70,10 +73,22 @@ def test_a_proxy_that_ranks_a_bad_arch_first_cannot_make_it_beat_the_baseline(tm
 
 def test_the_winner_is_the_best_finalist_on_the_validation_slice_not_the_proxys_first():
     data = synthetic()
-    crippled = WORSE.decode([1, 0])  # c1 at width 16, c2 at width 1: a constant predictor
-    finalists = [Finalist(crippled, "proxy rank 1"), Finalist(WORSE.baseline, "proxy rank 2")]
-    final = select(WORSE, finalists, WORSE.baseline, data, [0])
-    # The second finalist is the baseline's own model: trained once, as the baseline, not as a candidate.
+    space = load_source(WORSE_SOURCE.replace("c1 fixed inputs dim linear 1, 16", "c1 fixed inputs dim linear 1, 8, 16"))
+    crippled = space.decode([1, 0])  # c1 at width 16, c2 at width 1: a constant predictor
+    narrower = space.decode([1, 1])  # c1 at width 16, c2 at width 8: a real model, not the baseline
+    assert [a.choices["c2"].dims["linear"] for a in (crippled, narrower)] == [1, 8]
+    finalists = [Finalist(crippled, "proxy rank 1"), Finalist(narrower, "proxy rank 2")]
+    final = select(space, finalists, space.baseline, data, [0])
+    scores = {r["origin"]: r["val_ne"] for r in final["finalists"]}
+    assert scores["proxy rank 1"] > scores["proxy rank 2"]  # the proxy ranked them the wrong way round
+    assert final["winner"]["origin"] == "proxy rank 2" and final["winner"]["val_ne"] == scores["proxy rank 2"]
+
+
+def test_a_finalist_that_is_the_baseline_is_trained_once_as_the_baseline():
+    data = synthetic()
+    crippled = WORSE.decode([1, 0])
+    final = select(WORSE, [Finalist(crippled, "proxy rank 1"), Finalist(WORSE.baseline, "proxy rank 2")],
+                   WORSE.baseline, data, [0])  # fmt: skip
     assert [r["origin"] for r in final["finalists"]] == ["proxy rank 1"]
     assert final["beats_baseline"] is False
 
@@ -154,7 +169,8 @@ def test_the_supernet_searches_never_train_on_the_validation_slice(tmp_path, met
     search = kind(TINY, fit, TINY.baseline, cfg, tmp_path / "c.pt", tmp_path / "log.jsonl")
     search.run()
     losses = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
-    assert all(np.isfinite(r.get("ne_batch", 0.0)) for r in losses)
+    assert losses and all("ne_batch" in r for r in losses)  # every step scored its batch
+    assert np.isfinite([r["ne_batch"] for r in losses]).all()
     assert all(np.isfinite(p.detach().numpy()).all() for p in search.supernet.parameters())
 
 
@@ -196,7 +212,8 @@ def test_validation_fractions_out_of_range_or_too_small_are_refused():
     assert data.validation_view(0) is data
     view = data.validation_view(0.2)
     assert (view.n_train, view.n - view.n_train) == (800, 200)  # the slice becomes the view's tail
-    assert view.dense.base is not None or view.dense is data.dense[:1000]
+    for mine, whole in ((view.dense, data.dense), (view.cats, data.cats), (view.labels, data.labels)):
+        assert np.shares_memory(mine, whole) and np.array_equal(mine, whole[:1000])  # a view, not a copy
 
 
 def test_finalists_of_the_supernet_searches_are_gamma_and_distinct_likely_runners_up(tmp_path):
@@ -207,11 +224,16 @@ def test_finalists_of_the_supernet_searches_are_gamma_and_distinct_likely_runner
     search = OneShotSearch(TINY, data.validation_view(0.1), TINY.baseline, cfg, tmp_path / "c.pt", tmp_path / "l")
     search.run()
     finalists = search.finalists(4)
+    logp = torch.log_softmax(search.policy.logits.detach(), -1).numpy()
+    sizes = [d.size for d in TINY.decisions]
+    every = np.array(list(itertools.product(*[range(n) for n in sizes])))  # every vector of tiny, 49,152
+    every = every[valid_mask(TINY, every)]
+    best = np.exp(logp[np.arange(len(sizes)), every].sum(1)).max()  # the most likely arch, by brute force
     assert finalists[0].origin == "γ(θ)"
-    assert finalists[0].arch == TINY.decode(search.policy.most_likely().tolist())
+    assert finalists[0].found["probability"] == pytest.approx(best, rel=1e-5)
     keys = [TINY.subnet_key(f.arch) for f in finalists]
-    assert len(set(keys)) == len(keys)
+    assert len(set(keys)) == len(keys) == 4
     probabilities = [f.found["probability"] for f in finalists[1:]]
-    assert probabilities == sorted(probabilities, reverse=True)
+    assert probabilities == sorted(probabilities, reverse=True) and max(probabilities) <= best * (1 + 1e-5)
     limit = max(cfg.target, TINY.flops(finalists[0].arch))
     assert all(TINY.flops(f.arch) <= limit for f in finalists)
