@@ -370,6 +370,7 @@ def test_dlrm_on_real_criteo_beats_the_mean_rate():
 SHIPPED_TABLES = [("avazu_dlrm", "avazu-9k", "avazu-9k", 4000), ("ml100k_dlrm", "ml-100k", "ml-100k", 80000)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space_name, folder, schema, examples", SHIPPED_TABLES)
 def test_shipped_table_spaces_fit_their_schemas_and_learn(space_name, folder, schema, examples):
     """The DLRM baselines sized for the shared tables: their schema yields exactly the space's inputs, and a

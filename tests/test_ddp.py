@@ -18,6 +18,8 @@ import torch
 from conftest import space_path
 from rankitect_dsl import load_space
 
+pytestmark = pytest.mark.multiproc  # torchrun
+
 RKS = Path(sys.executable).parent / "rks"
 STEPS = 40
 

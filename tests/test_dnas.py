@@ -108,6 +108,7 @@ def test_theta_learns_only_after_the_warmup_and_only_from_what_is_weighted(block
     assert any(not torch.equal(a, b.detach()) for a, b in zip(before, still.supernet.parameters()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("multiple", [0.5, 2.0])
 def test_flops_control_lands_within_5_percent(blocks, data, tmp_path, multiple):
     target = multiple * blocks.flops(blocks.baseline)
@@ -139,6 +140,7 @@ def test_an_interrupted_run_resumes_to_the_same_log_and_winner(blocks, data, tmp
     assert resumed["arch"] == whole["arch"]
 
 
+@pytest.mark.slow
 def test_cli_prints_and_exports_what_every_method_does(tmp_path):
     proc = run_rks(
         "search", BLOCKS, "--method", "dnas", "--flops-target", "1x", "--examples", "1280", "--batch-size", "64",

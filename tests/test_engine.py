@@ -210,6 +210,7 @@ def inplace_stores(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["oneshot", "dnas"])
 def test_an_inplace_search_records_its_run_and_gamma_at_every_checkpoint(inplace_stores, method):
     db, _, summary = inplace_stores[method]
@@ -245,6 +246,7 @@ def test_an_inplace_search_records_its_run_and_gamma_at_every_checkpoint(inplace
     assert all(len(line) < 400 for line in show.stdout.splitlines())  # no space source or summary on one line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["oneshot", "dnas"])
 def test_the_report_of_an_inplace_search_draws_its_curves(inplace_stores, method):
     db, folder, _ = inplace_stores[method]
@@ -275,6 +277,7 @@ def _curve_lengths(page: str) -> list:
     return [[d.count(" L") + 1 for d in re.findall(r'<g id="line2d_\d+">\s*<path d="([^"]*)"', p)] for p in panels]
 
 
+@pytest.mark.slow
 def test_the_commands_an_inplace_report_suggests_run_as_printed(inplace_stores):
     """The sampling report's commands are run in test_report.py; an in-place report has no merge but its own
     data flags (`--examples` of the supernet's data), and its baseline retrains to the final baseline."""
@@ -292,6 +295,7 @@ def test_the_commands_an_inplace_report_suggests_run_as_printed(inplace_stores):
             assert json.loads(proc.stdout)["eval_ne"] == summary["final"]["baseline"]["eval_ne_seeds"][0]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed (Debian: apt install chromium)")
 def test_the_report_of_an_inplace_search_opens_in_headless_chromium_without_console_errors(inplace_stores, tmp_path):
     from test_report import chromium

@@ -129,6 +129,7 @@ def test_the_logged_reward_is_eqs_4_and_7(blocks, tmp_path):
     assert records[9]["policy_updates"] == 0 and records[-1]["policy_updates"] == 3 * (30 // 4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("multiple", [0.5, 2.0])
 def test_flops_control_lands_near_the_target(blocks, tmp_path, multiple):
     base = blocks.flops(blocks.baseline)
@@ -145,6 +146,7 @@ def _oneshot_cmd(tmp_path, *extra):
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_kill_9_then_the_same_command_resumes_where_it_stopped(tmp_path):
     uninterrupted = tmp_path / "a"
     uninterrupted.mkdir()

@@ -33,7 +33,7 @@ def _reachable(url):
         return f"PostgreSQL at {url} does not answer: {str(err).splitlines()[0]}"
 
 
-pytestmark = pytest.mark.skipif(_reachable(URL) is not None, reason=str(_reachable(URL)))
+pytestmark = [pytest.mark.multiproc, pytest.mark.skipif(_reachable(URL) is not None, reason=str(_reachable(URL)))]
 
 
 def _cmd(study, *extra):

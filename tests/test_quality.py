@@ -104,6 +104,7 @@ def run(*extra, budget=3):
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_search_caps_flops_at_the_baseline_by_default_and_none_lifts_it():
     baseline = TINY.flops(TINY.baseline)
     capped = run(budget=6)
@@ -113,6 +114,7 @@ def test_search_caps_flops_at_the_baseline_by_default_and_none_lifts_it():
     assert free["flops_max"] is None and "final" not in free
 
 
+@pytest.mark.slow
 def test_search_ends_by_retraining_winner_and_baseline_and_scoring_them_on_the_tail():
     summary = run("--retrain-seeds", "3", budget=3)
     for role in ("winner", "baseline"):

@@ -142,6 +142,7 @@ def test_report_md_escapes_what_it_did_not_write(finished, tmp_path):
     assert md.count("````") == 2  # only the block holding the backticks needed the longer fence
 
 
+@pytest.mark.slow
 def test_every_command_the_report_suggests_runs_as_printed(finished):
     """The follow-up lines had no `--schema`, `--examples N --seed S` placeholders and a merge of files never
     written; now each runs from the report's folder, and `rks train --baseline` retrains the final baseline."""

@@ -3,11 +3,14 @@
 import json
 from collections import Counter
 
+import pytest
+
 from conftest import run_rks, space_path
 from rankitect_dsl import Arch, load_space
 from rankitect_dsl.search.study_store import BASELINE, CANDIDATE, open_study
 
 
+@pytest.mark.multiproc
 def test_three_jobs_on_a_journal_share_the_budget_with_no_lost_or_duplicate_trial(tmp_path):
     url = f"journal:{tmp_path}/study.journal"
     proc = run_rks(

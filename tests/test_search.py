@@ -37,6 +37,7 @@ def candidates(db, state):
     return [t for t in trials(db) if t.user_attrs.get("role") == "candidate" and t.state == state]
 
 
+@pytest.mark.slow
 def test_kill_and_resume_loses_nothing_and_reruns_nothing(tmp_path):
     db = tmp_path / "study.db"
     # slow evaluations (20k examples) leave a wide window in which a candidate is running
@@ -84,6 +85,7 @@ def test_kill_and_resume_loses_nothing_and_reruns_nothing(tmp_path):
         assert retried and retried[0].user_attrs["arch"] == all_trials[number].user_attrs["arch"]
 
 
+@pytest.mark.multiproc
 def test_two_workers_share_one_study(tmp_path):
     db = tmp_path / "shared.db"
     # create the study first so both workers find it
@@ -219,6 +221,7 @@ def test_weight_sharing_proxy_does_not_write_back(spaces):
     assert all(torch.equal(before[k], v) for k, v in proxy.model.state_dict().items())
 
 
+@pytest.mark.slow
 def test_weight_sharing_search_runs(tmp_path):
     proc = run_rks(
         "search",
@@ -312,6 +315,7 @@ def test_data_that_does_not_fit_is_refused(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "dense[4]" in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow
 def test_study_show(tmp_path):
     db = tmp_path / "show.db"
     assert run_argv(search_cmd(db, 3), cwd=tmp_path).returncode == 0
@@ -350,6 +354,7 @@ def test_early_stop_proxy_decays_its_rate_over_its_own_budget_as_the_final_train
     assert rates == pytest.approx([0.01 * (1 - k / 8) for k in range(8)])
 
 
+@pytest.mark.slow
 def test_cli_proxy_study(tmp_path):
     proc = run_rks(
         "proxy-study",

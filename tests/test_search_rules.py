@@ -75,6 +75,7 @@ def test_flops_cap_and_target_shape_the_candidates_and_their_scores(spaces, tmp_
         assert t.value == pytest.approx(t.user_attrs["window_ne"] + 0.05 * abs(flops / base - 1))
 
 
+@pytest.mark.slow
 def test_a_study_refuses_another_space_method_or_data(tmp_path):
     db = f"sqlite:///{tmp_path}/id.db"
     common = ["--budget", "1", "--proxy-examples", "500", "--retrain-seeds", "0", "--storage", db, "--study", "s"]
@@ -90,6 +91,7 @@ def test_a_study_refuses_another_space_method_or_data(tmp_path):
     assert other.returncode == 1 and "started with space" in other.stderr
 
 
+@pytest.mark.slow
 def test_export_writes_the_best_trial(tmp_path):
     db = tmp_path / "e.db"
     cmd = search_cmd(db, 4, "--export", tmp_path / "out", examples=600)
@@ -151,6 +153,7 @@ def test_a_dead_worker_with_an_impossible_pid_is_recovered_without_hanging(space
     assert arch.to_json() in {t.user_attrs["arch"] for t in store.completed()}
 
 
+@pytest.mark.slow
 def test_the_readme_main_job_runs_end_to_end(tmp_path):
     """The README's first command, after its install steps, run as written (in a scratch folder that sees
     the shipped spaces): it compiles, searches, prints the winner and writes the winner's source."""

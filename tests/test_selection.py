@@ -93,6 +93,7 @@ def test_a_finalist_that_is_the_baseline_is_trained_once_as_the_baseline():
     assert final["beats_baseline"] is False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "method, extra",
     [
@@ -119,6 +120,7 @@ def test_beats_baseline_is_false_when_the_space_holds_only_worse_archs(tmp_path,
     assert exported == final["winner"]["arch"]
 
 
+@pytest.mark.slow
 def test_the_search_says_in_one_line_when_nothing_beat_the_baseline(tmp_path):
     space = tmp_path / "worse.rks"
     space.write_text(WORSE_SOURCE)
@@ -174,6 +176,7 @@ def test_the_supernet_searches_never_train_on_the_validation_slice(tmp_path, met
     assert all(np.isfinite(p.detach().numpy()).all() for p in search.supernet.parameters())
 
 
+@pytest.mark.slow
 def test_the_baseline_of_a_search_is_rks_train_baseline_for_the_same_seed(tmp_path):
     """One model: the search's retrain of its baseline and `rks train --baseline` train the same rows with the
     same weights and give the same validation and eval NE, to the last bit."""
