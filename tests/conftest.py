@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-if os.environ.get("PYTEST_XDIST_WORKER"):  # workers share the cores: torch in each (and its subprocesses) takes its part
+if os.environ.get("PYTEST_XDIST_WORKER"):  # workers share the cores: torch in each (and its children) takes its part
     _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _workers))
 
