@@ -1,5 +1,6 @@
-"""What must hold on any device the engine trains on. These run on the CPU in the suite and on CUDA under
-`RKS_TEST_DEVICE=cuda` (benchmarks/gpu_check.sh): the model trained there is the CPU's model up to float
+"""What must hold on any device the engine trains on, compared with the CPU. They run where RKS_TEST_DEVICE
+names an accelerator (`RKS_TEST_DEVICE=cuda`, as benchmarks/gpu_check.sh sets it) and skip elsewhere: the
+CPU against itself proves nothing. The model trained there is the CPU's model up to float
 rounding, the accelerator's row-wise Adagrad moves exactly the rows the CPU's moves, and a search
 checkpointed on one device resumes on another."""
 
