@@ -41,7 +41,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 status=0
 
 say "device-marked tests on CUDA"
-RKS_TEST_DEVICE=cuda "$py" -m pytest -q -m device tests 2>&1 | tee "$out/device_tests.log" || status=1
+RKS_TEST_DEVICE=cuda "$py" -m pytest -q -o addopts="" -m device tests 2>&1 | tee "$out/device_tests.log" || status=1
 
 for method in oneshot dnas; do
   say "1-GPU $method search on spaces/rankitect_blocks.rks"
