@@ -504,7 +504,7 @@ def build_parser(method: str | None = None) -> argparse.ArgumentParser:
         default="linear",
         help="the body rate over the pass: linear decay to zero (default) or constant",
     )
-    flags.data_args(s)
+    flags.data_args(s, val_fraction=0.0)
     flags.device_arg(s)
     s.set_defaults(func=cmd_train)
 

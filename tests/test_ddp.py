@@ -190,9 +190,10 @@ def test_kill_9_of_one_rank_then_the_same_command_resumes_from_rank_0s_checkpoin
 
 def test_rks_train_on_two_ranks_with_uneven_slices_matches_one_process(tmp_path):
     """A 63-row batch splits 31 / 32 and the pass's last batch is shorter: each rank's loss is its slice's sum
-    times ranks / rows, so the average of the ranks' gradients is still the global batch's mean gradient."""
+    times ranks / rows, so the average of the ranks' gradients is still the global batch's mean gradient. A
+    validation slice is held out, so that its NE is compared across the ranks too."""
     cmd = ["train", space_path("tiny"), "--baseline", "--data", "synthetic:2", "--examples", "2000",
-           "--batch-size", "63", "--json"]  # fmt: skip
+           "--batch-size", "63", "--val-fraction", "0.1", "--json"]  # fmt: skip
     one = _run([*cmd, "--save", "m1"], tmp_path)
     two = _run([*cmd, "--save", "m2", "--nproc", "2"], tmp_path)  # the shortcut that execs torchrun
     assert one.returncode == 0, one.stderr

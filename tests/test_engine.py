@@ -287,7 +287,7 @@ def test_the_commands_an_inplace_report_suggests_run_as_printed(inplace_stores):
     assert run_rks("report", db, "-o", out).returncode == 0
     md = out.with_suffix(".md").read_text()
     block = md[md.index("Follow-up:") :].split("```")[1].strip().splitlines()
-    assert any("--examples 6000" in line for line in block)
+    assert any("--examples 6667" in line for line in block)  # the data's training rows: 6000 + the 10% slice
     for line in block:
         json_flag = ["--json"] if line.startswith("rks train") else []
         proc = run_rks(*shlex.split(line)[1:], *json_flag, cwd=folder)

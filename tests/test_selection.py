@@ -178,8 +178,9 @@ def test_the_supernet_searches_never_train_on_the_validation_slice(tmp_path, met
 
 @pytest.mark.slow
 def test_the_baseline_of_a_search_is_rks_train_baseline_for_the_same_seed(tmp_path):
-    """One model: the search's retrain of its baseline and `rks train --baseline` train the same rows with the
-    same weights and give the same validation and eval NE, to the last bit."""
+    """One model: the search's choosing retrain of its baseline is `rks train --baseline --val-fraction 0.1`,
+    and its refit is `rks train --baseline` with the default flags: the same rows, the same weights, the same
+    validation and eval NE to the last bit."""
     rng = np.random.default_rng(0)
     rows = ["y,a,b,c,d,u,v,w"]
     for _ in range(3000):
@@ -198,11 +199,39 @@ def test_the_baseline_of_a_search_is_rks_train_baseline_for_the_same_seed(tmp_pa
     assert proc.returncode == 0, proc.stderr[-600:]
     base = json.loads(proc.stdout)["final"]["baseline"]
     for k, seed in enumerate(base["seeds"]):
-        trained = run_rks("train", space_path("tiny"), "--baseline", *data, "--seed", seed, "--json")
-        assert trained.returncode == 0, trained.stderr[-400:]
-        out = json.loads(trained.stdout)
-        assert out["examples"] == base["examples"]
-        assert (out["val_ne"], out["eval_ne"]) == (base["val_ne_seeds"][k], base["eval_ne_seeds"][k])
+        kept = json.loads(run_rks("train", space_path("tiny"), "--baseline", *data, "--seed", seed, "--json").stdout)
+        assert (kept["examples"], kept["eval_ne"]) == (base["examples"], base["eval_ne_seeds"][k])
+        assert "val_ne" not in kept  # every training row trained on: nothing held out to score
+        chose = run_rks("train", space_path("tiny"), "--baseline", *data, "--seed", seed, "--val-fraction", "0.1",
+                        "--json")  # fmt: skip
+        chose = json.loads(chose.stdout)
+        assert (chose["examples"], chose["val_ne"]) == (base["choosing"]["examples"], base["val_ne_seeds"][k])
+        assert chose["eval_ne"] == base["choosing"]["eval_ne_seeds"][k]
+    assert base["examples"] == 2400 and base["choosing"]["examples"] == 2160  # 3000 rows: 20% tail, 10% slice
+
+
+def test_the_winner_and_the_baseline_are_refit_on_every_training_row_the_slice_included():
+    """With NaN in every feature of the validation slice, a model that trains on the slice ends with NaN
+    weights: the choosing fit stays finite on the tail, the refit of the winner and of the baseline does not."""
+    data = poisoned(synthetic(), 0.1)
+    fit = data.validation_view(0.1)
+    narrower = TINY.decode([1] * len(TINY.decisions))
+    final = select(TINY, [Finalist(TINY.sample(3), "a"), Finalist(narrower, "b")], TINY.baseline, data, [0])
+    refit = [final["winner"], final["baseline"]]
+    for row in refit:
+        assert row["refit"] is True and row["examples"] == data.n_train == fit.n_train + 270
+        assert np.isnan(row["eval_ne"]) and np.isfinite(row["choosing"]["eval_ne"])
+        assert row["choosing"]["examples"] == fit.n_train
+    others = [r for r in final["finalists"] if r is not final["winner"]]
+    assert others and all("refit" not in r and np.isfinite(r["eval_ne"]) for r in others)
+
+
+def test_rks_train_trains_on_every_row_before_the_tail_unless_asked():
+    args = ["train", space_path("tiny"), "--baseline", "--data", "synthetic:2", "--examples", "2000", "--json"]
+    extras = ([], ["--val-fraction", "0"], ["--val-fraction", "0.1"])
+    default, none, held = (json.loads(run_rks(*args, *extra).stdout) for extra in extras)
+    assert default == {**none, "seconds": default["seconds"]}  # the same model, to the last bit
+    assert "val_ne" not in default and held["val_ne"] > 0 and held["eval_ne"] != default["eval_ne"]
 
 
 def test_validation_fractions_out_of_range_or_too_small_are_refused():

@@ -79,7 +79,6 @@ class Found:
     baseline: object
     data: object
     store: object
-    data_examples: int  # the examples the data was sized for (what `rks train` needs to rebuild it)
     pretrain_examples: int = 0  # examples this run spent before its trials (weight-sharing pretraining)
     winner_fields: tuple = ("arch", "flops", "origin")
 
@@ -155,13 +154,13 @@ def run_search(searcher: Searcher, space, command_line: str) -> Optional[dict]:
 
 
 def train_flags(args, found: Found) -> list[str]:
-    """The flags that make `rks train` train a model as the final retrain did (its first seed): the same data,
-    and on synthetic data the same number of rows."""
+    """The flags that make `rks train` train a model as the final refit did (its first seed): the same data,
+    on synthetic data the same number of training rows, every one of them trained on."""
     from ..data.sources import parse_data_spec
     from ..data.synthetic import SyntheticSource
 
     synthetic = isinstance(parse_data_spec(args.data, args.schema), SyntheticSource)
-    return [*data_flags(args, found.data_examples if synthetic else None), "--seed", str(args.seed)]
+    return [*data_flags(args, found.data.n_train if synthetic else None), "--seed", str(args.seed)]
 
 
 def final_selection(ctx: SearchContext, found: Found) -> None:
@@ -246,16 +245,20 @@ def render_final(summary: dict) -> list[str]:
     if not final:
         return ["no final retrain (--retrain-seeds 0): whether the winner beats the baseline is not measured"]
     won = final["winner"]
+    choosing = won.get("choosing", won)["examples"]
     lines = [
-        f"final retrain: {won['examples']:,} rows, seeds {', '.join(map(str, won['seeds']))}; chosen on the "
-        f"validation slice (the latest {100 * final['val_fraction']:g}% of the training rows); eval NE and AUC "
-        "on the held-out tail, which nothing before read:",
-        f"  {'model':<16} {'FLOPs':>12} {'val NE':>8} {'eval NE':>8} {'AUC':>7}",
+        f"final retrain: {choosing:,} rows, seeds {', '.join(map(str, won['seeds']))}; chosen on the validation "
+        f"slice (the latest {100 * final['val_fraction']:g}% of the training rows); the winner and the baseline "
+        f"then refit (*) on all {won['examples']:,} training rows; eval NE and AUC on the held-out tail, which "
+        "nothing before read:",
+        f"  {'model':<16} {'FLOPs':>12} {'val NE':>8} {'eval NE':>9} {'AUC':>7}",
     ]
     for r in ([final["baseline"]] if final["baseline"] else []) + final["finalists"]:
-        mark = " <" if r == won else ""
+        mark = " <" if r is won else ""
+        refit = "*" if r.get("refit") else " "
         lines.append(
-            f"  {r['origin']:<16} {r['flops']:>12,} {r['val_ne']:>8.4f} {r['eval_ne']:>8.4f} {r['auc']:>7.4f}{mark}"
+            f"  {r['origin']:<16} {r['flops']:>12,} {r['val_ne']:>8.4f} {r['eval_ne']:>8.4f}{refit} "
+            f"{r['auc']:>7.4f}{mark}"
         )
     lines.append(verdict(final))
     return lines

@@ -3,8 +3,11 @@ retrained by the final trainer — `rks train`'s, one pass over the training row
 slice, the body rate decaying — with the same seeds, and the best candidate on the validation slice wins.
 It is an improvement only when it beats the baseline there; when none does, the search says so.
 
-The validation slice is the latest part of the training rows: no proxy, supernet or retrain trains on it.
-The evaluation tail after it is scored for the record and never read by any choice."""
+The validation slice is the latest part of the training rows: no proxy, supernet or choosing retrain
+trains on it. Once chosen, the winner and the baseline are refit with the same seeds on every training row,
+the slice included — the newest rows are worth most to a ranking model, and the model a user keeps is this
+one (`rks train` with its default flags). The evaluation tail after the training rows is scored for the
+record and never read by any choice: the eval NE quoted for the winner and the baseline is their refit's."""
 
 from __future__ import annotations
 
@@ -92,6 +95,8 @@ def select(
             seen.add(key)
             rows.append(row(f.arch, f.origin, f.found))
     best = min(rows, key=lambda r: r["val_ne"]) if rows else base
+    for chosen in {id(r): r for r in (best, base) if r is not None}.values():
+        _refit(space, chosen, data, seeds, batch_size, lr, device)
     out = {"winner": best, "baseline": base, "finalists": rows, "val_fraction": val_fraction}
     if base is not None:
         out.update(
@@ -100,6 +105,15 @@ def select(
     else:
         out.update(beats_baseline=None, margin=None)
     return out
+
+
+def _refit(space, row: dict, data: Dataset, seeds, batch_size, lr, device) -> None:
+    """`row`'s model trained again with its seeds on every training row, the validation slice included: its
+    eval NE, AUC and rows become the refit's; its validation NE stays the choosing fit's, and that fit's
+    tail scores stay under `choosing`."""
+    refit = retrain(space, Arch.from_dict(row["arch"]), data, seeds, batch_size, lr, 0.0, device)
+    row["choosing"] = {k: row[k] for k in ("eval_ne", "eval_ne_seeds", "auc", "examples")}
+    row.update({k: refit[k] for k in ("eval_ne", "eval_ne_seeds", "auc", "examples")}, refit=True)
 
 
 def verdict(final: dict) -> str:

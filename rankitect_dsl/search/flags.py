@@ -73,7 +73,9 @@ def number_or_auto(text: str):
         raise argparse.ArgumentTypeError(f"expected a number or auto, got {text!r}") from None
 
 
-def data_args(s) -> None:
+def data_args(s, val_fraction: float = VAL_FRACTION) -> None:
+    """The data flags. `val_fraction`: the default slice, 0.1 where a search chooses on it, 0 for `rks train`,
+    whose model is what a user keeps and trains on every row before the tail unless asked."""
     s.add_argument(
         "--data", default="synthetic", help="synthetic[:SEED] | criteo:PATH | table:PATH (default: synthetic)"
     )
@@ -90,9 +92,11 @@ def data_args(s) -> None:
     s.add_argument(
         "--val-fraction",
         type=float,
-        default=VAL_FRACTION,
-        help="the latest part of the training rows held out to choose on: never trained on by a final "
-        f"retrain, never read by a proxy (default {VAL_FRACTION:g})",
+        default=val_fraction,
+        help="the latest part of the training rows held out to choose on and scored: never trained on by a "
+        f"proxy or a choosing retrain; the chosen model is refit on every row (default {val_fraction:g})"
+        if val_fraction
+        else "the latest part of the training rows held out and scored (default 0: train on every row before the tail)",
     )
 
 
@@ -114,7 +118,8 @@ def device_arg(s) -> None:
 
 
 def data_flags(args, examples=None) -> list[str]:
-    """The data flags that rebuild the data of `args`, as a command the user can run again."""
+    """The data flags that rebuild the data of `args` for `rks train`, which trains on every row before the
+    tail as the refit does (synthetic data: `examples` is all of its training rows)."""
     out = ["--data", args.data]
     if args.schema:
         out += ["--schema", args.schema]
@@ -122,8 +127,6 @@ def data_flags(args, examples=None) -> list[str]:
         out += ["--min-count", str(args.min_count)]
     if args.eval_fraction != 0.2:
         out += ["--eval-fraction", f"{args.eval_fraction:g}"]
-    if args.val_fraction != VAL_FRACTION:
-        out += ["--val-fraction", f"{args.val_fraction:g}"]
     if examples is not None:
         out += ["--examples", str(examples)]
     if args.batch_size:

@@ -123,7 +123,7 @@ class InPlaceSearcher(Searcher):
         summary["gamma"] = dict(summary["best"])
         if main:
             self.warn_gap(ctx, summary, target)
-        found = Found(summary, search.finalists(args.finalists), baseline, data, store, args.examples)
+        found = Found(summary, search.finalists(args.finalists), baseline, data, store)
         found.winner_fields = ("arch", "flops", "origin", "probability")
         return found
 

@@ -173,7 +173,7 @@ class SamplingSearcher(Searcher):
                 proc.kill()
             raise
         wait_for_workers(helpers)
-        found = Found(summary, search.finalists(args.finalists), space.baseline, data, store, needed)
+        found = Found(summary, search.finalists(args.finalists), space.baseline, data, store)
         found.pretrain_examples = pretrain if pretrains else 0
         found.winner_fields = ("arch", "flops", "origin", "window_ne", "score", "rung")
         return found
