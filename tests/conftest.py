@@ -37,7 +37,8 @@ def _working_directory(path):
 def run_rks(*args, timeout=600, cwd=ROOT):
     """`rks ARGS` as a finished process (returncode, stdout, stderr), run in this interpreter through
     `cli.main`: a fresh interpreter costs two seconds of imports and proves nothing the command's own code
-    does not. Use `run_rks_process` where the process is what is tested (torchrun, signals, pipes, imports)."""
+    does not. Use `run_rks_process` where the process is what is tested (torchrun, signals, pipes, imports);
+    `timeout` bounds only such a process (`--nproc` goes to one)."""
     import torch
 
     from rankitect_dsl.cli import main
@@ -60,11 +61,9 @@ def run_rks(*args, timeout=600, cwd=ROOT):
     return subprocess.CompletedProcess(["rks", *argv], code, out.getvalue(), err.getvalue())
 
 
-def run_rks_process(*args, timeout=600, cwd=ROOT, env=None):
+def run_rks_process(*args, timeout=600, cwd=ROOT):
     """`rks ARGS` in a fresh interpreter."""
-    return subprocess.run(
-        [str(RKS), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env
-    )
+    return subprocess.run([str(RKS), *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def run_argv(argv, cwd=ROOT, timeout=600):

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import space_path
+from conftest import RKS, space_path
 from rankitect_dsl import load_space
 
 pytestmark = pytest.mark.multiproc  # torchrun
 
-RKS = Path(sys.executable).parent / "rks"
 STEPS = 40
 
 
@@ -216,37 +215,29 @@ def _weights_the_body_ignores(saved, weights: dict) -> set:
     namespace = {}
     exec(compile((saved / "model.py").read_text(), "model.py", "exec"), namespace)
     (cls,) = [v for k, v in namespace.items() if k.endswith("Subnet")]
-    body = cls().double().eval()
-    body.load_state_dict({k[len("body.") :]: v.double() for k, v in weights.items() if k.startswith("body.")})
-    space = load_space(space_path("tiny"))
-    inputs = [x.double() for x in space.example_inputs(16, seed=1)]
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        before = body(*inputs)
-        ignored = set()
-        for name, p in body.named_parameters():
-            step = torch.randn(p.shape, generator=gen, dtype=p.dtype)  # random: LayerNorm undoes a uniform shift
-            p.add_(step)
-            if torch.allclose(body(*inputs), before, atol=1e-9):
-                ignored.add(f"body.{name}")
-            p.sub_(step)
-    return ignored
+    body_weights = {k[len("body.") :]: v for k, v in weights.items() if k.startswith("body.")}
+    return {f"body.{name}" for name in _parameters_nothing_reads(cls(), body_weights)}
 
 
 def _supernet_weights_nothing_reads(weights: dict) -> set:
-    """The all-on supernet's weights whose change moves no output, found by moving each one at random."""
-    space = load_space(space_path("tiny"))
-    net = space.supernet().double().eval()
-    net.load_state_dict({k: v.double() for k, v in weights.items()})
-    inputs = [x.double() for x in space.example_inputs(16, seed=1)]
+    """The all-on supernet's weights whose change moves no output."""
+    return _parameters_nothing_reads(load_space(space_path("tiny")).supernet(), weights)
+
+
+def _parameters_nothing_reads(module: torch.nn.Module, weights: dict) -> set:
+    """`module`'s parameters, loaded from `weights`, whose change moves no output of tiny's example inputs: each
+    moved at random in float64 (random: LayerNorm undoes a uniform shift), the outputs compared, moved back."""
+    module = module.double().eval()
+    module.load_state_dict({k: v.double() for k, v in weights.items()})
+    inputs = [x.double() for x in load_space(space_path("tiny")).example_inputs(16, seed=1)]
     gen = torch.Generator().manual_seed(0)
     ignored = set()
     with torch.no_grad():
-        before = net(*inputs)
-        for name, p in net.named_parameters():
+        before = module(*inputs)
+        for name, p in module.named_parameters():
             step = torch.randn(p.shape, generator=gen, dtype=p.dtype)
             p.add_(step)
-            if torch.allclose(net(*inputs), before, atol=1e-9):
+            if torch.allclose(module(*inputs), before, atol=1e-9):
                 ignored.add(name)
             p.sub_(step)
     return ignored

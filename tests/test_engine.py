@@ -7,8 +7,6 @@ import json
 import re
 import shlex
 import shutil
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -25,8 +23,6 @@ from rankitect_dsl.search.loop import Search, SearchConfig
 from rankitect_dsl.search.methods.evolution import EvolutionProposer
 from rankitect_dsl.search.registry import SEARCHERS
 from rankitect_dsl.search.study_store import GAMMA, StudyStore, open_study
-
-RKS = Path(sys.executable).parent / "rks"
 
 
 # -- the registry ----------------------------------------------------------------------------------------

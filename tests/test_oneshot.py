@@ -6,16 +6,14 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from test_data_train import write_criteo
 
-from conftest import ROOT, run_argv, run_rks, space_path
+from conftest import RKS, ROOT, run_argv, run_rks, space_path
 from rankitect_dsl import load_space
 from rankitect_dsl.cli import main
 from rankitect_dsl.data.loading import load_data
@@ -24,7 +22,6 @@ from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
 from rankitect_dsl.search.policy import Policy
 
 BLOCKS = str(ROOT / "spaces" / "rankitect_blocks.rks")
-RKS = Path(sys.executable).parent / "rks"
 
 
 @pytest.fixture(scope="module")
