@@ -42,15 +42,24 @@ SETS = {
         "examples": 160000,
     },
 }
-METHODS = {"random": ["--budget", "16"], "predictor": ["--budget", "16"], "oneshot": [], "dnas": []}
+METHODS = {
+    "local": ["--budget", "30"],
+    "random": ["--budget", "16"],
+    "predictor": ["--budget", "16"],
+    "evolution": ["--budget", "16"],
+    "oneshot": [],
+    "dnas": [],
+}
 
 
 def search(name: str, kind: str, method: str, folder: Path) -> dict:
     spec = SETS[name]
     extra = METHODS[method] + (["--examples", str(spec["examples"])] if method in ("oneshot", "dnas") else [])
+    if method != "local":  # local moves under the cap (the baseline's FLOPs) and has no target
+        extra += ["--flops-target", TARGET]
     cmd = [
         sys.executable, "-m", "rankitect_dsl.cli", "search", spec["spaces"][kind], "--method", method,
-        "--flops-target", TARGET, *spec["data"], *extra,
+        *spec["data"], *extra,
         "--storage", f"sqlite:///{folder}/{name}-{kind}-{method}.db", "--json",
     ]  # fmt: skip
     t0 = time.perf_counter()
@@ -65,7 +74,7 @@ def search(name: str, kind: str, method: str, folder: Path) -> dict:
         from rankitect_dsl.search.study_store import open_study
 
         store = open_study(summary["storage"])
-        examples = sum(t.user_attrs.get("examples_processed", 0) for t in store.trials())
+        examples = sum(t.user_attrs.get("examples_processed", t.user_attrs.get("examples", 0)) for t in store.trials())
     final = summary["final"]
     examples += sum(r["examples"] * len(r["seeds"]) for r in [final["baseline"], *final["finalists"]])
     return {"summary": summary, "seconds": seconds, "examples": examples}

@@ -22,7 +22,7 @@ from .core.arch import Arch
 from .core.errors import RksError
 from .core.files import atomic_write, figure, figure_svg
 from .core.scale import recipe_factors, scale_arch
-from .search.study_store import BASELINE, CANDIDATE, GAMMA, HALVING, open_study
+from .search.study_store import BASELINE, CANDIDATE, FIT, GAMMA, HALVING, open_study
 from .space import load_source
 
 RECIPES = (  # paper 4.2.3: (label, dim factor per block, bottleneck factor, the `rks scale` flags)
@@ -104,6 +104,11 @@ def build_report(url: str, study: str | None = None, archs_folder: str = "archs"
         examples = summary["examples_processed"]
         cost = [("supernet steps", f"{summary['steps']:,}"), ("γ(θ) checkpoints recorded", f"{len(gammas):,}")]
         points = [(t.user_attrs["flops"], t.user_attrs["ne_batch"]) for t in gammas]
+    elif "path" in summary:  # a local search: one trial per (arch, seed), each a fit by the final trainer
+        fits = store.completed(FIT)
+        examples = sum(t.user_attrs["examples"] for t in fits)
+        cost = [("candidates visited", f"{summary['evaluated']:,}"), ("fits by the final trainer", f"{len(fits):,}")]
+        points = [(t.user_attrs["flops"], t.value) for t in fits if t.user_attrs["seed"] == meta["seed"]]
     else:
         evaluated = candidates + store.completed(HALVING) + store.completed(BASELINE)
         examples = sum(t.user_attrs.get("examples_processed", t.user_attrs.get("examples", 0)) for t in evaluated)
@@ -119,6 +124,7 @@ def build_report(url: str, study: str | None = None, archs_folder: str = "archs"
         "winner": winner,
         "models": models,
         "inplace": inplace,
+        "path": summary.get("path"),
         "gammas": [t.user_attrs for t in gammas],
         "points": points,
         "pareto": summary.get("pareto", []),
@@ -216,7 +222,11 @@ def plot_svg(report: dict) -> str:
     fig, ax = figure(figsize=(8.0, 4.8))
     if report["points"]:
         xs, ys = zip(*report["points"])
-        ax.scatter(xs, ys, s=14, color="#8da0cb", label="γ(θ) at checkpoints" if report["inplace"] else "candidates")
+        label = "γ(θ) at checkpoints" if report["inplace"] else "candidates"
+        ax.scatter(xs, ys, s=14, color="#8da0cb", label=label)
+    if report["path"]:
+        steps = report["path"]
+        ax.plot([s["flops"] for s in steps], [s["val_ne"] for s in steps], "-o", color="#dd8452", label="incumbents")
     front = report["pareto"]
     ax.plot([p["flops"] for p in front], [p["window_ne"] for p in front], "-", color="#4c72b0", label="Pareto front")
     styles = {"baseline": ("#c44e52", "*"), "winner": ("#2ca02c", "*")}
@@ -230,7 +240,13 @@ def plot_svg(report: dict) -> str:
                 m.flops, linestyle=":", color=untrained.pop(0) if untrained else "#555555", label=f"{m.label} (FLOPs)"
             )
     ax.set_xlabel("FLOPs per example")
-    ax.set_ylabel("NE_batch of γ(θ) (lower is better)" if report["inplace"] else "window NE (proxy, lower is better)")
+    ax.set_ylabel(
+        "NE_batch of γ(θ) (lower is better)"
+        if report["inplace"]
+        else "validation NE, first seed (lower is better)"
+        if report["path"]
+        else "window NE (proxy, lower is better)"
+    )
     ax.legend(fontsize=8, loc="best")
     return _bare_svg(figure_svg(fig))
 

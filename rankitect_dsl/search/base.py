@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -81,6 +81,7 @@ class Found:
     store: object
     pretrain_examples: int = 0  # examples this run spent before its trials (weight-sharing pretraining)
     winner_fields: tuple = ("arch", "flops", "origin")
+    known: dict = field(default_factory=dict)  # choosing fits already made by the final trainer (`final.retrain`)
 
 
 class Searcher:
@@ -187,6 +188,7 @@ def final_selection(ctx: SearchContext, found: Found) -> None:
             args.lr,
             args.val_fraction,
             ctx.device,
+            found.known,
         )
         summary["final"] = final
         summary["beats_baseline"] = final["beats_baseline"]

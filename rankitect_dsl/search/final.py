@@ -30,6 +30,20 @@ class Finalist:
     found: dict = field(default_factory=dict)  # what the search measured of it (window NE, probability …)
 
 
+def fit_once(
+    space, arch, data: Dataset, seed: int, batch_size=None, lr: float = 1e-3, val_fraction=VAL_FRACTION, device="auto"
+) -> dict:
+    """`arch` trained once by the final trainer with `seed`: eval NE and AUC on the held-out tail, and the
+    validation NE when a slice is held out."""
+    fit = data.validation_view(val_fraction)
+    model = build_model(space, arch, fit, seed)
+    r = train_final(model, data, fit, TrainConfig(fit.n_train, batch_size, lr, seed, False, "retrain", device=device))
+    out = {"eval_ne": r.eval_ne, "auc": r.auc, "examples": fit.n_train, "seconds": r.seconds}
+    if fit is not data:
+        out["val_ne"] = r.extra["val_ne"]
+    return out
+
+
 def retrain(
     space,
     arch,
@@ -39,29 +53,25 @@ def retrain(
     lr: float = 1e-3,
     val_fraction: float = VAL_FRACTION,
     device: str = "auto",
+    known: Optional[dict] = None,
 ) -> dict:
     """`arch` trained by the final trainer once per seed: validation NE (what selects), eval NE and AUC on the
-    held-out tail (what is quoted), per seed and their mean."""
-    fit = data.validation_view(val_fraction)
-    runs = []
-    for seed in seeds:
-        model = build_model(space, arch, fit, seed)
-        runs.append(
-            train_final(
-                model, data, fit, TrainConfig(fit.n_train, batch_size, lr, seed, False, "retrain", device=device)
-            )
-        )
+    held-out tail (what is quoted), per seed and their mean. `known`: fits already made by the same trainer
+    on the same rows, by (subnet key, seed) — a local search's, which trains every candidate this way."""
+    key = space.subnet_key(arch) if known else None
+    runs = [
+        (known or {}).get((key, seed)) or fit_once(space, arch, data, seed, batch_size, lr, val_fraction, device)
+        for seed in seeds
+    ]
     out = {
-        "eval_ne": statistics.mean(r.eval_ne for r in runs),
-        "eval_ne_seeds": [r.eval_ne for r in runs],
-        "auc": statistics.mean(r.auc for r in runs),
-        "examples": fit.n_train,
+        "eval_ne": statistics.mean(r["eval_ne"] for r in runs),
+        "eval_ne_seeds": [r["eval_ne"] for r in runs],
+        "auc": statistics.mean(r["auc"] for r in runs),
+        "examples": data.validation_view(val_fraction).n_train,
         "seeds": list(seeds),
     }
-    if fit is not data:
-        out.update(
-            val_ne=statistics.mean(r.extra["val_ne"] for r in runs), val_ne_seeds=[r.extra["val_ne"] for r in runs]
-        )
+    if val_fraction > 0:
+        out.update(val_ne=statistics.mean(r["val_ne"] for r in runs), val_ne_seeds=[r["val_ne"] for r in runs])
     return out
 
 
@@ -75,17 +85,18 @@ def select(
     lr: float = 1e-3,
     val_fraction: float = VAL_FRACTION,
     device: str = "auto",
+    known: Optional[dict] = None,
 ) -> dict:
     """Retrain the baseline and every finalist (a finalist that is the baseline's model, or another's, is
     trained once) and choose on mean validation NE. `winner` is the best candidate; `beats_baseline` says
     whether it beat the baseline there, and `margin` by how much (relative validation NE, negative is
-    better). Without a baseline both are None."""
+    better). Without a baseline both are None. `known`: as for `retrain`, the choosing fits only."""
     if val_fraction <= 0:
         raise RksError("a search chooses its winner on the validation slice: --val-fraction must be above 0")
 
     def row(arch, origin, found) -> dict:
         out = {"arch": arch.to_dict(), "origin": origin, "flops": space.flops(arch), **found}
-        return {**out, **retrain(space, arch, data, seeds, batch_size, lr, val_fraction, device)}
+        return {**out, **retrain(space, arch, data, seeds, batch_size, lr, val_fraction, device, known)}
 
     base = row(baseline, "baseline", {}) if baseline is not None else None
     seen, rows = {space.subnet_key(baseline)} if baseline is not None else set(), []

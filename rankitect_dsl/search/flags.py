@@ -139,7 +139,7 @@ def data_flags(args, examples=None) -> list[str]:
 def add_search_parser(sub, method: Optional[str]):
     """`rks search`: the common flags and, when `method` names a registered searcher, that method's own
     (so `--help` lists only them). Returns the subparser."""
-    from .registry import SEARCHERS, searcher_class
+    from .registry import DEFAULT, SEARCHERS, searcher_class
 
     s = sub.add_parser(
         "search",
@@ -147,7 +147,7 @@ def add_search_parser(sub, method: Optional[str]):
         epilog="each method has its own flags: `rks search FILE --method M --help` lists them",
     )
     s.add_argument("file", help="the space (.rks)")
-    s.add_argument("--method", choices=list(SEARCHERS), required=True, help="the search method")
+    s.add_argument("--method", choices=list(SEARCHERS), default=DEFAULT, help=f"the search method (default {DEFAULT})")
     s.add_argument(
         "--flops-target",
         help="FLOPs target, absolute or relative to the baseline like 2.5x: a penalty for the sampling methods, "
@@ -178,6 +178,7 @@ def add_search_parser(sub, method: Optional[str]):
     s.add_argument("--json", action="store_true", help="print the summary as one JSON object, and no progress")
     data_args(s)
     device_arg(s)
+    method = method or DEFAULT
     if method in SEARCHERS:
         searcher = searcher_class(method)
         searcher.add_arguments(s.add_argument_group(f"--method {method}: {searcher.help}"))

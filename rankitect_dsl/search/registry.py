@@ -11,7 +11,11 @@ SEARCHERS = {
     "evolution": "rankitect_dsl.search.methods.evolution:EvolutionSearcher",
     "oneshot": "rankitect_dsl.search.methods.oneshot:OneShotSearcher",
     "dnas": "rankitect_dsl.search.methods.dnas:DNASSearcher",
+    "local": "rankitect_dsl.search.methods.local:LocalSearcher",
 }
+
+
+DEFAULT = "local"  # what `rks search` runs without --method: the best measured across the shared sets (docs/search.md)
 
 
 def searcher_class(name: str):

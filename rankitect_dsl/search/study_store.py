@@ -26,6 +26,7 @@ from ..core.errors import RksError
 
 CANDIDATE, BASELINE, HALVING = "candidate", "baseline", "halving"
 GAMMA = "gamma"  # an in-place search's γ(θ) at one of its checkpoints
+FIT = "fit"  # a local search's (arch, seed) trained by the final trainer on the rows before the slice
 
 
 def _optuna():

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .study_store import BASELINE, CANDIDATE, GAMMA, HALVING, StudyStore
+from .study_store import BASELINE, CANDIDATE, FIT, GAMMA, HALVING, StudyStore
 
-HIDDEN = ("space_source", "summary", "commands", "train_flags")  # shown as their own lines, or not at all
+# Shown as their own lines, or not at all.
+HIDDEN = ("space_source", "summary", "commands", "train_flags", "local_done_by")
 
 
 def study_lines(store: StudyStore, top: int = 10) -> list[str]:
@@ -36,6 +37,10 @@ def study_lines(store: StudyStore, top: int = 10) -> list[str]:
         lines.append(
             f"successive halving: {len(halving)} evaluations up to rung {max(t.user_attrs['rung'] for t in halving)}"
         )
+    fits = store.completed(FIT)
+    if fits:
+        lines.append(f"fits by the final trainer: {len(fits)} over {len({t.user_attrs['arch'] for t in fits})} archs")
+    lines += path_lines(meta.get("summary", {}).get("path"))
     lines += _gamma_lines(store.completed(GAMMA), meta.get("summary", {}).get("run"))
     lines += _result_lines(meta.get("summary"))
     return lines
@@ -55,6 +60,17 @@ def _gamma_lines(trials: list, run) -> list[str]:
         lines.append(
             f"  {a['step']:>7,} {a['flops']:>12,} {a['flops_ratio']:>7.2f} {a['ne_batch']:>9.4f} {a['entropy']:>8.2f}"
         )
+    return lines
+
+
+def path_lines(path) -> list[str]:
+    """A local search's incumbents, from the baseline."""
+    if not path:
+        return []
+    lines = ["path of incumbents:", f"  {'step':>4} {'FLOPs':>12} {'val NE':>8} {'gain':>8}  move"]
+    for k, s in enumerate(path):
+        gain = f"{s['gain']:+.4f}" if s["gain"] is not None else ""
+        lines.append(f"  {k:>4} {s['flops']:>12,} {s['val_ne']:>8.4f} {gain:>8}  {s['move']}")
     return lines
 
 
