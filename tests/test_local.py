@@ -271,3 +271,25 @@ def test_jobs_share_the_fits_between_processes(tmp_path):
     assert len({t.user_attrs["pid"] for t in fits}) == 2, "the helper trained none of the fits"
     keys = [(t.user_attrs["arch"], t.user_attrs["seed"]) for t in fits]
     assert len(keys) == len(set(keys)), "a fit was trained twice"
+
+
+def test_sampling_searches_start_from_the_baselines_neighbours(tiny, tmp_path):
+    from test_engine import NamedProxy
+
+    from rankitect_dsl.search.loop import Search, SearchConfig
+    from rankitect_dsl.search.methods.evolution import EvolutionProposer
+    from rankitect_dsl.search.study_store import StudyStore
+
+    cap = tiny.flops(tiny.baseline)
+    near = {m.key for m in neighbours(tiny, tiny.encode(tiny.baseline), cap)}
+    rounds = {}
+    for first in ("incumbent", "random"):
+        store = StudyStore(f"sqlite:///{tmp_path}/{first}.db", "s")
+        cfg = SearchConfig("evolution", 8, round_size=4, flops_cap=cap, progress=False, first_round=first)
+        Search(tiny, NamedProxy(tiny), store, cfg, EvolutionProposer(4, 2)).run()
+        done = sorted(store.completed(), key=lambda t: t.number)
+        rounds[first] = [
+            tiny.subnet_key(tiny.decode(t.user_attrs["vector"])) for t in done if t.user_attrs["round"] == 0
+        ]
+    assert len(rounds["incumbent"]) == 4 and set(rounds["incumbent"]) <= near
+    assert not set(rounds["random"]) <= near, "a random first round landed on the neighbours alone (reseed the test)"

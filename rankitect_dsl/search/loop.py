@@ -33,6 +33,7 @@ class SearchConfig:
     flops_target: Optional[float] = None
     seed: int = 0
     progress: bool = True
+    first_round: str = "random"  # or "incumbent": the baseline's neighbours under the cap (`neighbours.py`)
 
     @property
     def rounds(self) -> int:
@@ -88,7 +89,7 @@ class Search:
             proposals = self.propose(min(left, self.cfg.rounds), round_index)
             if not proposals:
                 break
-            desc = f"round {round_index + 1} ({'random' if self._is_random_round(done) else self.cfg.method})"
+            desc = f"round {round_index + 1} ({self._round_kind(done)})"
             with Progress(len(proposals), desc, "arch", self.cfg.progress) as bar:
                 for arch in proposals:
                     bar.update(1)
@@ -116,6 +117,11 @@ class Search:
     def _vector(self, arch: Arch) -> list:
         return self.space.encode(arch)
 
+    def _round_kind(self, done) -> str:
+        if not self._is_random_round(done):
+            return self.cfg.method
+        return "the baseline's neighbours" if self.cfg.first_round == "incumbent" and not done else "random"
+
     def _is_random_round(self, done) -> bool:
         return self.proposer is None or len(done) < self.cfg.rounds
 
@@ -138,9 +144,28 @@ class Search:
         exclude = self._evaluated_keys()
         done = self.store.completed()
         if self._is_random_round(done):
-            return self._random(n, exclude, rng)
+            first = self._incumbent_neighbours(n, exclude, rng) if self.cfg.first_round == "incumbent" else []
+            return first + self._random(n - len(first), exclude, rng)
         out = self.proposer.propose(self, n, done, exclude, rng)
         return out + self._random(n - len(out), exclude, rng) if len(out) < n else out
+
+    def _incumbent_neighbours(self, n: int, exclude: set, rng) -> list:
+        """Up to n of the baseline's neighbours within the cap, its single moves first, each group shuffled:
+        where a production model's improvements live, so the first round starts there."""
+        from .neighbours import neighbours
+
+        base = self.space.baseline
+        if base is None or not self.space.has_encoding(base):
+            return []
+        moves = neighbours(self.space, self.space.encode(base), self.cfg.flops_cap)
+        groups = [[m for m in moves if not m.compound], [m for m in moves if m.compound]]
+        out = []
+        for group in groups:
+            for k in rng.permutation(len(group)):
+                if len(out) < n and group[k].key not in exclude:
+                    exclude.add(group[k].key)
+                    out.append(self.space.decode(list(group[k].vector)))
+        return out
 
     def _random(self, n: int, exclude: set, rng) -> list:
         out, tries = [], 0

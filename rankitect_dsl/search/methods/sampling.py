@@ -17,6 +17,7 @@ PROXIES = ("early-stop", "weight-sharing")
 
 class SamplingSearcher(Searcher):
     help = "candidates scored by a proxy"
+    first_round = "incumbent"  # the first round's default: the baseline's neighbours, or "random"
 
     @staticmethod
     def add_arguments(g) -> None:
@@ -41,6 +42,12 @@ class SamplingSearcher(Searcher):
             help="proxy runs per candidate, averaged; run k uses seed+k for every candidate (default 1)",
         )
         g.add_argument("--round-size", type=positive(int), help="candidates per round (default budget/5, at least 2)")
+        g.add_argument(
+            "--first-round",
+            choices=("incumbent", "random"),
+            help="the first round: the baseline's neighbours under the FLOPs cap, its single moves first, or drawn "
+            "at random (default incumbent; random for --method random)",
+        )
         g.add_argument(
             "--halving",
             type=int,
@@ -114,6 +121,7 @@ class SamplingSearcher(Searcher):
             parse_flops(args.flops_target, space, "--flops-target"),
             args.seed,
             ctx.progress,
+            args.first_round or self.first_round,
         )
         check_flops_rule(space, cfg.flops_cap, cfg.flops_target, cfg.seed)
         rungs = math.ceil(math.log2(args.halving)) if args.halving > 1 else 0
@@ -139,6 +147,8 @@ class SamplingSearcher(Searcher):
         }
         if args.proxy_repeats > 1:  # studies made before repeats existed stay resumable
             meta["proxy_repeats"] = args.proxy_repeats
+        if cfg.first_round != "random":  # so do studies made before a first round from the baseline
+            meta["first_round"] = cfg.first_round
         store = StudyStore(ctx.url, ctx.study, meta, heartbeat=args.heartbeat) if world.main else None
         checkpoint = ctx.beside_storage(f"{ctx.study}.supernet.pt")
         pretrains = args.proxy == "weight-sharing" and not checkpoint.exists()  # this run pays for pretraining
@@ -208,3 +218,4 @@ class SamplingSearcher(Searcher):
 class RandomSearcher(SamplingSearcher):
     name = "random"
     help = "random search: every round drawn uniformly from the space, scored by a proxy"
+    first_round = "random"
