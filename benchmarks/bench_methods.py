@@ -42,25 +42,30 @@ SETS = {
         "examples": 160000,
     },
 }
-METHODS = {
+METHODS = {  # a row: the method's name, then `rks search` flags; a variant's name is METHOD-SOMETHING
     "local": ["--budget", "30"],
     "random": ["--budget", "16"],
     "predictor": ["--budget", "16"],
     "evolution": ["--budget", "16"],
     "oneshot": [],
     "dnas": [],
+    "predictor-random": ["--budget", "16", "--first-round", "random"],
+    "evolution-random": ["--budget", "16", "--first-round", "random"],
+    "local-slice25": ["--budget", "60", "--val-fraction", "0.25"],
+    "local-z3": ["--budget", "60", "--val-fraction", "0.25", "--accept-z", "3"],
 }
 
 
-def search(name: str, kind: str, method: str, folder: Path) -> dict:
+def search(name: str, kind: str, row_name: str, folder: Path) -> dict:
     spec = SETS[name]
-    extra = METHODS[method] + (["--examples", str(spec["examples"])] if method in ("oneshot", "dnas") else [])
+    method = row_name.split("-")[0]
+    extra = METHODS[row_name] + (["--examples", str(spec["examples"])] if method in ("oneshot", "dnas") else [])
     if method != "local":  # local moves under the cap (the baseline's FLOPs) and has no target
         extra += ["--flops-target", TARGET]
     cmd = [
         sys.executable, "-m", "rankitect_dsl.cli", "search", spec["spaces"][kind], "--method", method,
         *spec["data"], *extra,
-        "--storage", f"sqlite:///{folder}/{name}-{kind}-{method}.db", "--json",
+        "--storage", f"sqlite:///{folder}/{name}-{kind}-{row_name}.db", "--json",
     ]  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -87,14 +92,14 @@ def row(label: str, r: dict, base: dict, extra: str = "") -> str:
     se = statistics.stdev(gains) / len(gains) ** 0.5 if len(gains) > 1 and r is not base else 0.0
     ratio = r["flops"] / base["flops"]
     paired = "" if r is base else f"{gain:+.4f} ± {se:.4f}"
-    return f"{label:10s} {r['eval_ne']:.4f} ± {spread:.4f} {paired:>17s} {ratio:>6.2f}x {extra}"
+    return f"{label:16s} {r['eval_ne']:.4f} ± {spread:.4f} {paired:>17s} {ratio:>6.2f}x {extra}"
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--spaces", default="grown,blocks")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default="local,random,predictor,evolution,oneshot,dnas")
     ap.add_argument("--jobs", type=int, default=2, help="searches at a time, one thread each")
     args = ap.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-methods-"))
@@ -105,12 +110,12 @@ def main():
         for kind in args.spaces.split(","):
             space = SETS[name]["spaces"][kind]
             print(f"\n{name}, {space} ({kind}), FLOPs target {TARGET}; eval NE over seeds 0-2, paired gain vs baseline")
-            print(f"{'method':10s} {'eval NE':>15s} {'gain ± s.e.':>17s} {'FLOPs':>7s} beats  search s   examples")
+            print(f"{'method':16s} {'eval NE':>15s} {'gain ± s.e.':>17s} {'FLOPs':>7s} beats  search s   examples")
             base_printed = False
             for method in args.methods.split(","):
                 out = found[(name, kind, method)]
                 if "error" in out:
-                    print(f"{method:10s} failed: {out['error']}")
+                    print(f"{method:16s} failed: {out['error']}")
                     continue
                 final = out["summary"]["final"]
                 if not base_printed:

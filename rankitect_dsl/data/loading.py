@@ -29,7 +29,7 @@ def load_data(
         n_eval = max(2000, int(round(n_train * eval_fraction / (1 - eval_fraction))))
         shape = (space.spec.dense.width, space.spec.embed.count)
         _refuse_beyond_memory(examples, needed + source.bytes_needed(*shape, n_train + n_eval), source.name)
-        data = source.dataset(*shape, n_train, n_eval)
+        data = source.make(space, n_train, n_eval)
     else:
         _refuse_beyond_memory(examples, needed, source.name)
         data = load_dataset(source, min_count=min_count, eval_fraction=eval_fraction)

@@ -1,4 +1,4 @@
-"""Where CTR examples come from: `synthetic[:SEED]`, `criteo:PATH` and `table:PATH` (with a schema).
+"""Where CTR examples come from: `synthetic[:SEED]`, `planted[:SEED]`, `criteo:PATH` and `table:PATH` (with a schema).
 
 File sources yield raw rows `(line, label, dense values, categorical tokens)` in file order, streamed:
 the row reader, which states every rule of reading a field and names a bad row's `file:line`. The
@@ -340,15 +340,17 @@ def _refuse_repeated_names(header: list, path: Path) -> None:
 
 
 def parse_data_spec(spec: str, schema: Optional[str] = None):
-    """`synthetic[:SEED]`, `criteo:PATH` or `table:PATH`; returns a source object."""
+    """`synthetic[:SEED]`, `planted[:SEED]`, `criteo:PATH` or `table:PATH`; returns a source object."""
     kind, _, arg = spec.partition(":")
-    if kind == "synthetic":
+    if kind in ("synthetic", "planted"):
+        from .planted import PlantedSource
+
         try:
-            return SyntheticSource(int(arg) if arg else 0)
+            return (SyntheticSource if kind == "synthetic" else PlantedSource)(int(arg) if arg else 0)
         except ValueError:
-            raise DataError(f"`{spec}`: the synthetic seed must be an integer") from None
+            raise DataError(f"`{spec}`: the {kind} seed must be an integer") from None
     if kind == "criteo" and arg:
         return CriteoSource(arg)
     if kind == "table" and arg:
         return TableSource(arg, schema)
-    raise DataError(f"unknown data source `{spec}`; use synthetic[:SEED], criteo:PATH or table:PATH")
+    raise DataError(f"unknown data source `{spec}`; use synthetic[:SEED], planted[:SEED], criteo:PATH or table:PATH")

@@ -65,14 +65,23 @@ class SyntheticSource:
         dominate."""
         return n * (8 * n_cat * (HIDDEN + 4) + 20 * n_dense + 32)
 
+    def make(self, space, n_train: int, n_eval: int) -> Dataset:
+        """The data for `space`'s input shapes."""
+        return self.dataset(space.spec.dense.width, space.spec.embed.count, n_train, n_eval)
+
+    def features(self, n_dense: int, n_cat: int, n: int, rng: np.random.Generator):
+        """(dense, cats): Zipf-distributed ids (0-based) and log-normal dense values."""
+        zipf = 1.0 / np.arange(1, VOCAB + 1) ** 1.05
+        zipf /= zipf.sum()
+        cats = np.stack([rng.choice(VOCAB, n, p=zipf) for _ in range(n_cat)], 1)
+        dense = np.log1p(rng.lognormal(1.0, 1.0, (n, n_dense))).astype(np.float32)
+        return dense, cats
+
     def dataset(self, n_dense: int, n_cat: int, n_train: int, n_eval: int) -> Dataset:
         """n_train + n_eval examples; the hidden model depends only on the seed and the shapes."""
         model = self.hidden_model(n_dense, n_cat)
-        zipf = 1.0 / np.arange(1, VOCAB + 1) ** 1.05
-        zipf /= zipf.sum()
         n = n_train + n_eval
         rng = np.random.default_rng([self.seed, n_dense, n_cat, 1])
-        cats = np.stack([rng.choice(VOCAB, n, p=zipf) for _ in range(n_cat)], 1)
-        dense = np.log1p(rng.lognormal(1.0, 1.0, (n, n_dense))).astype(np.float32)
+        dense, cats = self.features(n_dense, n_cat, n, rng)
         labels = (rng.random(n) < 1 / (1 + np.exp(-model.logit(dense, cats)))).astype(np.float32)
         return Dataset(self.name, dense, cats.astype(np.int64) + 1, labels, [VOCAB + 1] * n_cat, n_train)

@@ -77,7 +77,9 @@ def data_args(s, val_fraction: float = VAL_FRACTION) -> None:
     """The data flags. `val_fraction`: the default slice, 0.1 where a search chooses on it, 0 for `rks train`,
     whose model is what a user keeps and trains on every row before the tail unless asked."""
     s.add_argument(
-        "--data", default="synthetic", help="synthetic[:SEED] | criteo:PATH | table:PATH (default: synthetic)"
+        "--data",
+        default="synthetic",
+        help="synthetic[:SEED] | planted[:SEED] | criteo:PATH | table:PATH (default: synthetic)",
     )
     s.add_argument("--schema", help="schema JSON for a table: source (required with table:)")
     s.add_argument("--min-count", type=positive(int), default=2, help="vocabulary frequency threshold (default 2)")
