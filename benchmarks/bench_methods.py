@@ -51,6 +51,8 @@ METHODS = {  # a row: the method's name, then `rks search` flags; a variant's na
     "dnas": [],
     "predictor-random": ["--budget", "16", "--first-round", "random"],
     "evolution-random": ["--budget", "16", "--first-round", "random"],
+    "oneshot-incumbent": ["--start", "incumbent"],
+    "dnas-incumbent": ["--start", "incumbent"],
     "local-slice25": ["--budget", "60", "--val-fraction", "0.25"],
     "local-z3": ["--budget", "60", "--val-fraction", "0.25", "--accept-z", "3"],
 }

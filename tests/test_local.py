@@ -293,3 +293,22 @@ def test_sampling_searches_start_from_the_baselines_neighbours(tiny, tmp_path):
         ]
     assert len(rounds["incumbent"]) == 4 and set(rounds["incumbent"]) <= near
     assert not set(rounds["random"]) <= near, "a random first round landed on the neighbours alone (reseed the test)"
+
+
+def test_an_in_place_policy_can_start_centred_on_the_baseline():
+    import torch
+
+    from rankitect_dsl.search.policy import START_SHARE, Policy
+
+    space = load_space(space_path("rankitect_blocks"))
+    base = np.array(space.encode(space.baseline))
+    relevant = space.relevance([base])[0]
+    draws = {}
+    for centre in (None, base):
+        policy = Policy(space, 0.05, centre=centre)
+        draws[centre is None] = policy.sample(4000, torch.Generator().manual_seed(0))
+    kept_centred = (draws[False][:, relevant] == base[relevant]).mean()
+    kept_uniform = (draws[True][:, relevant] == base[relevant]).mean()
+    assert abs(kept_centred - (1 - START_SHARE)) < 0.03, kept_centred
+    sizes = np.array([d.size for d in space.decisions])[relevant]
+    assert abs(kept_uniform - (1 / sizes).mean()) < 0.03, kept_uniform

@@ -58,6 +58,7 @@ class DNASConfig:
     lr: float = 1e-3
     seed: int = 0
     checkpoint_every: int = 200
+    start: str = "uniform"  # or "incumbent": the arch distribution starts centred on the baseline
     device: str = "auto"
 
 
@@ -78,7 +79,7 @@ class DNASSearch(InPlaceSearch):
     def __init__(self, space, data: Dataset, baseline, cfg: DNASConfig, checkpoint: Path, log: Path):
         super().__init__(space, data, baseline, cfg, checkpoint, log, cfg.checkpoint_activations)
         self.warmup_steps = int(cfg.warmup * self.steps)
-        self.theta = Policy(space, cfg.arch_lr, betas=(0.9, 0.999))
+        self.theta = Policy(space, cfg.arch_lr, betas=(0.9, 0.999), centre=self.centre())
         self.sizes = [d.size for d in space.decisions]
         self.objective = FlopsObjective(cfg.target, weight=cfg.lam)
 

@@ -62,6 +62,13 @@ class InPlaceSearch:
         self.resumed_from: Optional[int] = None
         self.since_checkpoint: list = []  # the step records since the last checkpoint
 
+    def centre(self):
+        """The arch distribution's starting point: the baseline's vector under `start = incumbent`, else None
+        (uniform)."""
+        if getattr(self.cfg, "start", "uniform") != "incumbent" or not self.space.has_encoding(self.baseline):
+            return None
+        return self.space.encode(self.baseline)
+
     # -- state --------------------------------------------------------------------------------
     def extra_state(self) -> dict:
         return {}

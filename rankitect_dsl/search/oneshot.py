@@ -77,6 +77,7 @@ class OneShotConfig:
     lr: float = 1e-3
     seed: int = 0
     checkpoint_every: int = 200
+    start: str = "uniform"  # or "incumbent": the arch distribution starts centred on the baseline
     device: str = "auto"
 
 
@@ -88,7 +89,7 @@ class OneShotSearch(InPlaceSearch):
         self.reference = self.engine.place(build_model(space, baseline, data, cfg.seed))
         self.reference_net = self.engine.wrap(self.reference, find_unused=False)
         self.reference_opts = make_optimizers(self.reference, cfg.lr)
-        self.policy = Policy(space, cfg.policy_lr)
+        self.policy = Policy(space, cfg.policy_lr, centre=self.centre())
         self.replay = ReplayBuffer(cfg.replay_size, len(space.decisions), n_terms=2)
         self.lam = LAMBDA_START
         self.noise: deque = deque(maxlen=NOISE_WINDOW)  # the last sampled NE% values

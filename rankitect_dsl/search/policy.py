@@ -11,6 +11,7 @@ from .constraints import valid_mask
 from .sampler import centred_logits, draw
 
 IMPORTANCE_CLIP = 1e4  # Eq. 6's clip of w
+START_SHARE = 0.25  # from an incumbent: each decision shaping it keeps its value with probability 1 - this
 RESAMPLE_TRIES = 20
 
 
@@ -19,9 +20,12 @@ class Policy:
     chosen multi-hot block off is drawn again (the space has no such arch); log-probabilities are those of
     the independent categoricals, without the rejection's normalising constant."""
 
-    def __init__(self, space, lr: float, betas=(0.0, 0.999)):
+    def __init__(self, space, lr: float, betas=(0.0, 0.999), centre=None):
+        """`centre`: an incumbent's flat vector to start from (each decision that shapes its subnet keeps its
+        value with probability 1 − `START_SHARE`); None: uniform over every decision."""
         self.space = space
-        self.logits = centred_logits(space, None, 0.0).requires_grad_(True)  # uniform over every decision
+        mutations = START_SHARE * int(space.relevance([centre])[0].sum()) if centre is not None else 0.0
+        self.logits = centred_logits(space, centre, mutations).requires_grad_(True)
         self.rows = torch.arange(len(space.decisions))
         groups: dict = {}
         for i, d in enumerate(space.decisions):

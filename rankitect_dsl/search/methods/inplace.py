@@ -34,6 +34,13 @@ class InPlaceSearcher(Searcher):
             help="supernet steps between checkpoints, each also recorded as γ(θ) in the study (default 200)",
         )
         g.add_argument("--baseline-arch", help="the baseline's arch JSON (default: the space's baseline)")
+        g.add_argument(
+            "--start",
+            choices=("uniform", "incumbent"),
+            default="uniform",
+            help="the arch distribution's start: uniform over every decision, or centred on the baseline (each "
+            "decision shaping it keeps its value with probability 0.75) (default uniform)",
+        )
 
     def config(self, target: float, warmup: float, common: dict):
         """The method's settings from its flags (each refused with one line when out of range)."""
@@ -80,12 +87,14 @@ class InPlaceSearcher(Searcher):
             seed=args.seed,
             checkpoint_every=args.checkpoint_every,
             device=ctx.device,
+            start=args.start,
         )
         cfg = self.config(target, warmup, common)
         check_flops_rule(space, None, target, args.seed)
         data, fit = ctx.load_data(args.examples)
         fingerprint = space_fingerprint(space)
-        settings = {k: v for k, v in vars(cfg).items() if k != "device"}  # a run resumes on any device
+        # A run resumes on any device; runs from before `start` existed keep their key.
+        settings = {k: v for k, v in vars(cfg).items() if k != "device" and (k, v) != ("start", "uniform")}
         key = hashlib.sha256(
             json.dumps([fingerprint, args.data, args.val_fraction, baseline.to_dict(), repr(settings)]).encode()
         ).hexdigest()[:12]
