@@ -248,7 +248,7 @@ def _arch_args(s, verb):
 
 
 def cmd_train(args):
-    from .data.loading import load_data
+    from .data.loading import load_data, passes_warning
     from .data.sources import parse_data_spec
     from .data.synthetic import SyntheticSource
     from .runtime.checkpoints import save_trained
@@ -265,6 +265,9 @@ def cmd_train(args):
     )
     fit = data.validation_view(args.val_fraction)
     args.examples = args.examples or fit.n_train
+    warning = passes_warning(args.examples, fit, isinstance(parse_data_spec(args.data, args.schema), SyntheticSource))
+    if warning and world.main:
+        print(warning, file=sys.stderr)
     model = build_model(space, arch, fit, args.seed)
     cfg = TrainConfig(
         args.examples,

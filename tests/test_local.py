@@ -312,3 +312,15 @@ def test_an_in_place_policy_can_start_centred_on_the_baseline():
     assert abs(kept_centred - (1 - START_SHARE)) < 0.03, kept_centred
     sizes = np.array([d.size for d in space.decisions])[relevant]
     assert abs(kept_uniform - (1 / sizes).mean()) < 0.03, kept_uniform
+
+
+def test_rks_train_warns_when_examples_exceed_one_pass_over_a_file():
+    from types import SimpleNamespace
+
+    from rankitect_dsl.data.loading import passes_warning
+
+    fit = SimpleNamespace(n_train=6400)
+    assert passes_warning(6400, fit, synthetic=False) is None
+    assert passes_warning(9000, fit, synthetic=True) is None, "synthetic rows are made to the count asked"
+    text = passes_warning(8000, fit, synthetic=False)
+    assert "1.25 passes over the 6,400 training rows" in text

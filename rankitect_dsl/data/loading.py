@@ -37,6 +37,18 @@ def load_data(
     return data
 
 
+def passes_warning(examples: int, fit: Dataset, synthetic: bool):
+    """A warning when `--examples` asks for more than one pass over a file's training rows: measured on a
+    time-sorted table, a second pass over the old rows cost far more eval NE than it gave. None otherwise."""
+    if synthetic or examples <= fit.n_train:
+        return None
+    return (
+        f"warning: --examples {examples:,} is {examples / fit.n_train:.2f} passes over the {fit.n_train:,} training "
+        "rows: later passes revisit old rows, which on time-ordered data costs more than it gives; leave "
+        "--examples out for one pass"
+    )
+
+
 SEEN_BYTES = 8  # a float32 logit and label per example trained on
 
 
