@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -81,7 +81,7 @@ class Found:
     store: object
     pretrain_examples: int = 0  # examples this run spent before its trials (weight-sharing pretraining)
     winner_fields: tuple = ("arch", "flops", "origin")
-    known: dict = field(default_factory=dict)  # choosing fits already made by the final trainer (`final.retrain`)
+    final_seed: Optional[int] = None  # the final retrain's first seed; None: --seed
 
 
 class Searcher:
@@ -161,7 +161,11 @@ def train_flags(args, found: Found) -> list[str]:
     from ..data.synthetic import SyntheticSource
 
     synthetic = isinstance(parse_data_spec(args.data, args.schema), SyntheticSource)
-    return [*data_flags(args, found.data.n_train if synthetic else None), "--seed", str(args.seed)]
+    return [*data_flags(args, found.data.n_train if synthetic else None), "--seed", str(first_final_seed(args, found))]
+
+
+def first_final_seed(args, found: Found) -> int:
+    return args.seed if found.final_seed is None else found.final_seed
 
 
 def final_selection(ctx: SearchContext, found: Found) -> None:
@@ -174,7 +178,8 @@ def final_selection(ctx: SearchContext, found: Found) -> None:
     args, summary, space = ctx.args, found.summary, ctx.space
     summary["beats_baseline"] = None
     if args.retrain_seeds:
-        seeds = range(args.seed, args.seed + args.retrain_seeds)
+        first = first_final_seed(args, found)
+        seeds = range(first, first + args.retrain_seeds)
         ctx.say(
             f"final retrain of {len(found.finalists)} finalists and the baseline, {args.retrain_seeds} seeds each …"
         )
@@ -188,7 +193,6 @@ def final_selection(ctx: SearchContext, found: Found) -> None:
             args.lr,
             args.val_fraction,
             ctx.device,
-            found.known,
         )
         summary["final"] = final
         summary["beats_baseline"] = final["beats_baseline"]

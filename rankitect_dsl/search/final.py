@@ -53,16 +53,10 @@ def retrain(
     lr: float = 1e-3,
     val_fraction: float = VAL_FRACTION,
     device: str = "auto",
-    known: Optional[dict] = None,
 ) -> dict:
     """`arch` trained by the final trainer once per seed: validation NE (what selects), eval NE and AUC on the
-    held-out tail (what is quoted), per seed and their mean. `known`: fits already made by the same trainer
-    on the same rows, by (subnet key, seed) — a local search's, which trains every candidate this way."""
-    key = space.subnet_key(arch) if known else None
-    runs = [
-        (known or {}).get((key, seed)) or fit_once(space, arch, data, seed, batch_size, lr, val_fraction, device)
-        for seed in seeds
-    ]
+    held-out tail (what is quoted), per seed and their mean."""
+    runs = [fit_once(space, arch, data, seed, batch_size, lr, val_fraction, device) for seed in seeds]
     out = {
         "eval_ne": statistics.mean(r["eval_ne"] for r in runs),
         "eval_ne_seeds": [r["eval_ne"] for r in runs],
@@ -85,18 +79,17 @@ def select(
     lr: float = 1e-3,
     val_fraction: float = VAL_FRACTION,
     device: str = "auto",
-    known: Optional[dict] = None,
 ) -> dict:
     """Retrain the baseline and every finalist (a finalist that is the baseline's model, or another's, is
     trained once) and choose on mean validation NE. `winner` is the best candidate; `beats_baseline` says
     whether it beat the baseline there, and `margin` by how much (relative validation NE, negative is
-    better). Without a baseline both are None. `known`: as for `retrain`, the choosing fits only."""
+    better). Without a baseline both are None."""
     if val_fraction <= 0:
         raise RksError("a search chooses its winner on the validation slice: --val-fraction must be above 0")
 
     def row(arch, origin, found) -> dict:
         out = {"arch": arch.to_dict(), "origin": origin, "flops": space.flops(arch), **found}
-        return {**out, **retrain(space, arch, data, seeds, batch_size, lr, val_fraction, device, known)}
+        return {**out, **retrain(space, arch, data, seeds, batch_size, lr, val_fraction, device)}
 
     base = row(baseline, "baseline", {}) if baseline is not None else None
     seen, rows = {space.subnet_key(baseline)} if baseline is not None else set(), []

@@ -213,7 +213,7 @@ class LocalSearcher(Searcher):
         summary["best"] = {"arch": inc.arch.to_dict(), "flops": inc.flops, "origin": "incumbent"}
         summary["trained"] = fits.trained
         found = Found(summary, finalists, space.baseline, data, store)
-        found.known = fits.known
+        found.final_seed = search.seeds[-1] + 1  # fresh seeds: the finalists were chosen on the search's own
         return found
 
     def render(self, summary: dict) -> list[str]:
