@@ -262,7 +262,8 @@ def test_resume_after_kill_repeats_the_same_path(tmp_path):
 @pytest.mark.multiproc
 def test_jobs_share_the_fits_between_processes(tmp_path):
     store = f"journal:{tmp_path}/l.journal"
-    args = ["search", space_path("tiny"), "--budget", "6", "--examples", "3000", "--jobs", "2", "--json"]
+    # Fits of 20,000 rows: long enough that the helper, a fresh interpreter, is up before the work is done.
+    args = ["search", space_path("tiny"), "--budget", "8", "--examples", "20000", "--jobs", "2", "--json"]
     p = run_rks(*args, "--storage", store, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     from rankitect_dsl.search.study_store import open_study
