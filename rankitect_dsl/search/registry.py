@@ -6,12 +6,12 @@ from __future__ import annotations
 import importlib
 
 SEARCHERS = {
+    "local": "rankitect_dsl.search.methods.local:LocalSearcher",
     "random": "rankitect_dsl.search.methods.sampling:RandomSearcher",
     "predictor": "rankitect_dsl.search.methods.predictor:PredictorSearcher",
     "evolution": "rankitect_dsl.search.methods.evolution:EvolutionSearcher",
     "oneshot": "rankitect_dsl.search.methods.oneshot:OneShotSearcher",
     "dnas": "rankitect_dsl.search.methods.dnas:DNASSearcher",
-    "local": "rankitect_dsl.search.methods.local:LocalSearcher",
 }
 
 
