@@ -325,3 +325,37 @@ def test_rks_train_warns_when_examples_exceed_one_pass_over_a_file():
     assert passes_warning(9000, fit, synthetic=True) is None, "synthetic rows are made to the count asked"
     text = passes_warning(8000, fit, synthetic=False)
     assert "1.25 passes over the 6,400 training rows" in text
+
+
+@pytest.mark.parametrize("method", ["dnas", "oneshot"])
+def test_a_warm_start_puts_the_trained_baseline_into_the_supernet(method, tmp_path):
+    import torch
+
+    from rankitect_dsl.data.loading import load_data
+    from rankitect_dsl.search.dnas import DNASConfig, DNASSearch
+    from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
+
+    space = load_space(space_path("rankitect_blocks"))
+    data = load_data("synthetic", space, 3000)
+    Config, Search = (DNASConfig, DNASSearch) if method == "dnas" else (OneShotConfig, OneShotSearch)
+    cfg = Config(examples=640, target=space.flops(space.baseline), batch_size=64, start="incumbent")
+    search = Search(space, data, space.baseline, cfg, tmp_path / "s.pt", tmp_path / "s.jsonl")
+    before = {k: v.clone() for k, v in search.supernet.state_dict().items()}
+    trained = []
+    search.warm_started = lambda model: trained.append(model) or type(search).warm_started(search, model)
+    assert search.warm_start() == data.n_train
+    (model,) = trained
+    dense, cats = torch.from_numpy(data.dense[:256]), torch.from_numpy(data.cats[:256])
+    search.supernet.eval(), model.eval()
+    with torch.no_grad():
+        through_supernet = search.supernet(dense, cats, arch=space.baseline)
+        fresh = model(dense, cats)
+    torch.testing.assert_close(through_supernet, fresh, rtol=1e-5, atol=1e-5)
+    changed = [k for k, v in search.supernet.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed, "the supernet kept its initialisation"
+    if method == "oneshot":
+        torch.testing.assert_close(search.reference(dense, cats), fresh)
+    policy = search.policy if method == "oneshot" else search.theta
+    assert (policy.most_likely() == np.array(space.encode(space.baseline)))[
+        space.relevance([space.encode(space.baseline)])[0]
+    ].all()

@@ -62,6 +62,40 @@ class InPlaceSearch:
         self.resumed_from: Optional[int] = None
         self.since_checkpoint: list = []  # the step records since the last checkpoint
 
+    @torch.no_grad()
+    def _write_back(self, trained: CTRModel) -> None:
+        """`trained`'s weights (the baseline's model) into the supernet: its body into the slices the
+        baseline's subnet uses, its embedding tables as they are."""
+        from ..runtime.transfer import transfer_back
+
+        transfer_back(self.supernet.body, trained.body, self.baseline)
+        supernet = dict(self.supernet.named_parameters())
+        for name, value in trained.named_parameters():
+            if not name.startswith("body."):
+                supernet[name].copy_(value)
+
+    def warm_start(self) -> int:
+        """The paper's transfer learning (Section 1): before the first step, the baseline is trained by the final
+        trainer (one pass over the rows the search trains on) and its weights written into the supernet, so
+        the search starts from the production model rather than from noise. Returns the examples it trained."""
+        from ..runtime.engine import TrainConfig, train_final
+        from ..runtime.model import build_model
+
+        if self.engine.world.distributed:
+            raise RksError("--start incumbent trains the baseline first on one process: run it without torchrun")
+        cfg = self.cfg
+        model = build_model(self.space, self.baseline, self.data, cfg.seed)
+        config = TrainConfig(
+            self.data.n_train, cfg.batch_size, cfg.lr, cfg.seed, False, "warm start", device=cfg.device
+        )
+        train_final(self.engine.place(model), self.data, self.data, config)
+        self._write_back(model)
+        self.warm_started(model)
+        return self.data.n_train
+
+    def warm_started(self, trained: CTRModel) -> None:
+        """What else starts from the trained baseline (one-shot's co-trained baseline)."""
+
     def centre(self):
         """The arch distribution's starting point: the baseline's vector under `start = incumbent`, else None
         (uniform)."""

@@ -101,6 +101,10 @@ class OneShotSearch(InPlaceSearch):
         self.np_rng = np.random.default_rng(cfg.seed)
         self.updates = 0
 
+    def warm_started(self, trained) -> None:
+        """The co-trained baseline starts from the trained baseline too, so NE% compares like with like."""
+        self.reference.load_state_dict(trained.state_dict())
+
     def extra_state(self) -> dict:
         return {
             "updates": self.updates,

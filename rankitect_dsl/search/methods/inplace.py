@@ -38,8 +38,10 @@ class InPlaceSearcher(Searcher):
             "--start",
             choices=("uniform", "incumbent"),
             default="uniform",
-            help="the arch distribution's start: uniform over every decision, or centred on the baseline (each "
-            "decision shaping it keeps its value with probability 0.75) (default uniform)",
+            help="uniform: the arch distribution uniform over every decision, the supernet from its initialisation; "
+            "incumbent: the distribution centred on the baseline (each decision shaping it keeps its value with "
+            "probability 0.75) and the supernet (and one-shot's co-trained baseline) starting from the baseline "
+            "trained one pass, the paper's transfer learning (default uniform)",
         )
 
     def config(self, target: float, warmup: float, common: dict):
@@ -105,8 +107,12 @@ class InPlaceSearcher(Searcher):
         search = self.make_search(
             space, fit, baseline, cfg, ctx.beside_storage(files + ".pt"), ctx.beside_storage(files + ".jsonl")
         )
+        warm = 0
         if search.checkpoint.exists() and main:  # said even under --json: stderr, and what a rerun did matters
             print(f"resuming from {search.checkpoint}", file=sys.stderr)
+        elif args.start == "incumbent":
+            ctx.say(f"warm start: the baseline trained on {fit.n_train:,} rows, its weights into the supernet …")
+            warm = search.warm_start()
 
         def record(_, gamma: dict) -> None:
             if math.isfinite(gamma["ne_batch"]):  # else every batch since the last checkpoint was one class
@@ -133,6 +139,7 @@ class InPlaceSearcher(Searcher):
         if main:
             self.warn_gap(ctx, summary, target)
         found = Found(summary, search.finalists(args.finalists), baseline, data, store)
+        found.pretrain_examples = warm  # the warm start's baseline training, counted in the search's cost
         found.winner_fields = ("arch", "flops", "origin", "probability")
         return found
 
