@@ -184,18 +184,19 @@ def test_never_leaves_the_cap_and_stops_at_a_local_optimum(tiny):
     assert all(m.key in tried for m in left), "stopped before every neighbour of the incumbent was tried"
 
 
-def test_the_default_method_is_local():
+def test_the_default_method_is_the_registrys():
     from rankitect_dsl.cli import build_parser
+    from rankitect_dsl.search.registry import DEFAULT
 
     args = build_parser(None).parse_args(["search", "x.rks", "--budget", "3"])
-    assert args.method == "local" and args.accept_z == 2.0
+    assert args.method == DEFAULT == "predictor" and args.first_round is None
 
 
 def test_local_refuses_a_space_without_a_baseline(tmp_path):
     source = (ROOT / "spaces" / "tiny.rks").read_text()
     bare = tmp_path / "bare.rks"
     bare.write_text(source[: source.index("baseline hand")])
-    p = run_rks("search", bare, "--budget", "2", cwd=tmp_path)
+    p = run_rks("search", bare, "--method", "local", "--budget", "2", cwd=tmp_path)
     assert p.returncode != 0 and "names no baseline" in p.stderr and "Traceback" not in p.stderr
 
 
@@ -206,7 +207,7 @@ def _path(summary):
 @pytest.mark.slow
 def test_cli_local_search_records_its_path_and_reports_it(tmp_path):
     db = f"sqlite:///{tmp_path}/l.db"
-    args = ["search", space_path("tiny"), "--budget", "6", "--examples", "3000", "--storage", db]
+    args = ["search", space_path("tiny"), "--method", "local", "--budget", "6", "--examples", "3000", "--storage", db]
     p = run_rks(*args, "--export", tmp_path / "win", "--json", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     js = json.loads(p.stdout.strip().splitlines()[-1])
@@ -224,7 +225,8 @@ def test_cli_local_search_records_its_path_and_reports_it(tmp_path):
 
 @pytest.mark.multiproc
 def test_resume_after_kill_repeats_the_same_path(tmp_path):
-    args = [space_path("tiny"), "--budget", "8", "--examples", "3000", "--data", "synthetic:2", "--json"]
+    args = [space_path("tiny"), "--method", "local", "--budget", "8", "--examples", "3000", "--data", "synthetic:2"]
+    args += ["--json"]
     env = dict(os.environ, OMP_NUM_THREADS="1")  # the same threads in every run: the same floats
 
     def command(db):
@@ -263,7 +265,8 @@ def test_resume_after_kill_repeats_the_same_path(tmp_path):
 def test_jobs_share_the_fits_between_processes(tmp_path):
     store = f"journal:{tmp_path}/l.journal"
     # Fits of 20,000 rows: long enough that the helper, a fresh interpreter, is up before the work is done.
-    args = ["search", space_path("tiny"), "--budget", "8", "--examples", "20000", "--jobs", "2", "--json"]
+    args = ["search", space_path("tiny"), "--method", "local", "--budget", "8", "--examples", "20000", "--jobs", "2"]
+    args += ["--json"]
     p = run_rks(*args, "--storage", store, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     from rankitect_dsl.search.study_store import open_study

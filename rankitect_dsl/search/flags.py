@@ -145,8 +145,8 @@ def add_search_parser(sub, method: Optional[str]):
 
     s = sub.add_parser(
         "search",
-        help="search a space: from the production model (local, the default), sampling (random, predictor, "
-        "evolution) or in place with the supernet (oneshot, dnas)",
+        help="search a space: sampling (predictor, the default; random, evolution), a local search from the "
+        "production model (local) or in place with the supernet (oneshot, dnas)",
         epilog="each method has its own flags: `rks search FILE --method M --help` lists them",
     )
     s.add_argument("file", help="the space (.rks)")

@@ -15,7 +15,8 @@ SEARCHERS = {
 }
 
 
-DEFAULT = "local"  # what `rks search` runs without --method: the best measured across the shared sets (docs/search.md)
+# What `rks search` runs without --method: the best measured across the shared sets (docs/search.md, Results).
+DEFAULT = "predictor"
 
 
 def searcher_class(name: str):
