@@ -12,6 +12,7 @@ class DNASSearcher(InPlaceSearcher):
     label = "DNAS"
     help = "DNAS: Gumbel-softmax arch logits trained jointly with the supernet (docs/dnas.md)"
     warmup_default = 0.1
+    start_default = "incumbent"  # measured: better on the tail on all three shared sets' blocks spaces
 
     @classmethod
     def add_arguments(cls, g) -> None:

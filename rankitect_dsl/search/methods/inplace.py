@@ -17,6 +17,7 @@ from ..inplace import finite_mean
 
 class InPlaceSearcher(Searcher):
     label = ""  # how the progress line and the summary name the method
+    start_default = "uniform"  # where the arch distribution and the supernet start (--start)
     warmup_default = 0.1
 
     @classmethod
@@ -37,11 +38,11 @@ class InPlaceSearcher(Searcher):
         g.add_argument(
             "--start",
             choices=("uniform", "incumbent"),
-            default="uniform",
             help="uniform: the arch distribution uniform over every decision, the supernet from its initialisation; "
             "incumbent: the distribution centred on the baseline (each decision shaping it keeps its value with "
             "probability 0.75) and the supernet (and one-shot's co-trained baseline) starting from the baseline "
-            "trained one pass, the paper's transfer learning (default uniform)",
+            f"trained one pass, the paper's transfer learning (default {cls.start_default}: measured in "
+            "docs/search.md, Results)",
         )
 
     def config(self, target: float, warmup: float, common: dict):
@@ -89,7 +90,7 @@ class InPlaceSearcher(Searcher):
             seed=args.seed,
             checkpoint_every=args.checkpoint_every,
             device=ctx.device,
-            start=args.start,
+            start=args.start or self.start_default,
         )
         cfg = self.config(target, warmup, common)
         check_flops_rule(space, None, target, args.seed)
@@ -110,7 +111,7 @@ class InPlaceSearcher(Searcher):
         warm = 0
         if search.checkpoint.exists() and main:  # said even under --json: stderr, and what a rerun did matters
             print(f"resuming from {search.checkpoint}", file=sys.stderr)
-        elif args.start == "incumbent":
+        elif cfg.start == "incumbent":
             ctx.say(f"warm start: the baseline trained on {fit.n_train:,} rows, its weights into the supernet …")
             warm = search.warm_start()
 
