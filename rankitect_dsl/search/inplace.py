@@ -76,13 +76,12 @@ class InPlaceSearch:
 
     def warm_start(self) -> int:
         """The paper's transfer learning (Section 1): before the first step, the baseline is trained by the final
-        trainer (one pass over the rows the search trains on) and its weights written into the supernet, so
-        the search starts from the production model rather than from noise. Returns the examples it trained."""
+        trainer (one pass over the rows the search trains on; data parallel under torchrun, as `rks train`) and
+        its weights written into the supernet, so the search starts from the production model rather than from
+        noise. Returns the examples it trained."""
         from ..runtime.engine import TrainConfig, train_final
         from ..runtime.model import build_model
 
-        if self.engine.world.distributed:
-            raise RksError("--start incumbent trains the baseline first on one process: run it without torchrun")
         cfg = self.cfg
         model = build_model(self.space, self.baseline, self.data, cfg.seed)
         config = TrainConfig(
