@@ -57,3 +57,20 @@ def test_bad_columns_and_labels_are_refused_by_their_key(tmp_path, change, messa
     _, schema = _files(tmp_path, {**SCHEMA, **change})
     with pytest.raises(DataError, match=message.replace("[", r"\[").replace("]", r"\]")):
         TableSource(str(tmp_path / "adult.data"), str(schema))
+
+
+def test_missing_values_may_list_the_empty_string(tmp_path):
+    """`""` is always missing: listing it is accepted and changes nothing; a non-string is still refused at
+    its own index."""
+    from rankitect_dsl.data.schema import Schema
+
+    base = {"label": "click", "categorical": ["user"]}
+    path = tmp_path / "s.json"
+    read = {}
+    for name, missing in (("plain", ["unknown"]), ("listed", ["", "unknown"])):
+        path.write_text(json.dumps({**base, "missing_values": missing}))
+        read[name] = Schema.load(str(path)).missing_values
+    assert read["plain"] == read["listed"] == ("", "unknown")
+    path.write_text(json.dumps({**base, "missing_values": ["", 3]}))
+    with pytest.raises(DataError, match=r"missing_values\[1\]: expected a non-empty string"):
+        Schema.load(str(path))

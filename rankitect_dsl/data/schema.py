@@ -116,6 +116,14 @@ class _Reader:
         self.distinct(out, where)
         return out
 
+    def missing_values(self, value) -> tuple:
+        """The strings read as missing: `""` always, so listing it is accepted and changes nothing."""
+        if not isinstance(value, list):
+            self.fail("missing_values", f'expected a list of strings, like ["unknown"], got {json.dumps(value)[:60]}')
+        out = [self.string(v, f"missing_values[{i}]") if v != "" else v for i, v in enumerate(value)]
+        self.distinct(out, "missing_values")
+        return ("",) + tuple(v for v in out if v)
+
     def distinct(self, names: list, where: str) -> None:
         seen = {}
         for i, n in enumerate(names):
@@ -148,7 +156,7 @@ class _Reader:
             [self.join(j, f"joins[{i}]") for i, j in enumerate(self.list(data.get("joins", []), "joins"))],
             None if data.get("sort_by") is None else self.string(data["sort_by"], "sort_by"),
             self.delimiter(data.get("delimiter")),
-            ("",) + tuple(self.strings(data.get("missing_values", []), "missing_values", '["unknown"]')),
+            self.missing_values(data.get("missing_values", [])),
             non_finite,
             None if "columns" not in data else self.strings(data["columns"], "columns", '["age", "income"]'),
             positive,
