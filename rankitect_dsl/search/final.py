@@ -61,7 +61,7 @@ def retrain(
         "eval_ne": statistics.mean(r["eval_ne"] for r in runs),
         "eval_ne_seeds": [r["eval_ne"] for r in runs],
         "auc": statistics.mean(r["auc"] for r in runs),
-        "examples": data.validation_view(val_fraction).n_train,
+        "examples": runs[0]["examples"],
         "seeds": list(seeds),
     }
     if val_fraction > 0:

@@ -28,10 +28,14 @@ class FitStore:
         self.space = ctx.space
         self.known: dict = {}  # (subnet key, seed) → scores
         self.trained = 0  # fits this process made
+        self._collected: set = set()  # trial numbers already in `known`: a poll under --jobs reads only new ones
         self._collect()
 
     def _collect(self) -> None:
         for t in self.store.completed(FIT):
+            if t.number in self._collected:
+                continue
+            self._collected.add(t.number)
             a = t.user_attrs
             self.known[(self.space.subnet_key(Arch.from_json(a["arch"])), a["seed"])] = {
                 k: a[k] for k in ("val_ne", "eval_ne", "auc", "examples", "seconds")
@@ -152,7 +156,6 @@ class LocalSearcher(Searcher):
 
         from ...runtime import distributed
         from ..constraints import check_flops_rule, default_flops_cap
-        from ..final import Finalist
         from ..local import LocalSearch
         from ..loop import space_fingerprint
         from ..workers import check_storage, is_worker, start_workers, threads_per_job, wait_for_workers
@@ -200,9 +203,11 @@ class LocalSearcher(Searcher):
         finally:
             store.study.set_user_attr(DONE, os.getpid())
         wait_for_workers(helpers)
-        return self._found(space, search, data, store, fits, Finalist)
+        return self._found(space, search, data, store, fits)
 
-    def _found(self, space, search, data, store, fits, Finalist) -> Found:
+    def _found(self, space, search, data, store, fits) -> Found:
+        from ..final import Finalist
+
         inc = search.incumbent
         finalists = [] if inc.move == "baseline" else [Finalist(inc.arch, f"incumbent {len(search.path) - 1}")]
         for k, visit in enumerate(search.runners_up()[: self.args.finalists - len(finalists)], 1):
