@@ -70,13 +70,14 @@ def read_chunks(
     blocks ahead of a consumer slower than its parser, so its memory grows with the file; here memory
     holds one chunk. `as_csv` reads as the row reader's csv dialect does (quotes, strict, spaces after
     the delimiter skipped): a chunk without a quote by pyarrow with the spaces trimmed, a chunk with one,
-    or with a line past the csv module's field limit, by Python's csv module (pyarrow reads the malformed
-    `"a"b` as `ab`, trims inside quotes, and takes fields of any length). The columns named in
-    `integers` are parsed as int64 by pyarrow, an empty field null."""
+    or with a line past the csv module's field limit, by `dialect.reader` (pyarrow reads the malformed
+    `"a"b` as `ab`, trims inside quotes, and takes fields of any length). pyarrow splits on one
+    character: a longer delimiter (`::`) is first replaced, in the chunk's bytes, by a control character
+    the chunk lacks (`_one_byte`). The columns named in `integers` are parsed as int64 by pyarrow, an
+    empty field null."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    parse_options = pcsv.ParseOptions(delimiter=delimiter, quote_char=False, escape_char=False)
     columns = include_columns if include_columns is not None else names
     convert = pcsv.ConvertOptions(
         column_types={n: pa.int64() if n in integers else pa.string() for n in names},
@@ -104,13 +105,29 @@ def read_chunks(
                 if cut == 0:  # one quoted record longer than the buffer: read on
                     continue
             else:
-                table = _arrow_csv(text, names, parse_options, convert, skip_rows, as_csv)
+                table = _arrow_csv(_one_byte(text, delimiter), names, convert, skip_rows, as_csv)
             del text
             skip_rows = 0
             buf[: filled - cut] = buf[cut:filled]
             filled -= cut
             if table.num_rows:
                 yield table.combine_chunks().to_batches()[0]
+
+
+SEPARATORS = [bytes([b]) for b in (0x1F, 0x1E, 0x1D, 0x1C, *range(0x01, 0x09), *range(0x0E, 0x1C))]
+
+
+def _one_byte(text, delimiter: str):
+    """(text, a one-byte delimiter) with the same fields: a longer delimiter replaced, left to right as
+    `str.split` finds it, by a control character that the chunk does not hold; NotColumnar when it holds
+    them all."""
+    if len(delimiter) == 1:
+        return text, delimiter
+    chunk = bytes(text)
+    for separator in SEPARATORS:
+        if separator not in chunk:
+            return chunk.replace(delimiter.encode(), separator), separator.decode()
+    raise NotColumnar(f"no control character is free to stand for the delimiter {delimiter!r}")
 
 
 def _longest_line(text) -> int:
@@ -120,13 +137,15 @@ def _longest_line(text) -> int:
     return int(np.diff(breaks, prepend=-1).max(initial=0))
 
 
-def _arrow_csv(text, names: list, parse_options, convert, skip_rows: int, trim: bool):
+def _arrow_csv(text_and_delimiter, names: list, convert, skip_rows: int, trim: bool):
     """A chunk without quotes, parsed by pyarrow; with `trim`, the spaces after each delimiter dropped. Text
     that is not UTF-8 is read with U+FFFD for each bad sequence, as the row reader's decoder reads it."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
+    text, delimiter = text_and_delimiter
+    parse_options = pcsv.ParseOptions(delimiter=delimiter, quote_char=False, escape_char=False)
     read = pcsv.ReadOptions(column_names=names, skip_rows=skip_rows, block_size=BLOCK_BYTES)
     try:
         try:
@@ -154,9 +173,9 @@ def _python_csv(text, names: list, columns: list, delimiter: str, skip_rows: int
 
     import pyarrow as pa
 
-    reader = csv.reader(
-        io.StringIO(str(text, "utf-8", "replace")), delimiter=delimiter, strict=True, skipinitialspace=True
-    )
+    from . import dialect
+
+    reader = dialect.reader(io.StringIO(str(text, "utf-8", "replace"), newline=""), delimiter)
     rows, lines = [], 0
     try:
         for row in reader:

@@ -26,9 +26,10 @@ from typing import Optional
 
 import numpy as np
 
+from . import dialect
 from .columnar import CODE, ROWS_PER_CHUNK, Interned, NotColumnar, npy_header, read_chunks, vocabulary_ids
 from .dataset import DataError
-from .sources import _open_text, is_atomic
+from .sources import _open_text, header_of
 
 RATE_PRIOR_ROWS = 5.0  # pseudo-rows at the training part's rate that smooth a running rate
 
@@ -71,13 +72,13 @@ def build(source, folder: Path, split, min_count: int) -> tuple[int, list]:
     """The arrays of a TableSource in `folder`, as `preprocess._read` reads them. Returns (n_train,
     vocab_sizes)."""
     s = source.schema
-    files = [*source.files, *source.eval_files]
+    files = [t.path for t in (*source.files, *source.eval_files)]
     if any(p.suffix == ".parquet" for p in files) and not all(p.suffix == ".parquet" for p in files):
         raise NotColumnar("a table's files are all Parquet or all text, not both")
     sides = source._side_tables()
     side_columns = {c for _, table in sides for c in next(iter(table.values()), {})}
     needed = _needed(s)
-    wanted = list(dict.fromkeys([*needed, *([s.sort_by] if s.sort_by else []), *(on for _, on in s.joins)]))
+    wanted = list(dict.fromkeys([*needed, *([s.sort_by] if s.sort_by else []), *(on for _, on in source.joins)]))
     interned = {c: Interned() for c in wanted}
     columns = _Columns(folder, wanted)
     try:
@@ -104,7 +105,8 @@ def _sorted(codes: np.ndarray, order: Optional[np.ndarray]) -> np.ndarray:
 
 
 def _needed(s) -> list:
-    cols = [s.label, *(c for c, _ in s.dense), *s.categorical, *s.count_features, *s.rate_features]
+    cols = [s.label, *(c for c, _ in s.dense), *(c.column for c in s.categorical), *s.count_features]
+    cols += s.rate_features
     cols += [b.column for b in s.bags]
     return list(dict.fromkeys(cols))
 
@@ -120,10 +122,10 @@ def _read_part(source, files, interned, columns: _Columns, side_columns) -> int:
     """Append one part's (training or evaluation files') codes to `columns`, the files in turn; returns its
     rows."""
     header, checked, rows = None, False, 0
-    for path in files:
-        present, header, n_file = _read_file(source, path, header, interned, columns)
+    for table in files:
+        present, header, named_by, n_file = _read_file(source, table, header, interned, columns)
         if not checked:
-            source._refuse_missing_columns(path, header, side_columns)
+            source._refuse_missing_columns(table.path, header, side_columns, named_by)
             checked = True
         for c in interned:
             if c not in present:
@@ -132,40 +134,38 @@ def _read_part(source, files, interned, columns: _Columns, side_columns) -> int:
     return rows
 
 
-def _read_file(source, path: Path, known_header, interned, columns: _Columns):
-    """Append one file's codes to `columns`; returns (the columns it has, its header, its rows)."""
+def _read_file(source, table, known_header, interned, columns: _Columns):
+    """Append one file's codes to `columns`; returns (the columns it has, its header, what named it, its
+    rows)."""
+    path = table.path
     if path.suffix == ".parquet":
         return _read_parquet(path, interned, columns)
-    header, skip = _csv_header(source, path, known_header)
+    header, skip, named_by = _csv_header(table, known_header)
     present = [c for c in interned if c in header]
     names = [f"_{k}" for k in range(len(header))]  # the header's names may repeat or be empty: read by position
     at = {c: names[header.index(c)] for c in present}
     rows = 0
-    for batch in read_chunks(path, names, source.delimiter(path), skip, [at[c] for c in present], as_csv=True):
+    for batch in read_chunks(path, names, table.delimiter, skip, [at[c] for c in present], as_csv=True):
         rows += batch.num_rows
         for c in present:
             columns.append(c, interned[c].codes_of(batch.column(at[c])))
-    return present, header, rows
+    return present, header, named_by, rows
 
 
-def _csv_header(source, path: Path, known_header):
-    """(header, rows to skip) as the row reader decides them from the first row."""
-    s = source.schema
+def _csv_header(table, known_header):
+    """(header, rows to skip, what named the header) as the row reader decides them from the first row."""
+    path = table.path
     with _open_text(path) as fh:
         try:
-            first = next(csv.reader(fh, delimiter=source.delimiter(path), strict=True, skipinitialspace=True), None)
+            first = next(dialect.reader(fh, table.delimiter), None)
         except csv.Error as err:
             raise NotColumnar(str(err)) from None
     if not first or first[0].startswith("\ufeff") or any("\n" in f or "\r" in f for f in first):
         raise NotColumnar(f"{path}: an empty file, a blank first line or a header over several lines")
-    header = [h.split(":")[0] for h in first]
-    if s.header is not None and not is_atomic(path):
-        return list(s.header), 0
-    if known_header is not None and header != known_header:
-        return list(known_header), 0
-    if len(set(header)) != len(header):
+    header, first_is_data, named_by = header_of(table, first, known_header)
+    if not first_is_data and len(set(header)) != len(header):
         raise NotColumnar(f"{path}: a repeated column name")
-    return header, 1
+    return header, 0 if first_is_data else 1, named_by
 
 
 def _read_parquet(path: Path, interned, columns: _Columns):
@@ -179,7 +179,7 @@ def _read_parquet(path: Path, interned, columns: _Columns):
         rows += batch.num_rows
         for c in present:
             columns.append(c, interned[c].codes_of(batch.column(c)))
-    return present, header, rows
+    return present, header, "the Parquet schema", rows
 
 
 def _sort_order(interned, columns: _Columns, sizes: list, sort_by: str) -> np.ndarray:
@@ -207,7 +207,7 @@ def _sort_order(interned, columns: _Columns, sizes: list, sort_by: str) -> np.nd
 def _join(source, columns: _Columns, interned: dict, sides: list) -> None:
     """Fill, join by join, the columns a row lacks from the side table's record its key finds (the row reader's
     `{**extra, **rec}`: the row's own columns, then earlier joins', win). Row by row, so before sorting."""
-    for (_, table), (_, on) in zip(sides, source.schema.joins):
+    for (_, table), (_, on) in zip(sides, source.joins):
         if not columns.partial:
             return
         distinct = [table.get(v) for v in interned[on].values] + [table.get("")]  # code -1 reads as ""
@@ -264,10 +264,11 @@ def _encode(source, folder: Path, interned, columns: _Columns, order, labels, n_
     prior = _sequential_sum(labels[:n_train]) / n_train
     for k, col in enumerate(s.rate_features):
         dense_files.append(_column_file(folder, f"rate{k}", _rate_column(codes(col), labels, prior, n_train)))
-    for k, col in enumerate(s.categorical):
+    for k, cat in enumerate(s.categorical):
         tokens = Interned()
-        first = np.asarray([tokens.code(v.split(" ")[0]) for v in interned[col].values], dtype=np.int64)
-        token_codes = first[codes(col)]
+        value = source.categorical_value
+        first = [tokens.code(_refused_as_not_columnar(value, cat, v, cat.name)) for v in interned[cat.column].values]
+        token_codes = np.asarray(first, dtype=np.int64)[codes(cat.column)]
         ids = vocabulary_ids(tokens.values, np.bincount(token_codes[:n_train], minlength=len(tokens.values)), min_count)
         cat_files.append(_column_file(folder, f"cat{k}", ids[token_codes]))
         vocab_sizes.append(int(ids.max(initial=0)) + 1)

@@ -12,6 +12,8 @@ from typing import Optional
 from .dataset import DataError
 
 TRANSFORMS = ("log1p", "standardize")
+TIME_PARTS = ("hour", "weekday", "day", "month")
+TIME_FORMATS = ("auto", "unix", "yymmddhh")
 POOLINGS = ("mean", "sum")
 MAX_BAG_LEN = 1024
 NON_FINITE = ("error", "zero")  # a NaN or ±inf in a dense column: refused with file:line, or read as 0
@@ -44,32 +46,66 @@ class Bag:
     pooling: str = "mean"
 
 
+@dataclass(frozen=True)
+class FileEntry:
+    """A file of `files`, `eval_files` or `joins`, with the settings it names for itself: `columns` for a file
+    without a header row, `delimiter` where it differs from the schema's."""
+
+    name: str
+    where: str  # its key path, e.g. `joins[0]`, which errors about its settings name
+    columns: Optional[tuple] = None
+    delimiter: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Join:
+    table: FileEntry
+    on: str
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """A categorical feature: a column's first space-separated token, or one part of its time stamp (the hour
+    of day, the day of week, …) when `part` is set; `name` is how errors and reports call it."""
+
+    column: str
+    where: str  # its key path, e.g. `categorical[6]`
+    part: Optional[str] = None
+    format: str = "auto"  # of a time stamp: Unix seconds, YYMMDDHH, or told apart by length
+
+    @property
+    def name(self) -> str:
+        return self.column if self.part is None else f"{self.column}.{self.part}"
+
+
 @dataclass
 class Schema:
-    files: list
+    files: list  # [FileEntry]
     label: str
     rule: Optional[str]
     dense: list  # [(column, transform)]
-    categorical: list
+    categorical: list  # [Categorical]
     count_features: list
     rate_features: list = field(default_factory=list)
-    joins: list = field(default_factory=list)  # [(file, column)]
+    joins: list = field(default_factory=list)  # [Join]
     sort_by: Optional[str] = None
     delimiter: Optional[str] = None
     missing_values: tuple = ("",)
     non_finite: str = "error"
-    header: Optional[list] = None  # `columns`: the names of a header-less file's columns, in order
+    header: Optional[list] = None  # `columns`: the main table's columns when its files have no header row
     positive: Optional[tuple] = None  # label values (strings) that read as 1, all others as 0
-    eval_files: list = field(default_factory=list)  # a separate evaluation part, instead of a held-out tail
+    eval_files: list = field(default_factory=list)  # [FileEntry]: a separate evaluation part, not a held-out tail
     bags: list = field(default_factory=list)  # [Bag]
 
     @property
     def columns(self) -> dict:
         """Every column the schema reads, each with the key path that names it first."""
         named = {self.label: "label.column"}
+        for i, (c, _) in enumerate(self.dense):
+            named.setdefault(c, f"dense[{i}]")
+        for cat in self.categorical:
+            named.setdefault(cat.column, cat.where)
         for key, cols in (
-            ("dense", [c for c, _ in self.dense]),
-            ("categorical", self.categorical),
             ("count_features", self.count_features),
             ("rate_features", self.rate_features),
             ("bags", [b.column for b in self.bags]),
@@ -146,21 +182,21 @@ class _Reader:
         if non_finite not in NON_FINITE:
             self.fail("non_finite", f"must be one of {', '.join(NON_FINITE)}, got {json.dumps(non_finite)[:40]}")
         return Schema(
-            self.strings(data.get("files", []), "files", '["train.csv"]'),
+            self.files(data.get("files", []), "files", '["train.csv"]'),
             label,
             rule,
             dense,
-            self.strings(data["categorical"], "categorical", '["user_id", "item_id"]'),
+            self.categoricals(data["categorical"]),
             self.strings(data.get("count_features", []), "count_features", '["user_id"]'),
             self.strings(data.get("rate_features", []), "rate_features", '["user_id"]'),
             [self.join(j, f"joins[{i}]") for i, j in enumerate(self.list(data.get("joins", []), "joins"))],
             None if data.get("sort_by") is None else self.string(data["sort_by"], "sort_by"),
-            self.delimiter(data.get("delimiter")),
+            self.delimiter(data.get("delimiter"), "delimiter"),
             self.missing_values(data.get("missing_values", [])),
             non_finite,
             None if "columns" not in data else self.strings(data["columns"], "columns", '["age", "income"]'),
             positive,
-            self.strings(data.get("eval_files", []), "eval_files", '["test.csv"]'),
+            self.files(data.get("eval_files", []), "eval_files", '["test.csv"]'),
             self.bags(data.get("bags", [])),
         )
 
@@ -229,18 +265,82 @@ class _Reader:
             self.fail(f"{where}.transform", f"must be log1p or standardize, got {json.dumps(transform)[:40]}")
         return self.string(value["column"], f"{where}.column"), transform
 
-    def join(self, value, where: str) -> tuple:
+    def files(self, value, where: str, example: str) -> list:
+        """`files` or `eval_files`: names (or globs), each a string or `{"file": …, "columns": […],
+        "delimiter": …}`."""
+        if not isinstance(value, list):
+            self.fail(where, f"expected a list of file names, like {example}, got {json.dumps(value)[:60]}")
+        return [self.file_entry(v, f"{where}[{i}]", set()) for i, v in enumerate(value)]
+
+    def file_entry(self, value, where: str, more: set) -> FileEntry:
+        """A file as a name, or an object with its own settings (`more`: the keys it may carry besides)."""
+        if isinstance(value, str):
+            return FileEntry(self.string(value, where), where)
+        keys = {"file", "columns", "delimiter"} | more
+        if not isinstance(value, dict) or "file" not in value:
+            self.fail(where, f'expected a file name or {{"file": …, "columns": […]}}, got {json.dumps(value)[:60]}')
+        unknown = sorted(set(value) - keys)
+        if unknown:
+            self.fail(where, f"unknown key(s) {', '.join(unknown)}; the keys are {', '.join(sorted(keys))}")
+        columns = None
+        if "columns" in value:
+            columns = tuple(self.strings(value["columns"], f"{where}.columns", '["user_id", "gender"]'))
+            if not columns:
+                self.fail(f"{where}.columns", "must name at least one column")
+        delimiter = self.delimiter(value.get("delimiter"), f"{where}.delimiter")
+        return FileEntry(self.string(value["file"], f"{where}.file"), where, columns, delimiter)
+
+    def join(self, value, where: str) -> Join:
         if not isinstance(value, dict):
             self.fail(where, f'expected {{"file": …, "on": …}}, got {json.dumps(value)[:60]}')
         for key in ("file", "on"):
             if key not in value:
                 self.fail(where, f'missing "{key}"')
-        return self.string(value["file"], f"{where}.file"), self.string(value["on"], f"{where}.on")
+        return Join(self.file_entry(value, where, {"on"}), self.string(value["on"], f"{where}.on"))
 
-    def delimiter(self, value) -> Optional[str]:
-        if value is not None and (not isinstance(value, str) or len(value) != 1 or value in '"\r\n'):
-            self.fail("delimiter", f"must be one character (not a quote or a line break), got {json.dumps(value)}")
+    def delimiter(self, value, where: str) -> Optional[str]:
+        """One or more characters, none of them a quote or a line break (`","`, `"\\t"`, MovieLens's `"::"`)."""
+        if value is not None and (not isinstance(value, str) or not value or any(c in '"\r\n' for c in value)):
+            self.fail(where, f"must be one or more characters, none a quote or a line break, got {json.dumps(value)}")
         return value
+
+    def categoricals(self, value) -> list:
+        """The categorical features: a column name, or `{"column": …, "parts": [...]}` for one feature per
+        part of a time stamp."""
+        if not isinstance(value, list):
+            example = '["user_id", "item_id"]'
+            self.fail("categorical", f"expected a list of columns, like {example}, got {json.dumps(value)[:60]}")
+        out, seen = [], {}
+        for i, entry in enumerate(value):
+            for k, cat in enumerate(self.categorical(entry, f"categorical[{i}]")):
+                at = cat.where if cat.part is None else f"{cat.where}.parts[{k}]"
+                if cat.name in seen:
+                    what = f'column "{cat.name}"' if cat.part is None else f'"{cat.name}"'
+                    self.fail(at, f"{what} is already listed at {seen[cat.name]}")
+                seen[cat.name] = at
+                out.append(cat)
+        return out
+
+    def categorical(self, value, where: str) -> list:
+        if isinstance(value, str):
+            return [Categorical(self.string(value, where), where)]
+        shape = '{"column": "timestamp", "parts": ["hour", "weekday"]}'
+        if not isinstance(value, dict) or "column" not in value or "parts" not in value:
+            self.fail(where, f"expected a column name or {shape}, got {json.dumps(value)[:60]}")
+        unknown = sorted(set(value) - {"column", "parts", "format"})
+        if unknown:
+            self.fail(where, f"unknown key(s) {', '.join(unknown)}; a time stamp's parts have column, parts and format")
+        fmt = value.get("format", "auto")
+        if fmt not in TIME_FORMATS:
+            self.fail(f"{where}.format", f"must be one of {', '.join(TIME_FORMATS)}, got {json.dumps(fmt)[:40]}")
+        parts = self.list(value["parts"], f"{where}.parts")
+        if not parts:
+            self.fail(f"{where}.parts", f"must list at least one of {', '.join(TIME_PARTS)}")
+        for k, part in enumerate(parts):
+            if part not in TIME_PARTS:
+                self.fail(f"{where}.parts[{k}]", f"must be one of {', '.join(TIME_PARTS)}, got {json.dumps(part)[:40]}")
+        column = self.string(value["column"], f"{where}.column")
+        return [Categorical(column, where, part, fmt) for part in parts]
 
 
 def label_rule(rule: Optional[str], where: str = "label rule"):

@@ -9,6 +9,7 @@ columnar engines apply the same rules per distinct value and encode the arrays; 
 from __future__ import annotations
 
 import csv
+import fnmatch
 import gzip
 import hashlib
 import io
@@ -19,9 +20,11 @@ from itertools import chain as _chain
 from pathlib import Path
 from typing import Iterator, Optional
 
+from . import dialect
 from .dataset import DataError
-from .schema import Schema, label_rule
+from .schema import Categorical, FileEntry, Schema, label_rule
 from .synthetic import SyntheticSource
+from .time_parts import NotATime, time_part
 
 CRITEO_DENSE, CRITEO_CATS = 13, 26
 
@@ -101,83 +104,120 @@ class CriteoSource:
                 yield Row(n, _label(parts[0], where), dense, parts[1 + CRITEO_DENSE :])
 
 
+@dataclass(frozen=True)
+class TableFile:
+    """A file of a table source as it is read: its delimiter, and its columns when it has no header row, with
+    the setting that named them (`joins[0].columns`, `columns`), which errors about its fields name."""
+
+    path: Path
+    where: (
+        str  # its key path in the schema (`files[0]`, `joins[1]`), or `the table` when only the command line names it
+    )
+    delimiter: str
+    columns: Optional[tuple] = None
+    named_by: str = "the header"
+
+
+def header_of(table: TableFile, first: list, known: Optional[list]) -> tuple[list, bool, str]:
+    """(the file's column names, whether its first row is data, what named them): its own `columns`, else the
+    part's first file's header when its first row differs from it (a later file without a header row), else
+    its first row, each field's `name:type` suffix dropped (RecBole)."""
+    if table.columns is not None:
+        return list(table.columns), True, table.named_by
+    header = [h.split(":")[0] for h in first]
+    if known is not None and header != known:
+        return list(known), True, "the first file's header"
+    return header, False, "the header"
+
+
 class TableSource:
     """CSV / TSV / Parquet tables and RecBole atomic files (`.inter` joined with `.user`/`.item`)."""
 
     def __init__(self, path: str, schema_path: Optional[str]):
         if schema_path is None:
             raise DataError("a `table:` source needs --schema SCHEMA.json")
-        self.schema = Schema.load(schema_path)
+        self.schema = s = Schema.load(schema_path)
         base = Path(path)
         if not base.exists():
             raise DataError(f"no such file or folder: {base}")
         folder = base if base.is_dir() else base.parent
-        files = _expand(folder, self.schema.files, "files") if base.is_dir() else [base]
-        if not files:
+        if base.is_dir():
+            self.files = [self._table_file(p, e, True) for p, e in _expand(folder, s.files)]
+        else:
+            entry = next((e for e in s.files if fnmatch.fnmatchcase(base.name, e.name)), None)
+            self.files = [self._table_file(base, entry, True)]
+        if not self.files:
             raise DataError(f"{base} is a folder: list its files under `files` in the schema")
-        self.files = files
-        self.eval_files = _expand(folder, self.schema.eval_files, "eval_files")
+        self.eval_files = [self._table_file(p, e, True) for p, e in _expand(folder, s.eval_files)]
         self.n_train_rows = None  # with eval_files: the training files' row count, once read
-        self.bags = self.schema.bags
-        self.joins = [(base / f if base.is_dir() else base.parent / f, on) for f, on in self.schema.joins]
-        for f, _ in self.joins:
-            if not f.exists():
-                raise DataError(f"no such file: {f}")
-        self.rule = label_rule(self.schema.rule)
-        self.n_count = len(self.schema.count_features)
-        self.n_rate = len(self.schema.rate_features)
-        self.n_dense = len(self.schema.dense) + self.n_count + self.n_rate
-        self.n_cat = len(self.schema.categorical)
-        self.dense_transforms = tuple(t for _, t in self.schema.dense)
+        self.bags = s.bags
+        self.joins = [(self._table_file(folder / j.table.name, j.table, False), j.on) for j in s.joins]
+        for table, _ in self.joins:
+            if not table.path.exists():
+                raise DataError(f"{table.where}.file: no such file: {table.path}")
+        self.rule = label_rule(s.rule)
+        self.n_count = len(s.count_features)
+        self.n_rate = len(s.rate_features)
+        self.n_dense = len(s.dense) + self.n_count + self.n_rate
+        self.n_cat = len(s.categorical)
+        self.dense_transforms = tuple(t for _, t in s.dense)
         self.name = f"table:{path}"
         schema_text = Path(schema_path).read_text()
-        self.key = (
-            "table-"
-            + hashlib.sha256(
-                (schema_text + _fingerprint(files + self.eval_files + [f for f, _ in self.joins])).encode()
-            ).hexdigest()[:16]
-        )
+        paths = [t.path for t in self.files + self.eval_files] + [t.path for t, _ in self.joins]
+        self.key = "table-" + hashlib.sha256((schema_text + _fingerprint(paths)).encode()).hexdigest()[:16]
 
-    def _records(self, path: Path, known_header: Optional[list] = None) -> Iterator[tuple[int, dict]]:
-        """Records of one file; a file without a header row reuses `known_header` (the first file's)."""
+    def _table_file(self, path: Path, entry: Optional[FileEntry], main: bool) -> TableFile:
+        """How `path` is read: its entry's own `columns` and `delimiter`, else the schema's — the top-level
+        `columns` only for the main table's files (`main`), never a joined side table, which reads its own
+        header unless its join names its columns. A delimiter is, in turn, the entry's, the schema's, a tab
+        for RecBole atomic files, .tsv and .txt, else a comma."""
+        s = self.schema
+        where = entry.where if entry is not None else "the table"
+        default = "\t" if is_atomic(path) or path.suffix in (".tsv", ".txt") else ","
+        delimiter = (entry.delimiter if entry is not None else None) or s.delimiter or default
+        if entry is not None and entry.columns is not None:
+            if is_atomic(path):
+                raise DataError(f"{where}.columns: {path.name} is a RecBole atomic file; its header names its columns")
+            return TableFile(path, where, delimiter, entry.columns, f"{where}.columns")
+        if main and s.header is not None and not is_atomic(path):
+            return TableFile(path, where, delimiter, tuple(s.header), "columns")
+        return TableFile(path, where, delimiter)
+
+    def _records(self, table: TableFile, known_header: Optional[list] = None) -> Iterator[tuple[int, dict]]:
+        """Records of one file; a file without a header row reuses `known_header` (its part's first file's)."""
+        path = table.path
         if path.suffix == ".parquet":
             try:
                 import pyarrow.parquet as pq
             except ImportError:
                 raise DataError("reading Parquet needs pyarrow: pip install pyarrow") from None
             line = 0
+            self.header_named = "the Parquet schema"
             for batch in pq.ParquetFile(path).iter_batches():
                 for record in batch.to_pylist():
                     line += 1
                     yield line, {k: "" if v is None else str(v) for k, v in record.items()}
             return
-        atomic = is_atomic(path)
         with _open_text(path) as fh:
-            reader = csv.reader(fh, delimiter=self.delimiter(path), strict=True, skipinitialspace=True)
+            reader = dialect.reader(fh, table.delimiter)
             first = _next_row(reader, path)
             if first is None:
                 raise DataError(f"{path} is empty")
-            header = [h.split(":")[0] for h in first]
-            rows = reader
-            if self.schema.header is not None and not atomic:  # a header-less file: its first row is data
-                header, rows = self.schema.header, _chain([first], reader)
-            elif known_header is not None and header != known_header:
-                header, rows = known_header, _chain([first], reader)
-            else:
+            header, first_is_data, named_by = header_of(table, first, known_header)
+            if not first_is_data:
                 _refuse_repeated_names(header, path)
-            self.header = header
-            n = 1 if rows is reader else 0
+            self.header, self.header_named = header, named_by
+            rows = _chain([first], reader) if first_is_data else reader
+            n = 0 if first_is_data else 1
             while (values := _next_row(rows, path)) is not None:
                 n += 1
                 if not values:
                     continue
                 if len(values) != len(header):
-                    raise DataError(f"{path}:{n}: expected {len(header)} fields, got {len(values)}")
+                    raise DataError(
+                        f"{path}:{n}: expected {len(header)} fields, got {len(values)} ({named_by} names {len(header)})"
+                    )
                 yield n, dict(zip(header, values))
-
-    def delimiter(self, path: Path) -> str:
-        """The schema's delimiter, else a tab for RecBole atomic files, .tsv and .txt, else a comma."""
-        return self.schema.delimiter or ("\t" if is_atomic(path) or path.suffix in (".tsv", ".txt") else ",")
 
     def label_value(self, raw: str, where: str) -> float:
         """A label field as 0 or 1: by `label.positive`, by `label.rule`, or read as 0/1."""
@@ -211,32 +251,47 @@ class TableSource:
             "in the schema to read such values as 0)"
         )
 
+    def categorical_value(self, cat: Categorical, raw: str, where: str) -> str:
+        """A categorical field's value: its first space-separated token, or its time stamp's part ("" where
+        the stamp is missing)."""
+        if cat.part is None:
+            return raw.split(" ")[0]
+        if raw in self.schema.missing_values:
+            return ""
+        try:
+            return time_part(raw, cat.part, cat.format)
+        except NotATime as err:
+            raise DataError(f"{where}: {cat.where} reads column `{cat.column}` as a time stamp, but {err}") from None
+
     def _all_records(self, files: list, side_columns: set) -> Iterator[tuple[Path, int, dict]]:
         self.header = None
         checked = False
-        for path in files:
-            for n, rec in self._records(path, self.header):
+        for table in files:
+            for n, rec in self._records(table, self.header):
                 if not checked:  # the first record's keys are the table's header
-                    self._refuse_missing_columns(path, list(rec), side_columns)
+                    self._refuse_missing_columns(table.path, list(rec), side_columns, self.header_named)
                     checked = True
-                yield path, n, rec
+                yield table.path, n, rec
 
-    def _refuse_missing_columns(self, path: Path, header: list, side_columns: set) -> None:
+    def _refuse_missing_columns(self, path: Path, header: list, side_columns: set, named_by: str) -> None:
         """A column the schema names (any key, `sort_by` included) that neither the table nor a joined side
-        table has: refused before any row is read, naming the header."""
-        joined = {on: f"joins[{i}].on" for i, (_, on) in enumerate(self.schema.joins) if on not in header}
+        table has: refused before any row is read, naming the columns the file has and what named them."""
+        joined = {on: f"joins[{i}].on" for i, (_, on) in enumerate(self.joins) if on not in header}
         for column, where in {**self.schema.columns, **joined}.items():
             if column not in header and (column not in side_columns or column in joined):
                 shown = ", ".join(header[:30]) + (", …" if len(header) > 30 else "")
-                raise DataError(f"{path}: schema {where} names column `{column}`, which the header lacks ({shown})")
+                raise DataError(f"{path}: schema {where} names column `{column}`, which {named_by} lacks ({shown})")
 
     def _side_tables(self) -> list:
         tables = []
-        for path, key in self.joins:
+        for side, key in self.joins:
             table = {}
-            for _, rec in self._records(path):
+            for _, rec in self._records(side):
                 if key not in rec:
-                    raise DataError(f"{path}: a join on `{key}` needs that column; the header has {', '.join(rec)}")
+                    raise DataError(
+                        f"{side.path}: {side.where}.on names column `{key}`, which {self.header_named} lacks "
+                        f"({', '.join(rec)})"
+                    )
                 table[rec[key]] = rec
             tables.append((key, table))
         return tables
@@ -273,7 +328,8 @@ class TableSource:
         records = self._all_records(files, side_columns)
         if s.sort_by:
             records = self._sorted(records)
-        needed = [s.label] + [c for c, _ in s.dense] + s.categorical + s.count_features + s.rate_features
+        needed = [s.label] + [c for c, _ in s.dense] + [c.column for c in s.categorical]
+        needed += s.count_features + s.rate_features
         needed += [b.column for b in s.bags]
         for path, n, rec in records:
             for key, table in sides:
@@ -286,7 +342,7 @@ class TableSource:
                 raise DataError(f"{where}: no column(s) {', '.join(missing)}")
             label = self.label_value(rec[s.label], where)
             dense = [self.dense_value(rec[col], col, where) for col, _ in s.dense]
-            cats = [rec[c].split(" ")[0] for c in s.categorical]
+            cats = [self.categorical_value(c, rec[c.column], where) for c in s.categorical]
             bags = tuple(self._bag(rec[b.column], b) for b in s.bags)
             yield Row(n, label, dense, cats + [rec[c] for c in s.count_features + s.rate_features], bags)
 
@@ -304,20 +360,21 @@ def is_atomic(path: Path) -> bool:
     return path.suffix in (".inter", ".user", ".item")
 
 
-def _expand(folder: Path, names: list, key: str) -> list:
-    """The schema's file names under `folder`, a glob (`part-*.parquet`) expanded to its matches in name
-    order; a name or pattern that matches nothing is refused by its key path."""
+def _expand(folder: Path, entries: list) -> list:
+    """(path, entry) of each of the schema's files under `folder`, a glob (`part-*.parquet`) expanded to its
+    matches in name order, each with its entry's settings; a name or pattern that matches nothing is refused
+    by its key path."""
     files = []
-    for i, name in enumerate(names):
-        if any(c in name for c in GLOB_CHARS):
-            matches = sorted(p for p in folder.glob(name) if p.is_file())
+    for entry in entries:
+        if any(c in entry.name for c in GLOB_CHARS):
+            matches = sorted(p for p in folder.glob(entry.name) if p.is_file())
             if not matches:
-                raise DataError(f"{key}[{i}]: `{name}` matches no file in {folder}")
-            files += matches
-        elif not (folder / name).exists():
-            raise DataError(f"{key}[{i}]: no such file: {folder / name}")
+                raise DataError(f"{entry.where}: `{entry.name}` matches no file in {folder}")
+            files += [(p, entry) for p in matches]
+        elif not (folder / entry.name).exists():
+            raise DataError(f"{entry.where}: no such file: {folder / entry.name}")
         else:
-            files.append(folder / name)
+            files.append((folder / entry.name, entry))
     return files
 
 
