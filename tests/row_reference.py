@@ -81,7 +81,7 @@ def reference(source, min_count: int, eval_fraction: float = 0.2) -> dict:
         tokens = [[r.cats[k]] for r in rows]
         vocab = _vocabulary(tokens, n_train, min_count)
         cats.append([vocab.get(t[0], 0) for t in tokens])
-        cat_names.append(f"categorical `{schema.categorical[k]}`" if schema else f"C{k + 1}")
+        cat_names.append(f"categorical `{schema.categorical[k].name}`" if schema else f"C{k + 1}")
         vocab_sizes.append(len(vocab) + 1)
     bags = []
     for k in range(len(schema.bags) if schema else 0):

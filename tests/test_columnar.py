@@ -76,8 +76,11 @@ def test_a_bad_row_still_names_its_line(tmp_path, monkeypatch):
 def _awkward_table(folder, fmt, n=1500, seed=3):
     """Every rule a table goes through: a header with RecBole types, padding after the delimiter, a time
     column with ties, multi-token categoricals (first token kept), missing and non-finite dense values, a
-    join, running counts and rates, a bag with empty and missing tokens, and a separate evaluation file."""
+    join, running counts and rates, a bag with empty and missing tokens, hour and weekday of a time stamp
+    (Unix seconds or YYMMDDHH), and a separate evaluation file. `dat` is the csv layout separated by `::`,
+    its side table keeping commas by a delimiter of its own."""
     rng = np.random.default_rng(seed)
+    sep = "::" if fmt == "dat" else ","
     genres = ["drama comedy", "", "drama", "action drama war", "comedy unknown", "war", "x y z w v"]
 
     def rows(k):
@@ -93,6 +96,9 @@ def _awkward_table(folder, fmt, n=1500, seed=3):
                     "x": dense,
                     "y": str(rng.integers(-5, 500)),
                     "genres": str(rng.choice(genres)),
+                    "when": str(
+                        rng.choice([int(rng.integers(9 * 10**8, 17 * 10**8)), "unknown", "14102100", "15010223"])
+                    ),
                 }
             )
         return out
@@ -105,28 +111,29 @@ def _awkward_table(folder, fmt, n=1500, seed=3):
 
             pq.write_table(pa.Table.from_pylist(part), folder / f"{name}.parquet")
         else:
-            lines = [", ".join(f"{h}:token" for h in head)] + [", ".join(r[h] for h in head) for r in part]
-            (folder / f"{name}.csv").write_text("\n".join(lines) + "\n")
+            lines = [f"{sep} ".join(f"{h}:token" for h in head)] + [f"{sep} ".join(r[h] for h in head) for r in part]
+            (folder / f"{name}.{fmt}").write_text("\n".join(lines) + "\n")
     (folder / "items.csv").write_text("item,kind\n" + "".join(f"i{k},k{k % 4}\n" for k in range(40)))
     schema = {
         "files": [f"part-*.{fmt}"],
         "eval_files": [f"test.{fmt}"],
-        "joins": [{"file": "items.csv", "on": "item"}],
+        "joins": [{"file": "items.csv", "on": "item", **({"delimiter": ","} if sep != "," else {})}],
         "sort_by": "ts",
         "label": {"column": "rating", "rule": ">= 4"},
         "dense": ["y", {"column": "x", "transform": "standardize"}],
-        "categorical": ["user", "item", "kind"],
+        "categorical": ["user", "item", "kind", {"column": "when", "parts": ["hour", "weekday"]}],
         "count_features": ["user", "item"],
         "rate_features": ["user"],
         "bags": [{"column": "genres", "max_len": 3, "pooling": "sum"}],
         "missing_values": ["unknown"],
         "non_finite": "zero",
+        **({"delimiter": sep} if sep != "," else {}),
     }
     (folder / "schema.json").write_text(json.dumps(schema))
     return folder, folder / "schema.json"
 
 
-@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "dat"])
 @pytest.mark.parametrize("min_count", [1, 3])
 def test_columnar_tables_equal_the_row_path_byte_for_byte(tmp_path, monkeypatch, fmt, min_count):
     folder, schema = _awkward_table(tmp_path, fmt)
@@ -146,21 +153,26 @@ def test_columnar_tables_equal_the_row_path_on_the_shared_sets(tmp_path, monkeyp
     assert_matches_rows(_load(source, tmp_path, monkeypatch), source, min_count=2)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "dat"])
 @pytest.mark.parametrize(
     "line, message",
     [
-        ("9, u1, i1, 5, abc, 3, war", r"part-1.csv:5: dense column `x` is `abc`, not a number"),
-        ("9, u1, i1, five, 1, 3, war", r"part-1.csv:5: label column `rating` is `five`"),
-        ("9, u1, i1, 5, 1, 3", r"part-1.csv:5: expected 7 fields, got 6"),
-        ("9, u1, i99, 5, 1, 3, war", r"part-1.csv:5: no column\(s\) kind"),
-        ('9, u1, i1, 5, 1, 3, "war"x', r"part-1.csv:5: cannot read the row"),  # csv's strict mode refuses it
+        ("9, u1, i1, 5, abc, 3, war, 0", r"part-1.{fmt}:5: dense column `x` is `abc`, not a number"),
+        ("9, u1, i1, five, 1, 3, war, 0", r"part-1.{fmt}:5: label column `rating` is `five`"),
+        ("9, u1, i1, 5, 1, 3", r"part-1.{fmt}:5: expected 8 fields, got 6 \(the header names 8\)"),
+        ("9, u1, i99, 5, 1, 3, war, 0", r"part-1.{fmt}:5: no column\(s\) kind"),
+        ('9, u1, i1, 5, 1, 3, "war"x, 0', r"part-1.{fmt}:5: cannot read the row"),  # csv's strict mode refuses it
+        (
+            "9, u1, i1, 5, 1, 3, war, 14133100",
+            r"part-1.{fmt}:5: categorical\[3\] reads column `when` as a time stamp, but `14133100` is not a valid",
+        ),
     ],
 )
-def test_a_bad_table_row_still_names_its_file_and_line(tmp_path, monkeypatch, line, message):
-    folder, schema = _awkward_table(tmp_path, "csv", n=40)
-    _replace_line(folder / "part-1.csv", 5, line)
+def test_a_bad_table_row_still_names_its_file_and_line(tmp_path, monkeypatch, fmt, line, message):
+    folder, schema = _awkward_table(tmp_path, fmt, n=40)
+    _replace_line(folder / f"part-1.{fmt}", 5, line.replace(", ", ":: ") if fmt == "dat" else line)
     monkeypatch.setenv("RKS_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(preprocess.DataError, match=message):
+    with pytest.raises(preprocess.DataError, match=message.format(fmt=fmt)):
         preprocess.load_dataset(TableSource(str(folder), str(schema)))
     assert not any((tmp_path / "cache").glob("*/meta.json"))
 
@@ -171,44 +183,49 @@ def _replace_line(path, number: int, line: str) -> None:
     path.write_text("".join(lines))
 
 
-def _quote_some_bags(folder) -> None:
+def _quote_some_bags(folder, fmt: str = "csv") -> None:
     """Every 37th row's bag quoted, with the delimiter inside the quotes."""
-    for path in folder.glob("part-*.csv"):
+    sep = "::" if fmt == "dat" else ","
+    for path in folder.glob(f"part-*.{fmt}"):
         lines = path.read_text().splitlines(keepends=True)
         for k in range(5, len(lines), 37):
-            head, _, genres = lines[k].rstrip("\n").rpartition(", ")
-            lines[k] = f'{head}, "{genres}, war"\n'
+            head, _, rest = lines[k].rstrip("\n").rpartition(f"{sep} ")
+            head, _, genres = head.rpartition(f"{sep} ")
+            lines[k] = f'{head}{sep} "{genres}{sep} war"{sep} {rest}\n'
         path.write_text("".join(lines))
 
 
 def test_a_quoted_field_after_the_padding_is_read_as_csv_reads_it(tmp_path, monkeypatch):
     folder, schema = _awkward_table(tmp_path, "csv", n=40)
-    _replace_line(folder / "part-1.csv", 5, '9, u1, i1, 5, 1, 3, " war, drama"')
+    _replace_line(folder / "part-1.csv", 5, '9, u1, i1, 5, 1, 3, " war, drama", 14102100')
     data = _load(TableSource(str(folder), str(schema)), tmp_path, monkeypatch, min_count=1)
     assert_matches_rows(data, TableSource(str(folder), str(schema)), min_count=1)
 
 
-@pytest.mark.parametrize("fmt", ["csv", "csv-quoted"])
-def test_a_table_read_in_many_small_chunks_is_the_same(tmp_path, monkeypatch, fmt):
+@pytest.mark.parametrize("fmt, quoted", [("csv", False), ("csv", True), ("dat", False), ("dat", True)])
+def test_a_table_read_in_many_small_chunks_is_the_same(tmp_path, monkeypatch, fmt, quoted):
     """Chunks of a few hundred bytes: the header is skipped once, lines are never split, and a chunk with
-    quotes goes through the csv module while the next without them goes through pyarrow."""
-    folder, schema = _awkward_table(tmp_path, "csv", n=400)
-    if fmt == "csv-quoted":
-        _quote_some_bags(folder)
+    quotes goes through the csv dialect's reader while the next without them goes through pyarrow."""
+    folder, schema = _awkward_table(tmp_path, fmt, n=400)
+    if quoted:
+        _quote_some_bags(folder, fmt)
     monkeypatch.setattr(columnar, "CHUNK_BYTES", 300)
     data = _load(TableSource(str(folder), str(schema)), tmp_path, monkeypatch, min_count=1)
     assert_matches_rows(data, TableSource(str(folder), str(schema)), min_count=1)
 
 
-def test_a_quoted_field_over_several_lines_is_one_value_even_across_chunks(tmp_path, monkeypatch):
+@pytest.mark.parametrize("fmt", ["csv", "dat"])
+def test_a_quoted_field_over_several_lines_is_one_value_even_across_chunks(tmp_path, monkeypatch, fmt):
     """Quoted bags of ~250 bytes over 60 lines, in 300-byte chunks: every chunk end falls inside one now
     and then, and the record is held over whole for the next chunk (one row, as the row reader reads it)."""
-    folder, schema = _awkward_table(tmp_path, "csv", n=400)
-    for path in folder.glob("part-*.csv"):
+    folder, schema = _awkward_table(tmp_path, fmt, n=400)
+    sep = "::" if fmt == "dat" else ","
+    for path in folder.glob(f"part-*.{fmt}"):
         lines = path.read_text().splitlines(keepends=True)
         for k in range(3, len(lines), 7):
-            head, _, genres = lines[k].rstrip("\n").rpartition(", ")
-            lines[k] = f'{head}, "{genres} ' + "war\n" * 60 + 'x"\n'
+            head, _, when = lines[k].rstrip("\n").rpartition(f"{sep} ")
+            head, _, genres = head.rpartition(f"{sep} ")
+            lines[k] = f'{head}{sep} "{genres} ' + "war\n" * 60 + f'x"{sep} {when}\n'
         path.write_text("".join(lines))
     monkeypatch.setattr(columnar, "CHUNK_BYTES", 300)
     source = TableSource(str(folder), str(schema))
