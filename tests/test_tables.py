@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import run_rks
+from conftest import ROOT, run_rks
 from rankitect_dsl.data.dataset import DataError
 from rankitect_dsl.data.preprocess import load_dataset
 from rankitect_dsl.data.sources import TableSource
@@ -79,6 +79,7 @@ def test_missing_values_may_list_the_empty_string(tmp_path):
 
 # -- MovieLens-1M as GroupLens publishes it: `::`, no header rows, genres joined by `|` -----------------
 
+SCHEMAS = ROOT / "schemas"
 ML_SPACE = """space ml
 input dense  : dense[2]
 input sparse : embed[{n}, 8]
@@ -88,15 +89,9 @@ baseline b {
   top = linear(dense, sparse) dim 16
 }
 """
-RATINGS, USERS, MOVIES = (
-    ["user_id", "item_id", "rating", "timestamp"],
-    ["user_id", "gender", "age", "zip"],
-    [
-        "item_id",
-        "title",
-        "genres",
-    ],
-)
+RATINGS = ["user_id", "item_id", "rating", "timestamp"]
+USERS = ["user_id", "gender", "age", "job", "zip"]
+MOVIES = ["item_id", "title", "genres"]
 COMMON = {
     "sort_by": "timestamp",
     "label": {"column": "rating", "rule": ">= 4"},
@@ -107,10 +102,14 @@ COMMON = {
 
 
 def _movielens(folder, n=600, seed=5):
-    """Rows in MovieLens-1M's layout, as lists of fields per file."""
+    """Rows in MovieLens-1M's layout (ratings: user, movie, rating, Unix seconds; users: id, gender, age,
+    occupation, zip code; movies: id, title, genres joined by `|`), as lists of fields per file."""
     rng = np.random.default_rng(seed)
     genres = ["Action", "Comedy", "Drama", "Children's", "Film-Noir", "Sci-Fi"]
-    users = [[str(u), "MF"[u % 2], str([1, 18, 25, 35][u % 4]), f"{rng.integers(10**5):05d}"] for u in range(1, 41)]
+    users = [
+        [str(u), "MF"[u % 2], str([1, 18, 25, 35][u % 4]), str(u % 21), f"{rng.integers(10**5):05d}"]
+        for u in range(1, 41)
+    ]
     movies = [
         [
             str(m),
@@ -199,8 +198,8 @@ def test_movielens_as_published_trains_with_a_schema_alone(tmp_path):
 def test_a_side_table_row_of_the_wrong_width_names_its_file_line_and_setting(tmp_path):
     (raw, schema), _ = _published_and_tsv(tmp_path)
     with open(raw / "users.dat", "a") as f:
-        f.write("999::M::25\n")  # line 41: three fields where joins[0].columns names four
-    with pytest.raises(DataError, match=r"users\.dat:41: expected 4 fields, got 3 \(joins\[0\]\.columns names 4\)"):
+        f.write("999::M::25\n")  # line 41: three fields where joins[0].columns names five
+    with pytest.raises(DataError, match=r"users\.dat:41: expected 5 fields, got 3 \(joins\[0\]\.columns names 5\)"):
         load_dataset(TableSource(str(raw), str(schema)), cache=False)
 
 
@@ -267,3 +266,21 @@ def test_time_parts_are_categoricals_of_the_hour_and_the_weekday(tmp_path):
     (tmp_path / "t.csv").write_text((tmp_path / "t.csv").read_text().replace("15010223", "15013223", 1))
     with pytest.raises(DataError, match=r"t\.csv:7: categorical\[0\] reads column `when` as a time stamp"):
         load_dataset(TableSource(str(tmp_path / "t.csv"), str(tmp_path / "s.json")), cache=False)
+
+
+def test_the_shipped_movielens_schema_reads_the_published_layout(tmp_path):
+    """schemas/ml-1m.json on a folder of `ratings.dat`, `users.dat` and `movies.dat` as GroupLens lays them
+    out: six categoricals, the hour and weekday of each rating, genres as a bag, running counts and rates."""
+    ratings, users, movies = _movielens(tmp_path)
+    for name, rows in (("ratings", ratings), ("users", users), ("movies", movies)):
+        _write(tmp_path / f"{name}.dat", rows, "::")
+    data = load_dataset(TableSource(str(tmp_path), str(SCHEMAS / "ml-1m.json")), min_count=1, cache=False)
+    # embedding rows: six columns, two time parts and the genres bag; dense: two running counts, two rates
+    assert (data.n, data.n_cat, data.n_dense, len(data.bags)) == (600, 9, 4, 1)
+    # the hours of the day and days of the week the stamps fall on, in the training rows, plus the OOV id
+    n_train = data.n_train
+    stamps = sorted(int(r[3]) for r in ratings)[:n_train]
+    assert data.vocab_sizes[6:8] == [
+        len({(s // 3600) % 24 for s in stamps}) + 1,
+        len({(s // 86400 + 3) % 7 for s in stamps}) + 1,
+    ]
