@@ -246,3 +246,26 @@ def test_bytes_that_are_not_utf8_read_as_the_replacement_character(tmp_path, mon
     data = _load(TableSource(str(path), str(schema)), tmp_path, monkeypatch, min_count=1, eval_fraction=0.25)
     ids = np.asarray(data.cats[:4, 0])
     assert ids[0] == ids[1] != ids[2] == ids[3] and data.vocab_sizes == [3]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "dat"])
+def test_quotes_off_reads_a_quote_as_any_other_character(tmp_path, monkeypatch, fmt):
+    """With `"quotes": false`, a bag written `"war" drama` keeps its quotes (the tokens `"war"` and `drama`)
+    in the columnar engine as in the row reader, in small chunks; the same file is refused as CSV."""
+    folder, schema = _awkward_table(tmp_path, fmt, n=400)
+    sep = "::" if fmt == "dat" else ","
+    for path in folder.glob(f"part-*.{fmt}"):
+        lines = path.read_text().splitlines(keepends=True)
+        for k in range(4, len(lines), 11):
+            head, _, when = lines[k].rstrip("\n").rpartition(f"{sep} ")
+            head, _, _ = head.rpartition(f"{sep} ")
+            lines[k] = f'{head}{sep} "war" drama{sep} {when}\n'
+        path.write_text("".join(lines))
+    monkeypatch.setattr(columnar, "CHUNK_BYTES", 300)
+    with pytest.raises(preprocess.DataError, match=r"part-1\.\w+:5: cannot read the row"):
+        _load(TableSource(str(folder), str(schema)), tmp_path, monkeypatch, min_count=1)
+    schema.write_text(json.dumps(json.loads(schema.read_text()) | {"quotes": False}))
+    data = _load(TableSource(str(folder), str(schema)), tmp_path / "off", monkeypatch, min_count=1)
+    assert_matches_rows(data, TableSource(str(folder), str(schema)), min_count=1)
+    rows = list(TableSource(str(folder), str(schema)).rows())
+    assert sum(r.bags[0][:1] == ['"war"'] for r in rows) > 20

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rankitect_dsl.data import columnar
-from rankitect_dsl.data.dialect import MultiCharReader, reader
+from rankitect_dsl.data.dialect import Dialect, MultiCharReader
 
 ALPHABET = ["a", "b", ",", '"', " ", "\n", "\r\n", "\r"]
 
@@ -32,19 +32,36 @@ def _as_commas(records: list) -> list:
     ]
 
 
-def test_the_multi_character_reader_reads_as_the_csv_module_does():
+@pytest.mark.parametrize("quotes", [True, False])
+def test_the_multi_character_reader_reads_as_the_csv_module_does(quotes):
     """Quotes, doubled quotes, `"a"b` refused (strict), spaces after the delimiter, line breaks inside quotes,
     blank lines, an unterminated quote at the end: the same records, errors and error lines as the csv
-    module, with "," and with the same text separated by "::"."""
+    module, with "," and with the same text separated by "::"; with quotes off, as its QUOTE_NONE reads."""
     rng = random.Random(0)
-    with_csv = 0
+    quoting = csv.QUOTE_MINIMAL if quotes else csv.QUOTE_NONE
+    refused = 0
     for _ in range(20000):
         text = "".join(rng.choice(ALPHABET) for _ in range(rng.randrange(0, 16)))
-        expected = _records(lambda f: csv.reader(f, delimiter=",", strict=True, skipinitialspace=True), text)
-        assert _records(lambda f: MultiCharReader(f, ","), text) == expected, repr(text)
-        assert _as_commas(_records(lambda f: MultiCharReader(f, "::"), text.replace(",", "::"))) == expected
-        with_csv += any(isinstance(r, tuple) for r in expected)
-    assert with_csv > 1000  # the refusals were exercised too
+        expected = _records(
+            lambda f: csv.reader(f, delimiter=",", strict=True, skipinitialspace=True, quoting=quoting), text
+        )
+        assert _records(lambda f: MultiCharReader(f, ",", quotes), text) == expected, repr(text)
+        got = _records(lambda f: MultiCharReader(f, "::", quotes), text.replace(",", "::"))
+        assert _as_commas(got) == expected, repr(text)
+        refused += any(isinstance(r, tuple) for r in expected)
+    assert refused > 1000 if quotes else refused == 0  # the refusals were exercised; without quotes there are none
+
+
+def test_a_dialect_reads_a_one_character_delimiter_with_the_csv_module():
+    """The title MovieLens publishes with quotes that are not CSV quoting: refused as CSV, read as it is
+    without quotes, whichever reader the delimiter's length picks."""
+    line = '2523::"Great Performances" Cats (1998)::Musical\n'
+    for delimiter in ("::", "|"):
+        text = line.replace("::", delimiter)
+        with pytest.raises(csv.Error, match="expected after"):
+            list(Dialect(delimiter).records(io.StringIO(text, newline="")))
+        fields = list(Dialect(delimiter, quotes=False).records(io.StringIO(text, newline="")))
+        assert fields == [["2523", '"Great Performances" Cats (1998)', "Musical"]]
 
 
 def test_a_field_past_the_csv_modules_limit_is_refused_as_it_refuses_it():
@@ -53,8 +70,8 @@ def test_a_field_past_the_csv_modules_limit_is_refused_as_it_refuses_it():
         csv.field_size_limit(10)
         for text in ("a::" + "b" * 11 + "\n", '"' + "b\n" * 6 + '"::a\n'):
             with pytest.raises(csv.Error, match=r"field larger than field limit \(10\)"):
-                list(reader(io.StringIO(text, newline=""), "::"))
-        assert list(reader(io.StringIO("a::" + "b" * 10 + "\n", newline=""), "::")) == [["a", "b" * 10]]
+                list(Dialect("::").records(io.StringIO(text, newline="")))
+        assert list(Dialect("::").records(io.StringIO("a::" + "b" * 10 + "\n", newline=""))) == [["a", "b" * 10]]
     finally:
         csv.field_size_limit(limit)
 
@@ -70,5 +87,5 @@ def test_a_chunk_holding_the_stand_in_characters_still_splits_on_the_delimiter(t
         columnar._one_byte(memoryview(b"".join(columnar.SEPARATORS) + b"::\n"), "::")
     path = tmp_path / "t.dat"
     path.write_bytes(b"a::x" + taken + b"::c\nd::e:f::g\n")
-    batches = list(columnar.read_chunks(path, ["p", "q", "r"], "::"))
+    batches = list(columnar.read_chunks(path, ["p", "q", "r"], Dialect("::")))
     assert [np.asarray(b.column(1)).tolist() for b in batches] == [["x" + taken.decode(), "e:f"]]

@@ -93,6 +93,7 @@ RATINGS = ["user_id", "item_id", "rating", "timestamp"]
 USERS = ["user_id", "gender", "age", "job", "zip"]
 MOVIES = ["item_id", "title", "genres"]
 COMMON = {
+    "quotes": False,  # MovieLens titles hold quotes that are not CSV quoting
     "sort_by": "timestamp",
     "label": {"column": "rating", "rule": ">= 4"},
     "categorical": ["user_id", "item_id", "gender", "age", "zip"],
@@ -113,7 +114,7 @@ def _movielens(folder, n=600, seed=5):
     movies = [
         [
             str(m),
-            f"Movie {m}: Part {m % 3}, The ({1950 + m})",
+            f"Movie {m}: Part {m % 3}, The ({1950 + m})" if m % 7 else f'"Great Performances" Movie {m} (1998)',
             "|".join(rng.choice(genres, rng.integers(1, 4), replace=False)),
         ]
         for m in range(1, 31)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .dialect import Dialect
+
 CHUNK_BYTES = 1 << 25  # text parsed at once: memory holds a chunk, its columns and the vocabularies
 BLOCK_BYTES = 1 << 22  # pyarrow's unit of parallel parsing within a chunk
 CODE = np.int32  # a column's code: its distinct values in order of first appearance (fewer than 2³¹)
@@ -62,15 +64,14 @@ class NotColumnar(Exception):
     row's file and line."""
 
 
-def read_chunks(
-    path: Path, names: list, delimiter: str, skip_rows: int = 0, include_columns=None, as_csv=False, integers=()
-):
+def read_chunks(path: Path, names: list, dialect, skip_rows: int = 0, include_columns=None, as_csv=False, integers=()):
     """The file's rows as string-typed record batches, parsed CHUNK_BYTES of whole lines at a time by
     pyarrow on every core, with no quoting. pyarrow's own streaming reader (`open_csv`) reads up to 32
     blocks ahead of a consumer slower than its parser, so its memory grows with the file; here memory
-    holds one chunk. `as_csv` reads as the row reader's csv dialect does (quotes, strict, spaces after
-    the delimiter skipped): a chunk without a quote by pyarrow with the spaces trimmed, a chunk with one,
-    or with a line past the csv module's field limit, by `dialect.reader` (pyarrow reads the malformed
+    holds one chunk. `as_csv` reads as the row reader's `dialect` does (quotes, strict, spaces after
+    the delimiter skipped): a chunk without a quote (or any chunk when the dialect has no quotes) by
+    pyarrow with the spaces trimmed, a chunk with one, or with a line past the csv module's field limit,
+    by the dialect's reader (pyarrow reads the malformed
     `"a"b` as `ab`, trims inside quotes, and takes fields of any length). pyarrow splits on one
     character: a longer delimiter (`::`) is first replaced, in the chunk's bytes, by a control character
     the chunk lacks (`_one_byte`). The columns named in `integers` are parsed as int64 by pyarrow, an
@@ -100,12 +101,13 @@ def read_chunks(
                     return
                 continue
             text = memoryview(buf)[:cut]
-            if as_csv and (buf.find(b'"', 0, cut) >= 0 or _longest_line(text) > csv.field_size_limit()):
-                table, cut = _python_csv(text, names, columns, delimiter, skip_rows, at_end=not got)
+            quoted = dialect.quotes and buf.find(b'"', 0, cut) >= 0
+            if as_csv and (quoted or _longest_line(text) > csv.field_size_limit()):
+                table, cut = _python_csv(text, names, columns, dialect, skip_rows, at_end=not got)
                 if cut == 0:  # one quoted record longer than the buffer: read on
                     continue
             else:
-                table = _arrow_csv(_one_byte(text, delimiter), names, convert, skip_rows, as_csv)
+                table = _arrow_csv(_one_byte(text, dialect.delimiter), names, convert, skip_rows, as_csv)
             del text
             skip_rows = 0
             buf[: filled - cut] = buf[cut:filled]
@@ -164,7 +166,7 @@ def _arrow_csv(text_and_delimiter, names: list, convert, skip_rows: int, trim: b
     return table
 
 
-def _python_csv(text, names: list, columns: list, delimiter: str, skip_rows: int, at_end: bool):
+def _python_csv(text, names: list, columns: list, dialect, skip_rows: int, at_end: bool):
     """A chunk with quotes, read by the row reader's csv dialect into a string table, and how many of its
     bytes that took: a quoted field still open at the chunk's end (a line break inside quotes) is left,
     from its record's first line, for the next chunk."""
@@ -173,9 +175,7 @@ def _python_csv(text, names: list, columns: list, delimiter: str, skip_rows: int
 
     import pyarrow as pa
 
-    from . import dialect
-
-    reader = dialect.reader(io.StringIO(str(text, "utf-8", "replace"), newline=""), delimiter)
+    reader = dialect.records(io.StringIO(str(text, "utf-8", "replace"), newline=""))
     rows, lines = [], 0
     try:
         for row in reader:
@@ -202,7 +202,7 @@ def _batches(path: Path, n_dense: int, n_cat: int):
 
     ints = [f"I{k + 1}" for k in range(n_dense)]
     names = ["label", *ints, *(f"C{k + 1}" for k in range(n_cat))]
-    for batch in read_chunks(path, names, "\t", integers=ints):  # a field that is not an integer: NotColumnar
+    for batch in read_chunks(path, names, Dialect("\t"), integers=ints):  # a field that is not an integer: NotColumnar
         dense = np.empty((batch.num_rows, n_dense))
         for k in range(n_dense):
             dense[:, k] = batch.column(1 + k).to_numpy(zero_copy_only=False)  # NaN where the field is empty

@@ -26,7 +26,6 @@ from typing import Optional
 
 import numpy as np
 
-from . import dialect
 from .columnar import CODE, ROWS_PER_CHUNK, Interned, NotColumnar, npy_header, read_chunks, vocabulary_ids
 from .dataset import DataError
 from .sources import _open_text, header_of
@@ -145,7 +144,7 @@ def _read_file(source, table, known_header, interned, columns: _Columns):
     names = [f"_{k}" for k in range(len(header))]  # the header's names may repeat or be empty: read by position
     at = {c: names[header.index(c)] for c in present}
     rows = 0
-    for batch in read_chunks(path, names, table.delimiter, skip, [at[c] for c in present], as_csv=True):
+    for batch in read_chunks(path, names, table.dialect, skip, [at[c] for c in present], as_csv=True):
         rows += batch.num_rows
         for c in present:
             columns.append(c, interned[c].codes_of(batch.column(at[c])))
@@ -157,7 +156,7 @@ def _csv_header(table, known_header):
     path = table.path
     with _open_text(path) as fh:
         try:
-            first = next(dialect.reader(fh, table.delimiter), None)
+            first = next(table.dialect.records(fh), None)
         except csv.Error as err:
             raise NotColumnar(str(err)) from None
     if not first or first[0].startswith("\ufeff") or any("\n" in f or "\r" in f for f in first):

@@ -1,21 +1,31 @@
 """How a text table's lines become fields, for every reader of text tables (the row reader, the columnar
 engine's header and quoted chunks): the csv module's dialect — quotes with `""` inside, strict (`"a"b` is an
-error), spaces after the delimiter skipped, the csv module's field limit. The csv module takes only a
-one-character delimiter; `MultiCharReader` reads the same dialect with a longer one (MovieLens's `::`),
-raising `csv.Error` where the csv module would."""
+error), spaces after the delimiter skipped, the csv module's field limit — or, with `quotes` off, a quote as
+any other character (the csv module's QUOTE_NONE), for files that were never CSV: MovieLens's `.dat` has the
+title `"Great Performances" Cats (1998)`. The csv module takes only a one-character delimiter;
+`MultiCharReader` reads the same dialect with a longer one (MovieLens's `::`), raising `csv.Error` where the
+csv module would."""
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 
 QUOTE = '"'
 
 
-def reader(lines, delimiter: str):
-    """An iterator of each record's fields over `lines` (a file opened with `newline=""`), with `line_num`."""
-    if len(delimiter) == 1:
-        return csv.reader(lines, delimiter=delimiter, strict=True, skipinitialspace=True)
-    return MultiCharReader(lines, delimiter)
+@dataclass(frozen=True)
+class Dialect:
+    delimiter: str
+    quotes: bool = True  # a field may be quoted; off, `"` is an ordinary character
+
+    def records(self, lines):
+        """An iterator of each record's fields over `lines` (a file opened with `newline=""`), with
+        `line_num`."""
+        if len(self.delimiter) == 1:
+            quoting = csv.QUOTE_MINIMAL if self.quotes else csv.QUOTE_NONE
+            return csv.reader(lines, delimiter=self.delimiter, strict=True, skipinitialspace=True, quoting=quoting)
+        return MultiCharReader(lines, self.delimiter, self.quotes)
 
 
 def _line_end(line: str) -> int:
@@ -32,9 +42,10 @@ class MultiCharReader:
     """The csv dialect above with a delimiter of several characters. A record is a line, or several when a
     quoted field holds a line break; a blank line is an empty record, as the csv module reads it."""
 
-    def __init__(self, lines, delimiter: str):
+    def __init__(self, lines, delimiter: str, quotes: bool = True):
         self.lines = iter(lines)
         self.delimiter = delimiter
+        self.quotes = quotes
         self.line_num = 0
 
     def __iter__(self):
@@ -51,7 +62,7 @@ class MultiCharReader:
         while True:
             while at < end and text[at] == " ":
                 at += 1
-            if at < end and text[at] == QUOTE:
+            if self.quotes and at < end and text[at] == QUOTE:
                 value, text, end, at = self._quoted(text, end, at + 1, limit)
             else:
                 stop = text.find(self.delimiter, at, end)

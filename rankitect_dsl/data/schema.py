@@ -27,6 +27,7 @@ KEYS = (
     "joins",
     "sort_by",
     "delimiter",
+    "quotes",
     "missing_values",
     "non_finite",
     "columns",
@@ -49,12 +50,13 @@ class Bag:
 @dataclass(frozen=True)
 class FileEntry:
     """A file of `files`, `eval_files` or `joins`, with the settings it names for itself: `columns` for a file
-    without a header row, `delimiter` where it differs from the schema's."""
+    without a header row, `delimiter` and `quotes` where they differ from the schema's."""
 
     name: str
     where: str  # its key path, e.g. `joins[0]`, which errors about its settings name
     columns: Optional[tuple] = None
     delimiter: Optional[str] = None
+    quotes: Optional[bool] = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class Schema:
     joins: list = field(default_factory=list)  # [Join]
     sort_by: Optional[str] = None
     delimiter: Optional[str] = None
+    quotes: bool = True  # a field may be quoted, as in CSV; false: `"` is an ordinary character
     missing_values: tuple = ("",)
     non_finite: str = "error"
     header: Optional[list] = None  # `columns`: the main table's columns when its files have no header row
@@ -192,6 +195,7 @@ class _Reader:
             [self.join(j, f"joins[{i}]") for i, j in enumerate(self.list(data.get("joins", []), "joins"))],
             None if data.get("sort_by") is None else self.string(data["sort_by"], "sort_by"),
             self.delimiter(data.get("delimiter"), "delimiter"),
+            self.quotes(data.get("quotes", True), "quotes"),
             self.missing_values(data.get("missing_values", [])),
             non_finite,
             None if "columns" not in data else self.strings(data["columns"], "columns", '["age", "income"]'),
@@ -276,7 +280,7 @@ class _Reader:
         """A file as a name, or an object with its own settings (`more`: the keys it may carry besides)."""
         if isinstance(value, str):
             return FileEntry(self.string(value, where), where)
-        keys = {"file", "columns", "delimiter"} | more
+        keys = {"file", "columns", "delimiter", "quotes"} | more
         if not isinstance(value, dict) or "file" not in value:
             self.fail(where, f'expected a file name or {{"file": …, "columns": […]}}, got {json.dumps(value)[:60]}')
         unknown = sorted(set(value) - keys)
@@ -288,7 +292,13 @@ class _Reader:
             if not columns:
                 self.fail(f"{where}.columns", "must name at least one column")
         delimiter = self.delimiter(value.get("delimiter"), f"{where}.delimiter")
-        return FileEntry(self.string(value["file"], f"{where}.file"), where, columns, delimiter)
+        quotes = None if "quotes" not in value else self.quotes(value["quotes"], f"{where}.quotes")
+        return FileEntry(self.string(value["file"], f"{where}.file"), where, columns, delimiter, quotes)
+
+    def quotes(self, value, where: str) -> bool:
+        if not isinstance(value, bool):
+            self.fail(where, f"expected true (fields may be quoted) or false, got {json.dumps(value)[:40]}")
+        return value
 
     def join(self, value, where: str) -> Join:
         if not isinstance(value, dict):

@@ -20,8 +20,8 @@ from itertools import chain as _chain
 from pathlib import Path
 from typing import Iterator, Optional
 
-from . import dialect
 from .dataset import DataError
+from .dialect import Dialect
 from .schema import Categorical, FileEntry, Schema, label_rule
 from .synthetic import SyntheticSource
 from .time_parts import NotATime, time_part
@@ -106,14 +106,14 @@ class CriteoSource:
 
 @dataclass(frozen=True)
 class TableFile:
-    """A file of a table source as it is read: its delimiter, and its columns when it has no header row, with
-    the setting that named them (`joins[0].columns`, `columns`), which errors about its fields name."""
+    """A file of a table source as it is read: its dialect, and its columns when it has no header row, with
+    the setting that named them (`joins[0].columns`, `columns`), which errors about its fields name. `where`
+    is its key path in the schema (`files[0]`, `joins[1]`), or `the table` when only the command line names
+    it."""
 
     path: Path
-    where: (
-        str  # its key path in the schema (`files[0]`, `joins[1]`), or `the table` when only the command line names it
-    )
-    delimiter: str
+    where: str
+    dialect: Dialect
     columns: Optional[tuple] = None
     named_by: str = "the header"
 
@@ -167,21 +167,25 @@ class TableSource:
         self.key = "table-" + hashlib.sha256((schema_text + _fingerprint(paths)).encode()).hexdigest()[:16]
 
     def _table_file(self, path: Path, entry: Optional[FileEntry], main: bool) -> TableFile:
-        """How `path` is read: its entry's own `columns` and `delimiter`, else the schema's — the top-level
-        `columns` only for the main table's files (`main`), never a joined side table, which reads its own
-        header unless its join names its columns. A delimiter is, in turn, the entry's, the schema's, a tab
-        for RecBole atomic files, .tsv and .txt, else a comma."""
+        """How `path` is read: its entry's own `columns`, `delimiter` and `quotes`, else the schema's — the
+        top-level `columns` only for the main table's files (`main`), never a joined side table, which reads
+        its own header unless its join names its columns. A delimiter is, in turn, the entry's, the
+        schema's, a tab for RecBole atomic files, .tsv and .txt, else a comma."""
         s = self.schema
         where = entry.where if entry is not None else "the table"
         default = "\t" if is_atomic(path) or path.suffix in (".tsv", ".txt") else ","
-        delimiter = (entry.delimiter if entry is not None else None) or s.delimiter or default
+        own_quotes = entry.quotes if entry is not None else None
+        dialect = Dialect(
+            (entry.delimiter if entry is not None else None) or s.delimiter or default,
+            s.quotes if own_quotes is None else own_quotes,
+        )
         if entry is not None and entry.columns is not None:
             if is_atomic(path):
                 raise DataError(f"{where}.columns: {path.name} is a RecBole atomic file; its header names its columns")
-            return TableFile(path, where, delimiter, entry.columns, f"{where}.columns")
+            return TableFile(path, where, dialect, entry.columns, f"{where}.columns")
         if main and s.header is not None and not is_atomic(path):
-            return TableFile(path, where, delimiter, tuple(s.header), "columns")
-        return TableFile(path, where, delimiter)
+            return TableFile(path, where, dialect, tuple(s.header), "columns")
+        return TableFile(path, where, dialect)
 
     def _records(self, table: TableFile, known_header: Optional[list] = None) -> Iterator[tuple[int, dict]]:
         """Records of one file; a file without a header row reuses `known_header` (its part's first file's)."""
@@ -199,7 +203,7 @@ class TableSource:
                     yield line, {k: "" if v is None else str(v) for k, v in record.items()}
             return
         with _open_text(path) as fh:
-            reader = dialect.reader(fh, table.delimiter)
+            reader = table.dialect.records(fh)
             first = _next_row(reader, path)
             if first is None:
                 raise DataError(f"{path} is empty")
