@@ -36,8 +36,8 @@ def worker(args) -> None:
     from rankitect_dsl.data.loading import load_data
     from rankitect_dsl.runtime import distributed
     from rankitect_dsl.runtime.engine import start
-    from rankitect_dsl.search.dnas import DNASConfig, DNASSearch
-    from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
+    from rankitect_dsl.search.inplace.dnas import DNASConfig, DNASSearch
+    from rankitect_dsl.search.inplace.oneshot import OneShotConfig, OneShotSearch
 
     world = start(args.device)
     space = load_space(args.space)

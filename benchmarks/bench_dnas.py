@@ -27,8 +27,8 @@ from pathlib import Path
 
 from rankitect_dsl import load_space
 from rankitect_dsl.data.loading import load_data
-from rankitect_dsl.search.dnas import DNASConfig, DNASSearch
-from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
+from rankitect_dsl.search.inplace.dnas import DNASConfig, DNASSearch
+from rankitect_dsl.search.inplace.oneshot import OneShotConfig, OneShotSearch
 
 SPACE = Path(__file__).resolve().parent.parent / "spaces" / "rankitect_blocks.rks"
 WITHIN = 0.05

@@ -78,7 +78,7 @@ def search(name: str, kind: str, row_name: str, folder: Path) -> dict:
     if method in ("oneshot", "dnas"):
         examples = summary["examples_processed"]
     else:
-        from rankitect_dsl.search.study_store import open_study
+        from rankitect_dsl.search.store.study import open_study
 
         store = open_study(summary["storage"])
         examples = sum(t.user_attrs.get("examples_processed", t.user_attrs.get("examples", 0)) for t in store.trials())

@@ -20,7 +20,7 @@ import numpy as np
 from rankitect_dsl import load_space
 from rankitect_dsl.core.files import figure, save_figure
 from rankitect_dsl.data.loading import load_data
-from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
+from rankitect_dsl.search.inplace.oneshot import OneShotConfig, OneShotSearch
 
 SPACE = Path(__file__).resolve().parent.parent / "spaces" / "rankitect_blocks.rks"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rankitect_dsl import load_space
 from rankitect_dsl.data.loading import load_data
-from rankitect_dsl.search.proxy_study import plot_proxy_study, run_proxy_study
+from rankitect_dsl.search.sampling.proxy_study import plot_proxy_study, run_proxy_study
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"

@@ -18,10 +18,10 @@ import torch
 
 from rankitect_dsl import Arch, load_space
 from rankitect_dsl.data.loading import load_data
-from rankitect_dsl.search.loop import Search, SearchConfig
-from rankitect_dsl.search.proxies import EarlyStopProxy
 from rankitect_dsl.search.registry import searcher_class
-from rankitect_dsl.search.study_store import StudyStore
+from rankitect_dsl.search.sampling.loop import Search, SearchConfig
+from rankitect_dsl.search.sampling.proxies import EarlyStopProxy
+from rankitect_dsl.search.store.study import StudyStore
 
 METHODS = ("random", "predictor")
 

@@ -15,7 +15,7 @@ import torch
 from rankitect_dsl import load_space
 from rankitect_dsl.data.loading import load_data
 from rankitect_dsl.search.final import retrain
-from rankitect_dsl.search.proxy_study import kendall_tau
+from rankitect_dsl.search.sampling.proxy_study import kendall_tau
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"

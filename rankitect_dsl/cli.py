@@ -326,8 +326,8 @@ def cmd_search(args):
 
 
 def cmd_study_show(args):
-    from .search.study_store import open_study
-    from .search.study_view import study_lines
+    from .search.store.study import open_study
+    from .search.store.view import study_lines
 
     print("\n".join(study_lines(open_study(args.storage, args.study), args.top)))
     return 0
@@ -343,7 +343,7 @@ def cmd_report(args):
 
 def cmd_proxy_study(args):
     from .data.loading import load_data
-    from .search.proxy_study import plot_proxy_study, run_proxy_study
+    from .search.sampling.proxy_study import plot_proxy_study, run_proxy_study
 
     space = _space(args.file)
     budgets = sorted({int(b) for b in args.budgets.split(",")}) if args.budgets else None

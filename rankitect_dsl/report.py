@@ -22,7 +22,7 @@ from .core.arch import Arch
 from .core.errors import RksError
 from .core.files import atomic_write, figure, figure_svg
 from .core.scale import recipe_factors, scale_arch
-from .search.study_store import BASELINE, CANDIDATE, FIT, GAMMA, HALVING, open_study
+from .search.store.study import BASELINE, CANDIDATE, FIT, GAMMA, HALVING, open_study
 from .space import load_source
 
 RECIPES = (  # paper 4.2.3: (label, dim factor per block, bottleneck factor, the `rks scale` flags)

@@ -19,7 +19,7 @@ from rankitect_dsl.data.sources import CriteoSource, TableSource, parse_data_spe
 from rankitect_dsl.runtime.engine import TrainConfig, train
 from rankitect_dsl.runtime.metrics import auc, normalized_entropy, window_ne
 from rankitect_dsl.runtime.model import build_model
-from rankitect_dsl.search.proxies import early_stop_proxy
+from rankitect_dsl.search.sampling.proxies import early_stop_proxy
 
 # -- metrics --------------------------------------------------------------------------------
 

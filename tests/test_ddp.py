@@ -116,7 +116,7 @@ def test_ranks_that_draw_their_own_archs_are_caught_by_the_check(tmp_path):
             from rankitect_dsl.core.errors import RksError
             from rankitect_dsl.data.loading import load_data
             from rankitect_dsl.runtime.engine import start
-            from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
+            from rankitect_dsl.search.inplace.oneshot import OneShotConfig, OneShotSearch
 
             start("cpu")
             space = load_space({space_path("tiny")!r})

@@ -15,7 +15,7 @@ from rankitect_dsl import load_space
 from rankitect_dsl.data.loading import load_data
 from rankitect_dsl.runtime.engine import Engine
 from rankitect_dsl.runtime.optim import RowWiseAdagrad
-from rankitect_dsl.search.dnas import DNASConfig, DNASSearch
+from rankitect_dsl.search.inplace.dnas import DNASConfig, DNASSearch
 
 pytestmark = pytest.mark.device
 

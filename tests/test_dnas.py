@@ -12,7 +12,7 @@ from rankitect_dsl import load_space
 from rankitect_dsl.cli import main
 from rankitect_dsl.core.arch import Arch
 from rankitect_dsl.data.loading import load_data
-from rankitect_dsl.search.dnas import DNASConfig, DNASSearch, gumbel_softmax, temperature
+from rankitect_dsl.search.inplace.dnas import DNASConfig, DNASSearch, gumbel_softmax, temperature
 
 BLOCKS = str(ROOT / "spaces" / "rankitect_blocks.rks")
 

@@ -19,10 +19,10 @@ from rankitect_dsl.cli import build_parser, main
 from rankitect_dsl.runtime import progress as progress_module
 from rankitect_dsl.runtime.engine import Engine, resolve_device
 from rankitect_dsl.runtime.optim import _dense_step, _sparse_rows_step
-from rankitect_dsl.search.loop import Search, SearchConfig
-from rankitect_dsl.search.methods.evolution import EvolutionProposer
 from rankitect_dsl.search.registry import SEARCHERS
-from rankitect_dsl.search.study_store import GAMMA, StudyStore, open_study
+from rankitect_dsl.search.sampling.evolution import EvolutionProposer
+from rankitect_dsl.search.sampling.loop import Search, SearchConfig
+from rankitect_dsl.search.store.study import GAMMA, StudyStore, open_study
 
 
 # -- the registry ----------------------------------------------------------------------------------------

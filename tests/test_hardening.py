@@ -15,7 +15,7 @@ import torch
 from conftest import ROOT, run_rks
 from rankitect_dsl import RksError, load_source, load_space
 from rankitect_dsl.data.loading import load_data
-from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
+from rankitect_dsl.search.inplace.oneshot import OneShotConfig, OneShotSearch
 
 BLOCKS = str(ROOT / "spaces" / "rankitect_blocks.rks")
 
@@ -58,7 +58,7 @@ def test_a_crafted_checkpoint_does_not_run_its_code(blocks, tmp_path):
 
 
 def test_the_weight_sharing_supernet_refuses_a_crafted_file(tmp_path):
-    from rankitect_dsl.search.proxies import WeightSharingProxy
+    from rankitect_dsl.search.sampling.proxies import WeightSharingProxy
 
     space = load_space(str(ROOT / "spaces" / "tiny.rks"))
     victim, checkpoint = tmp_path / "written", tmp_path / "w.supernet.pt"
@@ -318,7 +318,7 @@ def test_workers_starting_together_on_a_new_sqlite_store_create_it_one_at_a_time
 
     import optuna
 
-    from rankitect_dsl.search.study_store import StudyStore
+    from rankitect_dsl.search.store.study import StudyStore
 
     real = optuna.storages.RDBStorage
     meet = threading.Barrier(3, timeout=1.0)

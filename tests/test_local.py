@@ -15,8 +15,8 @@ import pytest
 
 from conftest import ROOT, run_rks, space_path
 from rankitect_dsl.search.constraints import valid_mask
-from rankitect_dsl.search.local import NOISE_FLOOR, LocalSearch, t_quantile
-from rankitect_dsl.search.neighbours import neighbours
+from rankitect_dsl.search.sampling.local import NOISE_FLOOR, LocalSearch, t_quantile
+from rankitect_dsl.search.sampling.neighbours import neighbours
 from rankitect_dsl.space import load_space
 
 
@@ -238,7 +238,7 @@ def test_resume_after_kill_repeats_the_same_path(tmp_path):
     proc = subprocess.Popen(
         command(killed_db), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    from rankitect_dsl.search.study_store import open_study
+    from rankitect_dsl.search.store.study import open_study
 
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -269,7 +269,7 @@ def test_jobs_share_the_fits_between_processes(tmp_path):
     args += ["--json"]
     p = run_rks(*args, "--storage", store, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    from rankitect_dsl.search.study_store import open_study
+    from rankitect_dsl.search.store.study import open_study
 
     fits = open_study(store).completed("fit")
     assert len({t.user_attrs["pid"] for t in fits}) == 2, "the helper trained none of the fits"
@@ -280,9 +280,9 @@ def test_jobs_share_the_fits_between_processes(tmp_path):
 def test_sampling_searches_start_from_the_baselines_neighbours(tiny, tmp_path):
     from test_engine import NamedProxy
 
-    from rankitect_dsl.search.loop import Search, SearchConfig
-    from rankitect_dsl.search.methods.evolution import EvolutionProposer
-    from rankitect_dsl.search.study_store import StudyStore
+    from rankitect_dsl.search.sampling.evolution import EvolutionProposer
+    from rankitect_dsl.search.sampling.loop import Search, SearchConfig
+    from rankitect_dsl.search.store.study import StudyStore
 
     cap = tiny.flops(tiny.baseline)
     near = {m.key for m in neighbours(tiny, tiny.encode(tiny.baseline), cap)}
@@ -302,7 +302,7 @@ def test_sampling_searches_start_from_the_baselines_neighbours(tiny, tmp_path):
 def test_an_in_place_policy_can_start_centred_on_the_baseline():
     import torch
 
-    from rankitect_dsl.search.policy import START_SHARE, Policy
+    from rankitect_dsl.search.inplace.policy import START_SHARE, Policy
 
     space = load_space(space_path("rankitect_blocks"))
     base = np.array(space.encode(space.baseline))
@@ -335,8 +335,8 @@ def test_a_warm_start_puts_the_trained_baseline_into_the_supernet(method, tmp_pa
     import torch
 
     from rankitect_dsl.data.loading import load_data
-    from rankitect_dsl.search.dnas import DNASConfig, DNASSearch
-    from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
+    from rankitect_dsl.search.inplace.dnas import DNASConfig, DNASSearch
+    from rankitect_dsl.search.inplace.oneshot import OneShotConfig, OneShotSearch
 
     space = load_space(space_path("rankitect_blocks"))
     data = load_data("synthetic", space, 3000)

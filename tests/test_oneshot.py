@@ -18,8 +18,8 @@ from rankitect_dsl import load_space
 from rankitect_dsl.cli import main
 from rankitect_dsl.data.loading import load_data
 from rankitect_dsl.search.constraints import FlopsObjective
-from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
-from rankitect_dsl.search.policy import Policy
+from rankitect_dsl.search.inplace.oneshot import OneShotConfig, OneShotSearch
+from rankitect_dsl.search.inplace.policy import Policy
 
 BLOCKS = str(ROOT / "spaces" / "rankitect_blocks.rks")
 
@@ -209,7 +209,7 @@ def test_blocks_spaces_fix_the_production_connections(blocks_name, production):
 
 
 def test_the_adapted_alpha_grows_while_gamma_misses_the_target_and_shrinks_while_it_holds(blocks, tmp_path):
-    from rankitect_dsl.search import oneshot
+    from rankitect_dsl.search.inplace import oneshot
 
     base = blocks.flops(blocks.baseline)
     search = _search(blocks, tmp_path, target=0.5 * base)  # alpha left to adapt

@@ -232,3 +232,29 @@ def test_a_choice_lost_to_an_error_does_not_reach_lowering(name, decl):
     with pytest.raises(RksError) as err:
         load_source(source, f"{name}.rks")
     assert all(d.span is not None for d in err.value.diagnostics)
+
+
+def test_the_search_plug_ins_import_no_torch():
+    """search/methods/ holds only the torch-free `Searcher` plug-ins (flags, validation, orchestration): every
+    one imports without torch, so `rks search --help` and the registry stay light; the algorithms they run
+    (search/sampling/, search/inplace/) are imported inside `search()`."""
+    code = (
+        "import importlib, pkgutil, sys\nimport rankitect_dsl.search.methods as m\n"
+        "for i in pkgutil.iter_modules(m.__path__):\n    importlib.import_module(f'{m.__name__}.{i.name}')\n"
+        "from rankitect_dsl.search.registry import SEARCHERS, searcher_class\n"
+        "[searcher_class(name) for name in SEARCHERS]\n"
+        "print(sorted(k for k in ('torch', 'sympy') if k in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_search_modules_live_in_the_folder_of_their_role():
+    """The algorithms in sampling/ and inplace/, the store in store/, the plug-ins in methods/; at the top
+    only what every method shares."""
+    search = PACKAGE / "search"
+    top = {p.stem for p in search.glob("*.py")} - {"__init__"}
+    assert top == {"base", "registry", "flags", "constraints", "final"}
+    assert {p.stem for p in (search / "methods").glob("*.py")} & top == set()
+    for folder in ("sampling", "inplace", "store", "methods"):
+        assert (search / folder / "__init__.py").exists()

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, space_path
 from rankitect_dsl import Arch, load_space
-from rankitect_dsl.search.study_store import BASELINE, CANDIDATE, StudyStore
+from rankitect_dsl.search.store.study import BASELINE, CANDIDATE, StudyStore
 
 URL = os.environ.get("RKS_TEST_POSTGRES_URL")
 

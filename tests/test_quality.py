@@ -14,10 +14,10 @@ from rankitect_dsl import load_space
 from rankitect_dsl.data.loading import load_data
 from rankitect_dsl.runtime.engine import TrainConfig, evaluate_tail, train
 from rankitect_dsl.runtime.optim import RowWiseAdagrad, body_lr_schedule, make_optimizers
-from rankitect_dsl.search.loop import Search, SearchConfig
-from rankitect_dsl.search.methods.predictor import PredictorProposer
-from rankitect_dsl.search.proxies import EarlyStopProxy, WeightSharingProxy, early_stop_proxy
-from rankitect_dsl.search.study_store import StudyStore
+from rankitect_dsl.search.sampling.loop import Search, SearchConfig
+from rankitect_dsl.search.sampling.proxies import EarlyStopProxy, WeightSharingProxy, early_stop_proxy
+from rankitect_dsl.search.sampling.rl_sampler import PredictorProposer
+from rankitect_dsl.search.store.study import StudyStore
 
 TINY = load_space(space_path("tiny"))
 

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import run_rks, space_path
 from rankitect_dsl import Arch, load_space
-from rankitect_dsl.search.study_store import BASELINE, CANDIDATE, open_study
+from rankitect_dsl.search.store.study import BASELINE, CANDIDATE, open_study
 
 
 @pytest.mark.multiproc

@@ -17,17 +17,16 @@ import torch
 from conftest import run_argv, run_rks, search_cmd, space_path
 from rankitect_dsl.data.loading import load_data
 from rankitect_dsl.search.constraints import FlopsObjective, flops_range, parse_flops, valid_mask
-from rankitect_dsl.search.methods.predictor import centre_shares
-from rankitect_dsl.search.pareto import pareto
-from rankitect_dsl.search.predictor import Predictor
-from rankitect_dsl.search.proxies import WeightSharingProxy
-from rankitect_dsl.search.sampler import rl_propose
+from rankitect_dsl.search.sampling.pareto import pareto
+from rankitect_dsl.search.sampling.predictor import Predictor
+from rankitect_dsl.search.sampling.proxies import WeightSharingProxy
+from rankitect_dsl.search.sampling.rl_sampler import centre_shares, rl_propose
 
 
 def trials(db):
     """The study's trials, read through the store's own opening, which waits while a starting search is still
     creating the tables (reading beside it raced Optuna's schema creation: `UNIQUE constraint failed`)."""
-    from rankitect_dsl.search.study_store import open_storage
+    from rankitect_dsl.search.store.study import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.load_study(study_name="s", storage=open_storage(f"sqlite:///{db}")).get_trials(deepcopy=False)
@@ -105,7 +104,7 @@ def test_two_workers_share_one_study(tmp_path):
 
 
 def test_predictor_learns_and_rl_sampler_respects_cap_and_exclusions(spaces):
-    from rankitect_dsl.search.predictor import one_hot
+    from rankitect_dsl.search.sampling.predictor import one_hot
 
     space = spaces["tiny"]
     archs = space.sample_many(300, seed=0)
@@ -327,7 +326,7 @@ def test_study_show(tmp_path):
 def test_kendall_tau_equals_scipy():
     from scipy.stats import kendalltau
 
-    from rankitect_dsl.search.proxy_study import kendall_tau
+    from rankitect_dsl.search.sampling.proxy_study import kendall_tau
 
     rng = np.random.default_rng(3)
     x, y = rng.integers(0, 6, 40).astype(float), rng.integers(0, 6, 40).astype(float)
@@ -338,7 +337,7 @@ def test_early_stop_proxy_decays_its_rate_over_its_own_budget_as_the_final_train
     """The proxy trains as the final retrain does, only shorter: the body rate falls linearly to zero over the
     proxy's budget (a constant rate ranked archs for a trainer nobody ships)."""
     from rankitect_dsl.runtime import engine as trainer
-    from rankitect_dsl.search.proxies import early_stop_proxy
+    from rankitect_dsl.search.sampling.proxies import early_stop_proxy
 
     rates = []
     real = trainer.logloss_step
@@ -379,9 +378,9 @@ def test_cli_proxy_study(tmp_path):
 
 
 def test_a_dead_workers_last_trial_is_retried_by_the_finishing_worker(tmp_path, spaces):
-    from rankitect_dsl.search.loop import Search, SearchConfig
-    from rankitect_dsl.search.proxies import EarlyStopProxy
-    from rankitect_dsl.search.study_store import CANDIDATE, StudyStore
+    from rankitect_dsl.search.sampling.loop import Search, SearchConfig
+    from rankitect_dsl.search.sampling.proxies import EarlyStopProxy
+    from rankitect_dsl.search.store.study import CANDIDATE, StudyStore
 
     space = spaces["tiny"]
     data = load_data("synthetic:1", space, 600)

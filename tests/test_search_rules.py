@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import run_argv, run_rks, search_cmd, space_path
-from rankitect_dsl.search.loop import Search, SearchConfig
-from rankitect_dsl.search.methods.predictor import PredictorProposer
-from rankitect_dsl.search.predictor import Predictor
-from rankitect_dsl.search.study_store import HALVING, StudyStore
+from rankitect_dsl.search.sampling.loop import Search, SearchConfig
+from rankitect_dsl.search.sampling.predictor import Predictor
+from rankitect_dsl.search.sampling.rl_sampler import PredictorProposer
+from rankitect_dsl.search.store.study import HALVING, StudyStore
 
 
 class ScriptedProxy:
@@ -107,7 +107,7 @@ def test_export_writes_the_best_trial(tmp_path):
 def test_weight_sharing_pretraining_follows_its_schedule(spaces, monkeypatch):
     """All masks on for the first 10% of pretraining batches; then a sampled subnet with probability 0.75."""
     from rankitect_dsl.data.loading import load_data
-    from rankitect_dsl.search import proxies
+    from rankitect_dsl.search.sampling import proxies
 
     space = spaces["tiny"]
     data = load_data("synthetic:1", space, 100 * 64)
@@ -135,7 +135,7 @@ def test_weight_sharing_pretraining_follows_its_schedule(spaces, monkeypatch):
 
 
 def test_a_dead_worker_with_an_impossible_pid_is_recovered_without_hanging(spaces, tmp_path):
-    from rankitect_dsl.search.study_store import CANDIDATE
+    from rankitect_dsl.search.store.study import CANDIDATE
 
     space = spaces["tiny"]
     store = StudyStore(f"sqlite:///{tmp_path}/r.db", "r")

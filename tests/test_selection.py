@@ -15,8 +15,8 @@ from rankitect_dsl.data.dataset import DataError, Dataset
 from rankitect_dsl.data.synthetic import SyntheticSource
 from rankitect_dsl.search.constraints import valid_mask
 from rankitect_dsl.search.final import Finalist, retrain, select
-from rankitect_dsl.search.loop import Search, SearchConfig
-from rankitect_dsl.search.study_store import StudyStore
+from rankitect_dsl.search.sampling.loop import Search, SearchConfig
+from rankitect_dsl.search.store.study import StudyStore
 
 # Every arch of this space but its baseline is crippled: a linear block of width 1 is followed by a
 # LayerNorm over one feature, which outputs its bias whatever the input, so the model predicts a constant.
@@ -143,7 +143,7 @@ def poisoned(data: Dataset, fraction: float) -> Dataset:
 
 
 def test_the_validation_slice_is_scored_and_never_trained_on():
-    from rankitect_dsl.search.proxies import EarlyStopProxy, WeightSharingProxy
+    from rankitect_dsl.search.sampling.proxies import EarlyStopProxy, WeightSharingProxy
 
     data = poisoned(synthetic(), 0.1)
     scores = retrain(TINY, TINY.baseline, data, [0, 1], val_fraction=0.1)
@@ -157,8 +157,8 @@ def test_the_validation_slice_is_scored_and_never_trained_on():
 
 @pytest.mark.parametrize("method", ["oneshot", "dnas"])
 def test_the_supernet_searches_never_train_on_the_validation_slice(tmp_path, method):
-    from rankitect_dsl.search.dnas import DNASConfig, DNASSearch
-    from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
+    from rankitect_dsl.search.inplace.dnas import DNASConfig, DNASSearch
+    from rankitect_dsl.search.inplace.oneshot import OneShotConfig, OneShotSearch
 
     data = poisoned(synthetic(), 0.1)
     fit = data.validation_view(0.1)
@@ -249,7 +249,7 @@ def test_validation_fractions_out_of_range_or_too_small_are_refused():
 
 
 def test_finalists_of_the_supernet_searches_are_gamma_and_distinct_likely_runners_up(tmp_path):
-    from rankitect_dsl.search.oneshot import OneShotConfig, OneShotSearch
+    from rankitect_dsl.search.inplace.oneshot import OneShotConfig, OneShotSearch
 
     data = synthetic()
     cfg = OneShotConfig(1024, float(TINY.flops(TINY.baseline)), batch_size=256)

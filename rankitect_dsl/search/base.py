@@ -61,7 +61,7 @@ class SearchContext:
         """A file kept beside the store (checkpoints, logs, plots): in its folder for SQLite or a journal, else in
         the cache."""
         from ..data.preprocess import cache_root
-        from .study_store import store_file
+        from .store.study import store_file
 
         path = store_file(self.url)
         if path is not None:

@@ -1,4 +1,4 @@
-"""DNAS (paper 3.2.3): architecture logits trained jointly with the supernet (`search/dnas.py`)."""
+"""DNAS (paper 3.2.3): architecture logits trained jointly with the supernet (`search/inplace/dnas.py`)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class DNASSearcher(InPlaceSearcher):
         )
 
     def config(self, target: float, warmup: float, common: dict):
-        from ..dnas import DNASConfig
+        from ..inplace.dnas import DNASConfig
 
         a = self.args
         if a.lam < 0:
@@ -58,7 +58,7 @@ class DNASSearcher(InPlaceSearcher):
         )
 
     def make_search(self, space, fit, baseline, cfg, checkpoint, log):
-        from ..dnas import DNASSearch
+        from ..inplace.dnas import DNASSearch
 
         return DNASSearch(space, fit, baseline, cfg, checkpoint, log)
 

@@ -1,57 +1,17 @@
-"""Regularised (aging) evolution (Real et al., 2019, "Regularized Evolution for Image Classifier Architecture
-Search"): after a random first round, each child is a one-decision mutation of the best of a random
-tournament drawn from the population, the `--population` most recently evaluated candidates. Ageing out
-the old rather than the worst keeps a lucky proxy score from ruling the search: an arch survives only as
-long as its children keep scoring well.
+"""`rks search --method evolution`: regularised (aging) evolution, its proposer in
+`search/sampling/evolution.py` (mutations of tournament winners among the `--population` most recent
+candidates).
 
-It is the worked example of adding a searcher (docs/architecture.md): this module and one line in
-`registry.SEARCHERS`; the loop, proxies, study store, final selection and report are the sampling
+It is the worked example of adding a searcher (docs/architecture.md): the proposer, this plug-in and one
+line in `registry.SEARCHERS`; the loop, proxies, study store, final selection and report are the sampling
 searches' own."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from ...core.errors import RksError
 from ..flags import positive
-from ..loop import Proposer
+from ..sampling.evolution import POPULATION, TOURNAMENT
 from .sampling import SamplingSearcher
-
-POPULATION, TOURNAMENT = 10, 3
-MUTATION_TRIES = 50  # draws per child before the round is left to the random fill
-
-
-class EvolutionProposer(Proposer):
-    def __init__(self, population: int = POPULATION, tournament: int = TOURNAMENT):
-        self.population, self.tournament = population, tournament
-
-    def propose(self, search, n: int, done: list, exclude: set, rng: np.random.Generator) -> list:
-        from ..constraints import valid_mask
-
-        space = search.space
-        alive = sorted(done, key=lambda t: t.number)[-self.population :]  # the youngest survive
-        sizes = np.array([d.size for d in space.decisions])
-        mutable = np.flatnonzero(sizes > 1)
-        out = []
-        if not len(mutable):
-            return out
-        for _ in range(n):
-            contestants = rng.choice(len(alive), size=min(self.tournament, len(alive)), replace=False)
-            parent = min((alive[i] for i in contestants), key=lambda t: (t.value, t.number))
-            for _ in range(MUTATION_TRIES):
-                child = np.array(parent.user_attrs["vector"])
-                i = int(rng.choice(mutable))
-                child[i] = (child[i] + 1 + int(rng.integers(sizes[i] - 1))) % sizes[i]  # another option of i
-                if not valid_mask(space, child[None])[0]:
-                    continue
-                arch = space.decode(child.tolist())
-                key = space.subnet_key(arch)
-                if key in exclude or not search.objective.allowed(np.array([space.flops(arch)]))[0]:
-                    continue
-                exclude.add(key)
-                out.append(arch)
-                break
-        return out
 
 
 class EvolutionSearcher(SamplingSearcher):
@@ -83,4 +43,6 @@ class EvolutionSearcher(SamplingSearcher):
             )
 
     def proposer(self):
+        from ..sampling.evolution import EvolutionProposer
+
         return EvolutionProposer(self.args.population, self.args.tournament)

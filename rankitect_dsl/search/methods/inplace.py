@@ -12,7 +12,7 @@ import sys
 from ...core.errors import RksError
 from ..base import Found, SearchContext, Searcher
 from ..flags import positive
-from ..inplace import finite_mean
+from ..inplace.curves import curves
 
 
 class InPlaceSearcher(Searcher):
@@ -73,8 +73,8 @@ class InPlaceSearcher(Searcher):
         from ...runtime import distributed
         from ...runtime.progress import Progress
         from ..constraints import check_flops_rule, parse_flops
-        from ..loop import space_fingerprint
-        from ..study_store import GAMMA, StudyStore
+        from ..sampling.loop import space_fingerprint
+        from ..store.study import GAMMA, StudyStore
 
         args, space = self.args, ctx.space
         baseline = self.baseline(space)
@@ -169,27 +169,3 @@ class InPlaceSearcher(Searcher):
             f"γ(θ)           FLOPs {gamma['flops']:,} ({summary['flops_ratio']:.2f}x the baseline; target "
             f"{summary['flops_target']:,.0f}, {100 * summary['target_gap']:.1f}% off)",
         ]
-
-
-CURVE_POINTS = 200
-
-
-def curves(log) -> list[dict]:
-    """The per-step log averaged into at most `CURVE_POINTS` windows of consecutive steps: what the report
-    plots (reward or loss, FLOPs of the samples and of γ(θ), entropy, temperature)."""
-    with open(log) as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    if not records:
-        return []
-    width = max(1, math.ceil(len(records) / CURVE_POINTS))
-    keys = ("reward", "loss", "flops_ratio", "sample_flops_ratio", "gamma_flops_ratio", "entropy", "temperature")
-    out = []
-    for a in range(0, len(records), width):
-        window = records[a : a + width]
-        point = {"step": window[-1]["step"] + 1}
-        for k in keys:
-            values = [r[k] for r in window if isinstance(r.get(k), (int, float))]
-            if values and math.isfinite(mean := finite_mean(values)):
-                point[k] = mean
-        out.append(point)
-    return out

@@ -1,8 +1,8 @@
-"""`rks search --method local`: the local search from the production model (`search/local.py`) on real
+"""`rks search --method local`: the local search from the production model (`search/sampling/local.py`) on real
 training — every candidate trained by the final trainer on the rows before the validation slice, with the
 incumbent's seeds — and its fits kept in the study store, one trial per (arch, seed), so a killed search
 replays its path from the store and goes on. Under `--jobs N` the first seeds of the next N neighbours are
-trained at once by this process and N − 1 helpers (`search/workers.py`), which take the fits this process
+trained at once by this process and N − 1 helpers (`search/store/workers.py`), which take the fits this process
 enqueues until it says it is done."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ...core.arch import Arch
 from ...core.errors import RksError
 from ..base import Found, SearchContext, Searcher
 from ..flags import positive
-from ..study_store import FIT, StudyStore
+from ..store.study import FIT, StudyStore
 
 DONE = "local_done_by"  # the pid of the search process whose helpers may stop
 EXAMPLES = 20000  # synthetic training rows by default
@@ -156,9 +156,9 @@ class LocalSearcher(Searcher):
 
         from ...runtime import distributed
         from ..constraints import check_flops_rule, default_flops_cap
-        from ..local import LocalSearch
-        from ..loop import space_fingerprint
-        from ..workers import check_storage, is_worker, start_workers, threads_per_job, wait_for_workers
+        from ..sampling.local import LocalSearch
+        from ..sampling.loop import space_fingerprint
+        from ..store.workers import check_storage, is_worker, start_workers, threads_per_job, wait_for_workers
 
         args, space = self.args, ctx.space
         check_storage(ctx.url, args.jobs)
@@ -222,7 +222,7 @@ class LocalSearcher(Searcher):
         return found
 
     def render(self, summary: dict) -> list[str]:
-        from ..study_view import path_lines
+        from ..store.view import path_lines
 
         lines = [
             f"local search: {summary['evaluated']} candidates visited ({summary['stopped']}); paired noise "

@@ -1,4 +1,4 @@
-"""One-shot search (paper 3.2.2): an RL policy trained in place with the supernet (`search/oneshot.py`)."""
+"""One-shot search (paper 3.2.2): an RL policy trained in place with the supernet (`search/inplace/oneshot.py`)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class OneShotSearcher(InPlaceSearcher):
         g.add_argument("--policy-lr", type=positive(float), default=0.05, help="the policy's Adam rate (0.05)")
 
     def config(self, target: float, warmup: float, common: dict):
-        from ..oneshot import OneShotConfig
+        from ..inplace.oneshot import OneShotConfig
 
         a = self.args
         if a.alpha is not None and a.alpha < 0:
@@ -56,7 +56,7 @@ class OneShotSearcher(InPlaceSearcher):
         )
 
     def make_search(self, space, fit, baseline, cfg, checkpoint, log):
-        from ..oneshot import OneShotSearch
+        from ..inplace.oneshot import OneShotSearch
 
         return OneShotSearch(space, fit, baseline, cfg, checkpoint, log)
 

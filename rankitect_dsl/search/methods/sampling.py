@@ -10,7 +10,7 @@ from pathlib import Path
 from ...core.errors import RksError
 from ..base import Found, SearchContext, Searcher
 from ..flags import positive
-from ..study_store import HEARTBEAT_GRACE, HEARTBEAT_SECONDS
+from ..store.study import HEARTBEAT_GRACE, HEARTBEAT_SECONDS
 
 PROXIES = ("early-stop", "weight-sharing")
 
@@ -97,10 +97,10 @@ class SamplingSearcher(Searcher):
         from ...runtime import distributed
         from ...runtime.engine import default_batch_size
         from ..constraints import check_flops_rule, default_flops_cap, parse_flops
-        from ..loop import Search, SearchConfig, space_fingerprint
-        from ..proxies import PROXY_SCHEDULE, EarlyStopProxy, WeightSharingProxy
-        from ..study_store import StudyStore
-        from ..workers import check_storage, is_worker, start_workers, threads_per_job, wait_for_workers
+        from ..sampling.loop import Search, SearchConfig, space_fingerprint
+        from ..sampling.proxies import PROXY_SCHEDULE, EarlyStopProxy, WeightSharingProxy
+        from ..store.study import StudyStore
+        from ..store.workers import check_storage, is_worker, start_workers, threads_per_job, wait_for_workers
 
         args, space = self.args, ctx.space
         check_storage(ctx.url, args.jobs)
@@ -189,7 +189,7 @@ class SamplingSearcher(Searcher):
         return found
 
     def after(self, ctx: SearchContext, found: Found) -> None:
-        from ..pareto import plot_pareto
+        from ..sampling.pareto import plot_pareto
 
         args, summary = self.args, found.summary
         if args.plot:

@@ -1,47 +1,16 @@
-"""The RL sampler that proposes the next round's candidates: REINFORCE over the space's categorical
-decisions, scored by the predictor and the FLOPs constraint (in place of the paper's random sampler)."""
+"""The predictor search's proposer (paper 3.2.1): each round fits the predictor ensemble to every window NE,
+then REINFORCE over the space's decisions, scored by the predictor and the FLOPs constraint (in place of the
+paper's random sampler), proposes the next candidates near the best archs so far."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
 
-from .constraints import FlopsObjective, valid_mask
+from ..constraints import FlopsObjective, valid_mask
+from ..inplace.gumbel import centred_logits, draw
+from .loop import Proposer
 from .predictor import Predictor
-
-
-def centred_logits(space, incumbent, mutations: float) -> torch.Tensor:
-    """Policy logits (decisions × most options, padding at -inf) centred on the incumbent: each decision
-    that shapes its subnet keeps the incumbent's value except with probability mutations / (number of
-    such decisions), so a sample changes about `mutations` of them; the others (unused connections, dims
-    of unchosen blocks, unreached choices) follow the space's sampler, which is what they are drawn from
-    when a change brings them into play. Without an incumbent: uniform over each decision's options."""
-    sizes = [d.size for d in space.decisions]
-    out = torch.full((len(sizes), max(sizes, default=1)), -math.inf)
-    relevant = space.relevance([incumbent])[0] if incumbent is not None else None
-    q = min(0.5, mutations / max(1, int(relevant.sum()))) if relevant is not None else 0.0
-    for i, (size, probs) in enumerate(zip(sizes, space.sampler_probs())):
-        if relevant is None:
-            out[i, :size] = 0.0
-        elif relevant[i]:
-            out[i, :size] = math.log(q / (size - 1))
-            out[i, int(incumbent[i])] = math.log(1 - q)
-        else:
-            out[i, :size] = probs.float().clamp_min(1e-6).log()
-    return out
-
-
-def gumbel_noise(k: int, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """k draws of standard Gumbel noise shaped like `logits`: what Gumbel-max (the samplers, the RL policy)
-    and Gumbel-softmax (DNAS) add to the logits."""
-    return -torch.log(-torch.log(torch.rand((k, *logits.shape), generator=generator).clamp_min(1e-12)))
-
-
-def draw(logits: torch.Tensor, k: int, generator: torch.Generator, temperature: float = 1.0) -> np.ndarray:
-    """k flat vectors from independent categoricals, all decisions at once (Gumbel-max)."""
-    return (logits / temperature + gumbel_noise(k, logits, generator)).argmax(-1).numpy()
 
 
 def rl_propose(
@@ -106,3 +75,28 @@ def rl_propose(
         if len(out) == n:
             break
     return out
+
+
+def centre_shares(n: int, evaluated: int, centres: int = 3) -> list[int]:
+    """How many of a round's n proposals the RL sampler centres on the best, second, third … arch so far:
+    half on the best, the rest spread over the runners-up. One centre's neighbourhood alone soon
+    returns the same model with new initial weights; several keep the round's proposals diverse."""
+    k = max(1, min(centres, n, evaluated))
+    if k == 1:
+        return [n]
+    first = n - n // 2
+    rest = [(n // 2) // (k - 1) + (i < (n // 2) % (k - 1)) for i in range(k - 1)]
+    return [first] + [share for share in rest if share]
+
+
+class PredictorProposer(Proposer):
+    def propose(self, search, n: int, done: list, exclude: set, rng: np.random.Generator) -> list:
+        vectors = np.array([t.user_attrs["vector"] for t in done])
+        values = np.array([t.value for t in done])  # window NE + FLOPs penalty: what ranks the incumbents
+        # The predictor learns window NE alone; the sampler adds the exact penalty from the cost model once.
+        window_ne = np.array([t.user_attrs["window_ne"] for t in done])
+        predictor = Predictor(search.space, seed=int(rng.integers(1 << 30))).fit(vectors, window_ne)
+        out = []
+        for incumbent, share in zip(vectors[np.argsort(values, kind="stable")], centre_shares(n, len(values))):
+            out += rl_propose(search.space, predictor, search.objective, exclude, share, rng, incumbent=incumbent)
+        return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..core.files import figure, save_figure
+from ...core.files import figure, save_figure
 
 
 def pareto(trials) -> list:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .constraints import valid_mask
-from .sampler import centred_logits, draw
+from ..constraints import valid_mask
+from .gumbel import centred_logits, draw
 
 IMPORTANCE_CLIP = 1e4  # Eq. 6's clip of w
 START_SHARE = 0.25  # from an incumbent: each decision shaping it keeps its value with probability 1 - this

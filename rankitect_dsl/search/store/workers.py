@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from ..core.errors import RksError
+from ...core.errors import RksError
 
 WORKER_ENV = "RKS_SEARCH_WORKER"
 

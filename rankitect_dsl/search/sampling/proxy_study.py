@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..core.files import figure, save_figure
-from . import VAL_FRACTION
-from .final import retrain
+from ...core.files import figure, save_figure
+from .. import VAL_FRACTION
+from ..final import retrain
 from .proxies import PROXY_SCHEDULE, EarlyStopProxy, WeightSharingProxy
 
 
@@ -56,7 +56,7 @@ def run_proxy_study(
 ) -> dict:
     """One row per budget and proxy schedule: each proxy's Kendall tau against the final retrain. Several
     schedules share the truth (and nothing else), so they are compared on the same models."""
-    from ..runtime.progress import Progress
+    from ...runtime.progress import Progress
 
     fit = data.validation_view(val_fraction)
     budgets = budgets or default_budgets(fit.n_train, batch_size)

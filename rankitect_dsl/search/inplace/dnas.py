@@ -32,12 +32,13 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from ..data.dataset import Dataset
-from ..runtime.metrics import normalized_entropy
-from .constraints import FlopsObjective
-from .inplace import InPlaceSearch, finite_mean
+from ...data.dataset import Dataset
+from ...runtime.metrics import normalized_entropy
+from ..constraints import FlopsObjective
+from .curves import finite_mean
+from .gumbel import gumbel_noise
 from .policy import Policy
-from .sampler import gumbel_noise
+from .trainer import InPlaceSearch
 
 
 @dataclass

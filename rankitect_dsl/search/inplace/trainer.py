@@ -23,12 +23,13 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..core.errors import RksError
-from ..data.dataset import Dataset
-from ..runtime.engine import Engine, ResumableRun, default_batch_size, start_over
-from ..runtime.model import CTRModel
-from ..runtime.optim import make_optimizers
-from ..runtime.progress import Progress
+from ...core.errors import RksError
+from ...data.dataset import Dataset
+from ...runtime.engine import Engine, ResumableRun, default_batch_size, start_over
+from ...runtime.model import CTRModel
+from ...runtime.optim import make_optimizers
+from ...runtime.progress import Progress
+from .curves import finite_mean
 
 
 class InPlaceSearch:
@@ -66,7 +67,7 @@ class InPlaceSearch:
     def _write_back(self, trained: CTRModel) -> None:
         """`trained`'s weights (the baseline's model) into the supernet: its body into the slices the
         baseline's subnet uses, its embedding tables as they are."""
-        from ..runtime.transfer import transfer_back
+        from ...runtime.transfer import transfer_back
 
         transfer_back(self.supernet.body, trained.body, self.baseline)
         supernet = dict(self.supernet.named_parameters())
@@ -79,8 +80,8 @@ class InPlaceSearch:
         trainer (one pass over the rows the search trains on; data parallel under torchrun, as `rks train`) and
         its weights written into the supernet, so the search starts from the production model rather than from
         noise. Returns the examples it trained."""
-        from ..runtime.engine import TrainConfig, train_final
-        from ..runtime.model import build_model
+        from ...runtime.engine import TrainConfig, train_final
+        from ...runtime.model import build_model
 
         cfg = self.cfg
         model = build_model(self.space, self.baseline, self.data, cfg.seed)
@@ -214,7 +215,7 @@ class InPlaceSearch:
         """γ(θ) and the k − 1 most likely other subnets among `draws` samples of the learned distribution, none
         above γ(θ)'s FLOPs or the target, whichever is higher: what the final trainer retrains beside the
         baseline. A distribution that has settled on one model gives fewer."""
-        from .final import Finalist
+        from ..final import Finalist
 
         distribution = self.learned()
         gamma = distribution.most_likely()
@@ -256,9 +257,3 @@ class InPlaceSearch:
             "seconds": self.seconds,
             "resumed_from": self.resumed_from,
         }
-
-
-def finite_mean(values) -> float:
-    """The mean of the finite values (NaN: an NE of a one-class batch), NaN when there is none."""
-    values = [v for v in values if math.isfinite(v)]
-    return float(np.mean(values)) if values else float("nan")

@@ -22,7 +22,7 @@ import time
 import warnings
 from typing import Optional
 
-from ..core.errors import RksError
+from ...core.errors import RksError
 
 CANDIDATE, BASELINE, HALVING = "candidate", "baseline", "halving"
 GAMMA = "gamma"  # an in-place search's γ(θ) at one of its checkpoints

@@ -14,11 +14,11 @@ from typing import Optional
 
 import numpy as np
 
-from ..core.arch import Arch
-from ..core.errors import RksError
-from .constraints import FlopsObjective
+from ...core.arch import Arch
+from ...core.errors import RksError
+from ..constraints import FlopsObjective
+from ..store.study import BASELINE, CANDIDATE, HALVING, StudyStore
 from .pareto import pareto
-from .study_store import BASELINE, CANDIDATE, HALVING, StudyStore
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Search:
     def run(self, rounds_only: bool = False) -> Optional[dict]:
         """The rounds until the budget is spent, then (unless `rounds_only`: a helper worker of `--jobs`)
         successive halving and the summary."""
-        from ..runtime.progress import Progress
+        from ...runtime.progress import Progress
 
         self.store.recover_interrupted()
         if self.space.baseline is not None and not self.store.trials(BASELINE):
@@ -269,7 +269,7 @@ class Search:
 
     def finalists(self, k: int) -> list:
         """The top `k` distinct subnets of the ranking, for the final retrain beside the baseline."""
-        from .final import Finalist
+        from ..final import Finalist
 
         done, out, seen = self.store.completed(), [], set()
         for key, rung, value, _ in self.ranking():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .study_store import BASELINE, CANDIDATE, FIT, GAMMA, HALVING, StudyStore
+from .study import BASELINE, CANDIDATE, FIT, GAMMA, HALVING, StudyStore
 
 # Shown as their own lines, or not at all.
 HIDDEN = ("space_source", "summary", "commands", "train_flags", "local_done_by")
@@ -77,7 +77,7 @@ def path_lines(path) -> list[str]:
 def _result_lines(summary) -> list[str]:
     if not summary:
         return ["no finished run recorded yet"]
-    from .final import verdict
+    from ..final import verdict
 
     best = summary["best"]
     lines = [

@@ -40,13 +40,14 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..data.dataset import Dataset
-from ..runtime.metrics import normalized_entropy
-from ..runtime.model import build_model
-from ..runtime.optim import make_optimizers
-from .constraints import FlopsObjective
-from .inplace import InPlaceSearch, finite_mean
+from ...data.dataset import Dataset
+from ...runtime.metrics import normalized_entropy
+from ...runtime.model import build_model
+from ...runtime.optim import make_optimizers
+from ..constraints import FlopsObjective
+from .curves import finite_mean
 from .policy import Policy, ReplayBuffer
+from .trainer import InPlaceSearch
 
 LAMBDA_START = 3.0  # the FLOPs term's spread as large as the NE% noise's at first
 ALPHA_TOLERANCE = 0.05  # the relative gap of γ(θ) to the target below which λ shrinks

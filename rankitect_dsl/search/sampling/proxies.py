@@ -14,13 +14,13 @@ from typing import Optional
 
 import torch
 
-from ..core.errors import RksError
-from ..data.dataset import Dataset
-from ..runtime import distributed
-from ..runtime.checkpoints import load_checkpoint, save_checkpoint
-from ..runtime.engine import TrainConfig, TrainResult, default_batch_size, train
-from ..runtime.model import CTRModel, build_model
-from ..runtime.transfer import transfer_weights
+from ...core.errors import RksError
+from ...data.dataset import Dataset
+from ...runtime import distributed
+from ...runtime.checkpoints import load_checkpoint, save_checkpoint
+from ...runtime.engine import TrainConfig, TrainResult, default_batch_size, train
+from ...runtime.model import CTRModel, build_model
+from ...runtime.transfer import transfer_weights
 
 PROXY_SCHEDULE = "linear"
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constraints import valid_mask
+from ..constraints import valid_mask
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..core.arch import Arch
+from ...core.arch import Arch
 from .neighbours import Move, neighbours
 
 PRIOR_MIN = 4  # archs trained before the predictor orders the neighbours
