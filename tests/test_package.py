@@ -258,3 +258,41 @@ def test_search_modules_live_in_the_folder_of_their_role():
     assert {p.stem for p in (search / "methods").glob("*.py")} & top == set()
     for folder in ("sampling", "inplace", "store", "methods"):
         assert (search / folder / "__init__.py").exists()
+
+
+def module_graph(package: Path) -> dict:
+    """Module → the package's modules it imports, at the top or inside functions (a lazy import still ties
+    the two modules together)."""
+
+    def name(path: Path) -> str:
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    modules = {name(p): p for p in package.rglob("*.py")}
+    graph = {}
+    for module, path in modules.items():
+        here = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = here.split(".")[: len(here.split(".")) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                targets |= {t for t in [target, *(f"{target}.{a.name}" for a in node.names)] if t in modules}
+        # a package's own __init__ and its modules import each other by design: not a cycle between ideas
+        graph[module] = {
+            t for t in targets if t != module and not t.startswith(module + ".") and not module.startswith(t + ".")
+        }
+    return graph
+
+
+def test_no_two_modules_import_each_other(tmp_path):
+    import networkx as nx
+
+    cycles = list(nx.simple_cycles(nx.DiGraph(module_graph(PACKAGE))))
+    assert not cycles, cycles[:3]
+    # the walk finds a cycle made on purpose, lazy import included
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "a.py").write_text("from .b import x\n")
+    (tmp_path / "pkg" / "b.py").write_text("def f():\n    from .a import y\n")
+    assert list(nx.simple_cycles(nx.DiGraph(module_graph(tmp_path / "pkg")))) != []

@@ -18,7 +18,7 @@ from ..core.blocks import DEFAULT_NORM, REGISTRY, group_blocks, has_dim, is_mult
 from ..core.errors import RksError
 from ..core.graph import reads
 from .formatter import format_source
-from .grow import production_model, production_widths
+from .production import production_model, production_widths
 from .writer import assignment
 
 FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)
