@@ -15,7 +15,8 @@ import torch
 
 from conftest import ROOT, run_rks, space_path
 from rankitect_dsl import Arch, RksError, load_space
-from rankitect_dsl.cli import build_parser, main
+from rankitect_dsl.arguments import build_parser
+from rankitect_dsl.cli import main
 from rankitect_dsl.runtime import progress as progress_module
 from rankitect_dsl.runtime.engine import Engine, resolve_device
 from rankitect_dsl.runtime.optim import _dense_step, _sparse_rows_step

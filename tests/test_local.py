@@ -185,7 +185,7 @@ def test_never_leaves_the_cap_and_stops_at_a_local_optimum(tiny):
 
 
 def test_the_default_method_is_the_registrys():
-    from rankitect_dsl.cli import build_parser
+    from rankitect_dsl.arguments import build_parser
     from rankitect_dsl.search.registry import DEFAULT
 
     args = build_parser(None).parse_args(["search", "x.rks", "--budget", "3"])
