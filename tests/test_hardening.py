@@ -410,3 +410,34 @@ def test_version_and_a_closed_pipe():
     rks.stdout.close()  # what `| head -1` does
     err = rks.stderr.read().decode()
     assert rks.wait(timeout=120) == 141 and err == "", err
+
+
+def _many_choices(n: int, comment: str = "") -> str:
+    body = "".join(
+        f"choice my_choice{i} {{ blocks linear from {'dense' if i == 0 else 'distance 1'} }}\n" for i in range(n)
+    )
+    head = "space many\ninput dense : dense[4]\ninput sparse : embed[3, 4]\ndim linear 4\n"
+    return f"{head}{comment}{body}output from my_choice0\n"
+
+
+def test_a_file_of_too_many_choices_is_refused_before_it_is_parsed(monkeypatch):
+    """5,000 choices: one diagnostic at the first `choice` past the ceiling, given without parsing the file
+    (the parser here fails the test if it is called); `choice` in a comment or inside a name is not counted."""
+    from rankitect_dsl.lang import parser
+
+    monkeypatch.setattr(parser, "_parser", lambda *a, **k: pytest.fail("the file was parsed"))
+    with pytest.raises(RksError) as err:
+        load_source(_many_choices(5000, "# choice choice choice\n"), "many.rks")
+    (diag,) = err.value.diagnostics
+    assert "more than 1,024 choices" in diag.message and (diag.span.line, diag.span.column) == (5 + 1024 + 1, 1)
+    monkeypatch.undo()
+    assert load_source(_many_choices(1024, "# choice\n" * 5)).spec.name == "many"  # at the ceiling: accepted
+
+
+def test_choices_past_the_ceiling_by_ranges_are_one_diagnostic():
+    src = _many_choices(1).replace(
+        "output",
+        "".join(f"choice r{k}_1 .. r{k}_600 {{ blocks linear from distance 1 }}\n" for k in range(2)) + "output",
+    )
+    rendered = _refusal(src)
+    assert rendered.count("error:") == 1 and "bad.rks:7:8: error: a space may hold at most 1,024 choices" in rendered

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable, Optional
+
 from .arch import Arch
 from .shapes import infer
 from .spec import SpaceSpec
@@ -108,3 +110,46 @@ def execution_order(space: SpaceSpec, arch: Arch) -> list[str]:
             read = set(reads(arch, name))
             stack.extend((x, False) for x in reversed([x for x in c.candidates if x in read]) if x not in done)
     return order
+
+
+def find_cycle(reads: dict) -> Optional[list[str]]:
+    """A cycle `[a, b, …]` where b reads a, c reads b, …, and a reads the last; None when there is none."""
+    users = {name: [c for c, srcs in reads.items() if name in srcs] for name in reads}
+    state: dict = {}
+    for root in reads:
+        if root in state:
+            continue
+        stack, path = [(root, iter(users[root]))], [root]
+        state[root] = "open"
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = "done"
+                stack.pop()
+                path.pop()
+            elif state.get(nxt) == "open":
+                return path[path.index(nxt) :]
+            elif nxt not in state:
+                state[nxt] = "open"
+                stack.append((nxt, iter(users[nxt])))
+                path.append(nxt)
+    return None
+
+
+def topological_order(reads: dict, rank: Callable) -> list[str]:
+    """The names of `reads` (name → the names it reads) each after what it reads, the lowest `rank(name)`
+    first among those ready; `reads` must hold no cycle (`find_cycle`)."""
+    users = {name: [c for c, srcs in reads.items() if name in srcs] for name in reads}
+    waiting = {name: len(srcs) for name, srcs in reads.items()}
+    ready = {name for name, count in waiting.items() if not count}
+    ordered = []
+    while ready:
+        name = min(ready, key=rank)
+        ready.remove(name)
+        ordered.append(name)
+        for user in users[name]:
+            waiting[user] -= 1
+            if not waiting[user]:
+                ready.add(user)
+    return ordered

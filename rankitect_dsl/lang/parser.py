@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
+from ..core import limits as L
 from ..core.errors import Diagnostic, RksError, Span
 from . import syntax as S
 
@@ -189,9 +191,31 @@ def _syntax_diagnostic(err: UnexpectedInput) -> Diagnostic:
     return Diagnostic(str(err), Span(getattr(err, "line", 1), getattr(err, "column", 1), 1))
 
 
+CHOICE_KEYWORD = re.compile(r"#[^\n]*|\bchoice\b")
+
+
+def refuse_too_many_choices(source: str, filename: str) -> None:
+    """A file declaring more choices than a space may hold is refused at the first one too many, before the
+    parse and the analysis: those take seconds for thousands, and the language server re-checks on every
+    keystroke. (`choice` is a keyword, never a name; a comment is skipped.) A range's choices are counted by
+    the checker."""
+    seen = 0
+    for match in CHOICE_KEYWORD.finditer(source):
+        if match.group() == "choice":
+            seen += 1
+            if seen > L.MAX_CHOICES:
+                line = source.count("\n", 0, match.start()) + 1
+                column = match.start() - source.rfind("\n", 0, match.start())
+                limit = f"{L.MAX_CHOICES:,}"
+                message = f"the file declares more than {limit} choices; a space may hold at most {limit}"
+                hint = "the ceilings are in docs/language.md (Limits)"
+                raise RksError([Diagnostic(message, Span(line, column, len("choice")), hint)], filename, source)
+
+
 def syntax_tree(source: str, filename: str = "<input>", keep_all_tokens: bool = False):
     """The lark parse tree (with every keyword token when `keep_all_tokens`, as the formatter reads it);
     raise RksError with one positioned diagnostic on a syntax error."""
+    refuse_too_many_choices(source, filename)
     try:
         return _parser(keep_all_tokens).parse(source)
     except UnexpectedInput as err:

@@ -1,0 +1,1 @@
+"""The checker's parts: what they share (`base`), the settings, the choices, the baseline."""
