@@ -4,6 +4,7 @@ opens a shipped space, edits it, hovers, jumps, formats and closes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 import re
@@ -337,3 +338,40 @@ def test_the_server_survives_seeded_edits(path):
         assert await ed.change(uri, text, version + 1) == []  # the last good text checks clean again
 
     run(scenario)
+
+
+def _framed(obj) -> bytes:
+    body = json.dumps(obj).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def test_bad_input_is_one_logged_line_and_the_server_keeps_serving():
+    """A declared length no document could have (pygls would allocate it: a MemoryError), a body that is not
+    JSON, and formatting a document never opened: each refused in one line on stderr, no traceback, and the
+    requests after each still answered."""
+    import subprocess
+
+    hover = {"textDocument": {"uri": "file:///nowhere/x.rks"}, "position": {"line": 0, "character": 0}}
+    fmt = {"textDocument": {"uri": "file:///nowhere/x.rks"}, "options": {"tabSize": 2, "insertSpaces": True}}
+    stream = b"".join(
+        [
+            _framed({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}),
+            _framed({"jsonrpc": "2.0", "method": "initialized", "params": {}}),
+            b"Content-Length: 99999999999\r\n\r\n" + json.dumps({"jsonrpc": "2.0", "method": "x"}).encode(),
+            _framed({"jsonrpc": "2.0", "id": 2, "method": "textDocument/hover", "params": hover}),
+            b"Content-Length: 7\r\n\r\n{nope!}",
+            _framed({"jsonrpc": "2.0", "id": 3, "method": "textDocument/formatting", "params": fmt}),
+            _framed({"jsonrpc": "2.0", "id": 4, "method": "shutdown"}),
+            _framed({"jsonrpc": "2.0", "method": "exit"}),
+        ]
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "rankitect_dsl.cli", "lsp"], input=stream, capture_output=True, timeout=120
+    )
+    answered = [int(i) for i in re.findall(rb'"id": ?(\d+)', proc.stdout)]
+    assert answered == [1, 2, 3, 4], proc.stdout[-500:]
+    err = proc.stderr.decode()
+    assert "Traceback" not in err and "MemoryError" not in err, err[-2000:]
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 3, lines
+    assert "99,999,999,999 bytes" in lines[0] and "not JSON" in lines[1] and "not open" in lines[2]

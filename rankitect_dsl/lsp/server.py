@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 from urllib.parse import unquote, urlparse
 
@@ -15,6 +16,7 @@ from ..space import Space
 from .completion import complete
 from .document import Analysis, NameIndex, analyse
 from .hover import hover
+from .stream import IGNORED, GuardedInput, log
 
 _KINDS = {
     "space": T.SymbolKind.Namespace,
@@ -43,8 +45,18 @@ class RksServer(LanguageServer):
         self.good_space: dict[str, Space] = {}
         self.good_index: dict[str, NameIndex] = {}
 
+    def open_document(self, uri: str, what: str):
+        """The open document at `uri`; None, logged in one line, for one the client never opened (pygls would
+        read it from disk)."""
+        doc = self.workspace.text_documents.get(uri)
+        if doc is None:
+            log.warning("rks lsp: %s %s, which is not open: ignored", what, uri)
+        return doc
+
     def refresh(self, uri: str) -> None:
-        doc = self.workspace.get_text_document(uri)
+        doc = self.open_document(uri, "checking")
+        if doc is None:
+            return
         analysis = analyse(doc.source, _filename(uri))
         self.analyses[uri] = analysis
         if analysis.space is not None:
@@ -123,139 +135,162 @@ def _position(lines: list[str], pos: T.Position) -> tuple[int, int]:
     return pos.line + 1, _codepoint(line, pos.character) + 1
 
 
+def did_open(ls: RksServer, params: T.DidOpenTextDocumentParams):
+    ls.refresh(params.text_document.uri)
+
+
+def did_change(ls: RksServer, params: T.DidChangeTextDocumentParams):
+    ls.refresh(params.text_document.uri)
+
+
+def did_close(ls: RksServer, params: T.DidCloseTextDocumentParams):
+    ls.forget(params.text_document.uri)
+
+
+def on_hover(ls: RksServer, params: T.HoverParams) -> Optional[T.Hover]:
+    uri = params.text_document.uri
+    analysis = ls.analyses.get(uri)
+    if analysis is None:
+        return None
+    lines = analysis.source.splitlines() or [""]
+    found = hover(analysis, ls.good_space.get(uri), *_position(lines, params.position))
+    if found is None:
+        return None
+    return T.Hover(T.MarkupContent(T.MarkupKind.Markdown, found.markdown), _range(found.span, lines))
+
+
+def target(ls: RksServer, uri: str, position: T.Position):
+    analysis = ls.analyses.get(uri)
+    index = ls.good_index.get(uri)
+    if analysis is None or index is None:
+        return None, None, []
+    lines = analysis.source.splitlines() or [""]
+    ref = index.at(*_position(lines, position))
+    if ref is None or ref.kind not in ("name", "input", "choice", "layer") or ref.name not in index.defs:
+        return None, index, lines
+    return ref, index, lines
+
+
+def definition(ls: RksServer, params: T.DefinitionParams) -> Optional[T.Location]:
+    uri = params.text_document.uri
+    ref, index, lines = target(ls, uri, params.position)
+    if ref is None:
+        return None
+    return T.Location(uri, _range(index.defs[ref.name].span, lines))
+
+
+def references(ls: RksServer, params: T.ReferenceParams) -> Optional[list[T.Location]]:
+    uri = params.text_document.uri
+    ref, index, lines = target(ls, uri, params.position)
+    if ref is None:
+        return None
+    spans = index.references(ref.name)
+    if params.context.include_declaration:
+        spans = [index.defs[ref.name].span] + spans
+    return [T.Location(uri, _range(s, lines)) for s in dict.fromkeys(spans)]
+
+
+def symbols(ls: RksServer, params: T.DocumentSymbolParams) -> list[T.DocumentSymbol]:
+    uri = params.text_document.uri
+    index, analysis = ls.good_index.get(uri), ls.analyses.get(uri)
+    if index is None or analysis is None:
+        return []
+    lines = analysis.source.splitlines() or [""]
+    out = []
+    for s in index.symbols:
+        start, end = _range(s.start, lines).start, _range(s.end, lines).end
+        whole = T.Range(start, end) if (end.line, end.character) >= (start.line, start.character) else None
+        name = _range(s.span, lines)
+        out.append(T.DocumentSymbol(s.name, _KINDS[s.kind], whole or name, name, detail=s.kind))
+    return out
+
+
+def completion(ls: RksServer, params: T.CompletionParams) -> T.CompletionList:
+    uri = params.text_document.uri
+    doc = ls.open_document(uri, "completing in")
+    if doc is None:
+        return T.CompletionList(is_incomplete=False, items=[])
+    lines = doc.source.split("\n")
+    row = min(params.position.line, len(lines) - 1)
+    before = "\n".join(lines[:row] + [lines[row][: _codepoint(lines[row], params.position.character)]])
+    items = complete(before, ls.good_index.get(uri))
+    return T.CompletionList(
+        is_incomplete=False,
+        items=[T.CompletionItem(i.label, kind=_ITEM_KINDS[i.kind], detail=i.detail or None) for i in items],
+    )
+
+
+def formatting(ls: RksServer, params: T.DocumentFormattingParams) -> Optional[list[T.TextEdit]]:
+    uri = params.text_document.uri
+    doc = ls.open_document(uri, "formatting")
+    if doc is None:
+        return None
+    try:
+        formatted = format_source(doc.source, _filename(uri))
+    except RksError as err:
+        ls.window_show_message(
+            T.ShowMessageParams(T.MessageType.Warning, "rks fmt: not formatted: " + err.diagnostics[0].message)
+        )
+        return None
+    if formatted == doc.source:
+        return []
+    lines = doc.source.split("\n")
+    end = T.Position(len(lines) - 1, _utf16(lines[-1], len(lines[-1])))
+    return [T.TextEdit(T.Range(T.Position(0, 0), end), formatted)]
+
+
+def code_actions(ls: RksServer, params: T.CodeActionParams) -> list[T.CodeAction]:
+    uri = params.text_document.uri
+    actions = []
+    for d in params.context.diagnostics:
+        fix = d.data if isinstance(d.data, dict) else None
+        if not fix or not {"title", "text", "range"} <= fix.keys():
+            continue
+        r = fix["range"]
+        edit = T.TextEdit(
+            T.Range(
+                T.Position(r["start"]["line"], r["start"]["character"]),
+                T.Position(r["end"]["line"], r["end"]["character"]),
+            ),
+            fix["text"],
+        )
+        actions.append(
+            T.CodeAction(
+                fix["title"],
+                kind=T.CodeActionKind.QuickFix,
+                diagnostics=[d],
+                is_preferred=True,
+                edit=T.WorkspaceEdit(changes={uri: [edit]}),
+            )
+        )
+    return actions
+
+
+FEATURES = [
+    (T.TEXT_DOCUMENT_DID_OPEN, None, did_open),
+    (T.TEXT_DOCUMENT_DID_CHANGE, None, did_change),
+    (T.TEXT_DOCUMENT_DID_CLOSE, None, did_close),
+    (T.TEXT_DOCUMENT_HOVER, None, on_hover),
+    (T.TEXT_DOCUMENT_DEFINITION, None, definition),
+    (T.TEXT_DOCUMENT_REFERENCES, None, references),
+    (T.TEXT_DOCUMENT_DOCUMENT_SYMBOL, None, symbols),
+    (
+        T.TEXT_DOCUMENT_COMPLETION,
+        T.CompletionOptions(trigger_characters=[" ", ","], resolve_provider=False),
+        completion,
+    ),
+    (T.TEXT_DOCUMENT_FORMATTING, None, formatting),
+    (T.TEXT_DOCUMENT_CODE_ACTION, T.CodeActionOptions(code_action_kinds=[T.CodeActionKind.QuickFix]), code_actions),
+]
+
+
 def build_server(version: str = "0") -> RksServer:
     server = RksServer(version)
-
-    @server.feature(T.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls: RksServer, params: T.DidOpenTextDocumentParams):
-        ls.refresh(params.text_document.uri)
-
-    @server.feature(T.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: RksServer, params: T.DidChangeTextDocumentParams):
-        ls.refresh(params.text_document.uri)
-
-    @server.feature(T.TEXT_DOCUMENT_DID_CLOSE)
-    def did_close(ls: RksServer, params: T.DidCloseTextDocumentParams):
-        ls.forget(params.text_document.uri)
-
-    @server.feature(T.TEXT_DOCUMENT_HOVER)
-    def on_hover(ls: RksServer, params: T.HoverParams) -> Optional[T.Hover]:
-        uri = params.text_document.uri
-        analysis = ls.analyses.get(uri)
-        if analysis is None:
-            return None
-        lines = analysis.source.splitlines() or [""]
-        found = hover(analysis, ls.good_space.get(uri), *_position(lines, params.position))
-        if found is None:
-            return None
-        return T.Hover(T.MarkupContent(T.MarkupKind.Markdown, found.markdown), _range(found.span, lines))
-
-    def target(ls: RksServer, uri: str, position: T.Position):
-        analysis = ls.analyses.get(uri)
-        index = ls.good_index.get(uri)
-        if analysis is None or index is None:
-            return None, None, []
-        lines = analysis.source.splitlines() or [""]
-        ref = index.at(*_position(lines, position))
-        if ref is None or ref.kind not in ("name", "input", "choice", "layer") or ref.name not in index.defs:
-            return None, index, lines
-        return ref, index, lines
-
-    @server.feature(T.TEXT_DOCUMENT_DEFINITION)
-    def definition(ls: RksServer, params: T.DefinitionParams) -> Optional[T.Location]:
-        uri = params.text_document.uri
-        ref, index, lines = target(ls, uri, params.position)
-        if ref is None:
-            return None
-        return T.Location(uri, _range(index.defs[ref.name].span, lines))
-
-    @server.feature(T.TEXT_DOCUMENT_REFERENCES)
-    def references(ls: RksServer, params: T.ReferenceParams) -> Optional[list[T.Location]]:
-        uri = params.text_document.uri
-        ref, index, lines = target(ls, uri, params.position)
-        if ref is None:
-            return None
-        spans = index.references(ref.name)
-        if params.context.include_declaration:
-            spans = [index.defs[ref.name].span] + spans
-        return [T.Location(uri, _range(s, lines)) for s in dict.fromkeys(spans)]
-
-    @server.feature(T.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
-    def symbols(ls: RksServer, params: T.DocumentSymbolParams) -> list[T.DocumentSymbol]:
-        uri = params.text_document.uri
-        index, analysis = ls.good_index.get(uri), ls.analyses.get(uri)
-        if index is None or analysis is None:
-            return []
-        lines = analysis.source.splitlines() or [""]
-        out = []
-        for s in index.symbols:
-            start, end = _range(s.start, lines).start, _range(s.end, lines).end
-            whole = T.Range(start, end) if (end.line, end.character) >= (start.line, start.character) else None
-            name = _range(s.span, lines)
-            out.append(T.DocumentSymbol(s.name, _KINDS[s.kind], whole or name, name, detail=s.kind))
-        return out
-
-    @server.feature(
-        T.TEXT_DOCUMENT_COMPLETION, T.CompletionOptions(trigger_characters=[" ", ","], resolve_provider=False)
-    )
-    def completion(ls: RksServer, params: T.CompletionParams) -> T.CompletionList:
-        uri = params.text_document.uri
-        doc = ls.workspace.get_text_document(uri)
-        lines = doc.source.split("\n")
-        row = min(params.position.line, len(lines) - 1)
-        before = "\n".join(lines[:row] + [lines[row][: _codepoint(lines[row], params.position.character)]])
-        items = complete(before, ls.good_index.get(uri))
-        return T.CompletionList(
-            is_incomplete=False,
-            items=[T.CompletionItem(i.label, kind=_ITEM_KINDS[i.kind], detail=i.detail or None) for i in items],
-        )
-
-    @server.feature(T.TEXT_DOCUMENT_FORMATTING)
-    def formatting(ls: RksServer, params: T.DocumentFormattingParams) -> Optional[list[T.TextEdit]]:
-        uri = params.text_document.uri
-        doc = ls.workspace.get_text_document(uri)
-        try:
-            formatted = format_source(doc.source, _filename(uri))
-        except RksError as err:
-            ls.window_show_message(
-                T.ShowMessageParams(T.MessageType.Warning, "rks fmt: not formatted: " + err.diagnostics[0].message)
-            )
-            return None
-        if formatted == doc.source:
-            return []
-        lines = doc.source.split("\n")
-        end = T.Position(len(lines) - 1, _utf16(lines[-1], len(lines[-1])))
-        return [T.TextEdit(T.Range(T.Position(0, 0), end), formatted)]
-
-    @server.feature(T.TEXT_DOCUMENT_CODE_ACTION, T.CodeActionOptions(code_action_kinds=[T.CodeActionKind.QuickFix]))
-    def code_actions(ls: RksServer, params: T.CodeActionParams) -> list[T.CodeAction]:
-        uri = params.text_document.uri
-        actions = []
-        for d in params.context.diagnostics:
-            fix = d.data if isinstance(d.data, dict) else None
-            if not fix or not {"title", "text", "range"} <= fix.keys():
-                continue
-            r = fix["range"]
-            edit = T.TextEdit(
-                T.Range(
-                    T.Position(r["start"]["line"], r["start"]["character"]),
-                    T.Position(r["end"]["line"], r["end"]["character"]),
-                ),
-                fix["text"],
-            )
-            actions.append(
-                T.CodeAction(
-                    fix["title"],
-                    kind=T.CodeActionKind.QuickFix,
-                    diagnostics=[d],
-                    is_preferred=True,
-                    edit=T.WorkspaceEdit(changes={uri: [edit]}),
-                )
-            )
-        return actions
-
+    for feature, options, handler in FEATURES:
+        server.feature(feature, options)(handler)
+    server.feature(IGNORED)(lambda ls, params: None)  # what a refused message becomes (`stream.py`)
     return server
 
 
 def serve(version: str) -> None:
-    build_server(version).start_io()
+    build_server(version).start_io(GuardedInput(sys.stdin.buffer))
