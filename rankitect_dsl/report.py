@@ -44,6 +44,23 @@ class Model:
     val_ne: float | None = None  # the same retrain scored on the validation slice, which chose the winner
 
 
+def _search_cost(store, meta: dict, summary: dict, candidates: list, gammas: list) -> tuple:
+    """(examples trained, the cost lines, the FLOPs–NE points) of the search, by its kind."""
+    if "gamma" in summary:  # one-shot or DNAS
+        cost = [("supernet steps", f"{summary['steps']:,}"), ("γ(θ) checkpoints recorded", f"{len(gammas):,}")]
+        return summary["examples_processed"], cost, [(t.user_attrs["flops"], t.user_attrs["ne_batch"]) for t in gammas]
+    if "path" in summary:  # a local search: one trial per (arch, seed), each a fit by the final trainer
+        fits = store.completed(FIT)
+        cost = [("candidates visited", f"{summary['evaluated']:,}"), ("fits by the final trainer", f"{len(fits):,}")]
+        points = [(t.user_attrs["flops"], t.value) for t in fits if t.user_attrs["seed"] == meta["seed"]]
+        return sum(t.user_attrs["examples"] for t in fits), cost, points
+    evaluated = candidates + store.completed(HALVING) + store.completed(BASELINE)
+    examples = sum(t.user_attrs.get("examples_processed", t.user_attrs.get("examples", 0)) for t in evaluated)
+    examples += meta.get("pretrain_examples", 0)
+    cost = [("candidates evaluated", f"{summary['evaluated']:,}")]
+    return examples, cost, [(t.user_attrs["flops"], t.user_attrs["window_ne"]) for t in candidates]
+
+
 def build_report(url: str, study: str | None = None, archs_folder: str = "archs") -> dict:
     store = open_study(url, study)
     meta = store.meta
@@ -100,21 +117,7 @@ def build_report(url: str, study: str | None = None, archs_folder: str = "archs"
         outputs = f"--extend {_in_archs(f'scaled{k}.rks')} -o {_in_archs(f'scaled{k}.json')}"
         command = f"rks scale {spec_file} {_in_archs('best_arch.json')} {flags} {outputs}"
         models.append(Model(label, target.flops(scaled), target.params(scaled), None, command))
-    if inplace:
-        examples = summary["examples_processed"]
-        cost = [("supernet steps", f"{summary['steps']:,}"), ("γ(θ) checkpoints recorded", f"{len(gammas):,}")]
-        points = [(t.user_attrs["flops"], t.user_attrs["ne_batch"]) for t in gammas]
-    elif "path" in summary:  # a local search: one trial per (arch, seed), each a fit by the final trainer
-        fits = store.completed(FIT)
-        examples = sum(t.user_attrs["examples"] for t in fits)
-        cost = [("candidates visited", f"{summary['evaluated']:,}"), ("fits by the final trainer", f"{len(fits):,}")]
-        points = [(t.user_attrs["flops"], t.value) for t in fits if t.user_attrs["seed"] == meta["seed"]]
-    else:
-        evaluated = candidates + store.completed(HALVING) + store.completed(BASELINE)
-        examples = sum(t.user_attrs.get("examples_processed", t.user_attrs.get("examples", 0)) for t in evaluated)
-        examples += meta.get("pretrain_examples", 0)
-        cost = [("candidates evaluated", f"{summary['evaluated']:,}")]
-        points = [(t.user_attrs["flops"], t.user_attrs["window_ne"]) for t in candidates]
+    examples, cost, points = _search_cost(store, meta, summary, candidates, gammas)
     return {
         "study": store.name,
         "storage": url,

@@ -11,10 +11,11 @@ from typing import Sequence
 
 from .core import decisions as D
 from .core import limits as L
+from .core.adaptors import param_owner
 from .core.arch import Arch
 from .core.errors import Diagnostic, RksError, Span
 from .core.graph import active_choices
-from .core.names import choice_part, param_owner
+from .core.names import choice_part
 from .core.spec import SpaceSpec
 from .lang.checker import check
 from .lang.parser import parse
@@ -60,7 +61,7 @@ class Space:
         """Size and structure, as `rks stats` prints them."""
         from collections import Counter
 
-        from .core.blocks import BLOCK_NAMES
+        from .core.blocks import REGISTRY
 
         blocks = Counter(b for c in self.spec.choices for b in c.blocks)
         edges = sum(1 for _, v in self.graph.in_edges() if self.graph.nodes[v]["kind"] == "choice")
@@ -68,7 +69,7 @@ class Space:
             "space": self.name,
             "choices": len(self.spec.choices),
             "decisions": len(self.decisions),
-            "blocks": {b: blocks.get(b, 0) for b in BLOCK_NAMES},
+            "blocks": {b: blocks.get(b, 0) for b in REGISTRY},
             "connections": edges,
             "size": str(self.size),
             "log10_size": self.log10_size,

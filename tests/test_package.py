@@ -296,3 +296,14 @@ def test_no_two_modules_import_each_other(tmp_path):
     (tmp_path / "pkg" / "a.py").write_text("from .b import x\n")
     (tmp_path / "pkg" / "b.py").write_text("def f():\n    from .a import y\n")
     assert list(nx.simple_cycles(nx.DiGraph(module_graph(tmp_path / "pkg")))) != []
+
+
+def test_every_subpackage_is_installed():
+    """pyproject.toml lists the packages a wheel holds: a folder left out installs nowhere but in editable mode."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {
+        ".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("__init__.py") if "__pycache__" not in p.parts
+    }
+    assert folders <= listed, sorted(folders - listed)

@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import product
 
+from ..core.adaptors import STACK
 from ..core.arch import Arch
-from ..core.blocks import REGISTRY, Sizes, stack_flops
+from ..core.blocks import REGISTRY, Sizes
 from ..core.graph import execution_order, reachable
 from ..core.shapes import Port, input_ports
 from ..core.spec import ChoiceSpec, SpaceSpec
@@ -47,7 +48,7 @@ def block_cost(spec: SpaceSpec, block: str, dim: int, reads: Reads, right_flat: 
     """One block's FLOPs, with its adaptor's, and the shape it emits."""
     d, b = spec.embed_dim, REGISTRY[block]
     sizes = Sizes(dim, reads.linear_in, reads.stack_rows, right_flat, d, spec.modules)
-    flops = b.flops(sizes) + (stack_flops(reads.width2d, d) if b.adaptor == "stack" else 0)
+    flops = b.flops(sizes) + (STACK.flops(reads.width2d, d) if b.adaptor == STACK.name else 0)
     out = b.out_size(sizes)
     return ChoiceCost(flops, Port(out, 0) if b.output == "2d" else Port(0, out))
 

@@ -28,16 +28,8 @@ import numpy as np
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
-from ..core.blocks import (
-    REGISTRY,
-    Sizes,
-    head_flops,
-    head_params,
-    pair_fc_flops,
-    pair_fc_params,
-    stack_flops,
-    stack_params,
-)
+from ..core.adaptors import HEAD, PAIR_FC, STACK
+from ..core.blocks import REGISTRY, Sizes
 from ..core.names import HEAD_PART, choice_part, pair_part
 from ..core.spec import SpaceSpec
 
@@ -137,8 +129,8 @@ class CostModel:
                 f"stack_rows({c.name})", sp.Add(*[self.on(c, x) * (has2d[x] + rows[x]) for x in c.candidates])
             )
             lin_in = self.let(f"linear_in({c.name})", sp.Add(*[self.on(c, x) * flat[x] for x in c.candidates]))
-            proj_flops = sp.Add(*[self.on(c, x) * stack_flops(w2d[x], d) for x in c.candidates])
-            proj_params = sp.Add(*[self.on(c, x) * stack_params(w2d[x], d, has2d[x]) for x in c.candidates])
+            proj_flops = sp.Add(*[self.on(c, x) * STACK.flops(w2d[x], d) for x in c.candidates])
+            proj_params = sp.Add(*[self.on(c, x) * STACK.params(w2d[x], d, has2d[x]) for x in c.candidates])
             right_flat = self.pair_width(c, flat) if c.pair_blocks else ZERO
             f, p, width, rows3d, is3d = ZERO, ZERO, ZERO, ZERO, ZERO
             for b in c.blocks:
@@ -146,7 +138,7 @@ class CostModel:
                 sizes = Sizes(
                     self.dim(c, b) if block.searched_dim else ZERO, lin_in, stack_rows, right_flat, d, spec.modules
                 )
-                stacked = block.adaptor == "stack"
+                stacked = block.adaptor == STACK.name
                 block_flops, block_params = self.block_terms(c, b, sizes)
                 f += blk * (block_flops + (proj_flops if stacked else ZERO))
                 p += blk * (block_params + (proj_params if stacked else ZERO))
@@ -167,10 +159,10 @@ class CostModel:
         self.pair_flops, self.pair_params = {}, {}
         for (i, j), used in self._pair_use(reached).items():
             key = pair_part(i, j)
-            self.pair_flops[key] = used * pair_fc_flops(flat[i], flat[j], bn)
-            self.pair_params[key] = used * pair_fc_params(flat[i], flat[j], bn)
+            self.pair_flops[key] = used * PAIR_FC.flops(flat[i], flat[j], bn)
+            self.pair_params[key] = used * PAIR_FC.params(flat[i], flat[j], bn)
         head_in = sp.Add(*[flat[x] for x in spec.outputs])
-        self.head_flops, self.head_params = head_flops(head_in), head_params(head_in)
+        self.head_flops, self.head_params = HEAD.flops(head_in), HEAD.params(head_in)
 
     def _uses(self, k, c):
         """Whether choice k reads c, as a formula in k's decisions."""

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Optional
 
+from ..core.adaptors import FLATTEN, HEAD, PAIR_FC, STACK
 from ..core.arch import Arch, ChoiceArch
-from ..core.blocks import HEAD, PAIR_FC, REGISTRY, STACK, Sizes
+from ..core.blocks import REGISTRY, Sizes
 from ..core.graph import execution_order
-from ..core.names import Namespace, block_param, head_param, pair_param, pair_stem, stack_param
+from ..core.names import Namespace, block_param, pair_stem
 from ..core.shapes import (
     Port,
     Positions,
@@ -135,23 +136,20 @@ class SupernetLayout:
                     roles,
                     {role.name: block.shape(role, sizes) for role in roles},
                 )
-            if any(REGISTRY[b].adaptor == "stack" for b in c.blocks):
+            if any(REGISTRY[b].adaptor == STACK.name for b in c.blocks):
                 for cand in c.candidates:
                     width = self.ports[cand].width2d
                     if width:
                         self._add(
-                            lambda role, c=c, cand=cand: stack_param(c.name, cand, role),
+                            lambda role, c=c, cand=cand: STACK.key(c.name, cand, role),
                             STACK.roles,
-                            {"w": (d, width), "b": (d,)},
+                            STACK.shapes(width, d),
                         )
         for i, j in self.pairs:
-            self._add(
-                lambda role, i=i, j=j: pair_param(i, j, role),
-                PAIR_FC.roles,
-                {"w1": (bn, self.flat(i)), "b1": (bn,), "w2": (self.flat(j), bn), "b2": (self.flat(j),)},
-            )
+            shapes = PAIR_FC.shapes(self.flat(i), self.flat(j), bn)
+            self._add(lambda role, i=i, j=j: PAIR_FC.key(i, j, role), PAIR_FC.roles, shapes)
         head_in = sum(self.flat(n) for n in self.spec.outputs)
-        self._add(head_param, HEAD.roles, {"w": (1, head_in), "b": (1,)})
+        self._add(HEAD.key, HEAD.roles, HEAD.shapes(head_in))
 
 
 @dataclass
@@ -208,7 +206,7 @@ class SubnetPlan:
         for cp in self.choices:
             twod = list(cp.stack)
             for k, x in enumerate(twod):
-                prefix = cp.stack_attr if len(twod) == 1 else f"{cp.stack_attr}.{k}"
+                prefix = STACK.module_prefix(cp.stack_attr, k, len(twod))
                 for role in STACK.roles:
                     out[f"{prefix}.{role.module_path}"] = cp.stack[x][role.name]
             for bp in cp.blocks:
@@ -237,15 +235,32 @@ def _at(p: Positions, within: Positions) -> Optional[Positions]:
 
 def build_plan(spec: SpaceSpec, arch: Arch, layout: Optional[SupernetLayout] = None) -> SubnetPlan:
     """The subnet of `arch`: each feature keeps its supernet position's weights, in supernet order."""
-    layout = layout or SupernetLayout(spec)
-    d, top = spec.embed_dim, full_selection(spec)
-    ports = input_ports(spec)
-    flat_pos = {spec.dense.name: leading(spec.dense.width), spec.embed.name: leading(spec.embed.count * d)}
-    attrs = Namespace(_module_attributes())
-    plans, pairs = [], {}
-    for name in execution_order(spec, arch):
-        c = spec.choice_by_name[name]
-        ca: ChoiceArch = arch.choices[name]
+    planner = _Planner(spec, layout or SupernetLayout(spec))
+    plans = [planner.choice(name, arch.choices[name]) for name in execution_order(spec, arch)]
+    cols = planner.layout.column_offsets(spec.outputs)
+    head_pos = union(*[shift(planner.flat_pos[x], cols[x]) for x in spec.outputs])
+    head = _slices(HEAD, HEAD.slices(head_pos))
+    attr = planner.attrs.create("head")
+    return SubnetPlan(spec, arch, plans, planner.ports, planner.pairs, head, attr, count(head_pos), spec.embed_dim)
+
+
+class _Planner:
+    """Plans one arch's choices in execution order, keeping what later choices read: each node's port and
+    flat positions, the pair FCs planned so far, the attribute names handed out."""
+
+    def __init__(self, spec: SpaceSpec, layout: SupernetLayout):
+        self.spec, self.layout, self.d, self.top = spec, layout, spec.embed_dim, full_selection(spec)
+        self.ports = input_ports(spec)
+        self.flat_pos = {
+            spec.dense.name: leading(spec.dense.width),
+            spec.embed.name: leading(spec.embed.count * self.d),
+        }
+        self.attrs = Namespace(_module_attributes())
+        self.pairs: dict = {}
+
+    def choice(self, name: str, ca: ChoiceArch) -> "ChoicePlan":
+        layout, ports, flat_pos = self.layout, self.ports, self.flat_pos
+        c = self.spec.choice_by_name[name]
         inputs = tuple(x for x in c.candidates if x in ca.inputs)
         cols, rows = layout.column_offsets(c.candidates), layout.row_offsets(c.candidates)
         in_pos = union(*[shift(flat_pos[x], cols[x]) for x in inputs])
@@ -254,66 +269,18 @@ def build_plan(spec: SpaceSpec, arch: Arch, layout: Optional[SupernetLayout] = N
             *[shift(leading(ports[x].rows3d), rows[x] + (1 if layout.ports[x].width2d else 0)) for x in inputs],
         )
         stack, stack_attr = {}, None
-        if any(REGISTRY[b].adaptor == "stack" for b in ca.blocks):
+        if any(REGISTRY[b].adaptor == STACK.name for b in ca.blocks):
             stack = {
-                x: {
-                    "w": Slice(stack_param(name, x, "w"), (None, _pos2d(layout, x, flat_pos[x]))),
-                    "b": Slice(stack_param(name, x, "b"), (None,)),
-                }
+                x: _slices(STACK, STACK.slices(_pos2d(layout, x, flat_pos[x])), name, x)
                 for x in inputs
                 if ports[x].width2d
             }
-            stack_attr = attrs.create(f"{name}_stack") if stack else None
+            stack_attr = self.attrs.create(f"{name}_stack") if stack else None
         pair_blocks = [b for b in ca.blocks if not REGISTRY[b].multi_hot]
         pair_pos = union(*[flat_pos[j] for _, j in ca.pairs]) if pair_blocks else ()
-        blocks, merged = [], len(ca.blocks) > 1
-        for b in ca.blocks:
-            block = REGISTRY[b]
-            sizes = Sizes(ca.dims.get(b, 0), count(in_pos), count(row_pos), count(pair_pos), d, spec.modules)
-            if block.output == "3d":
-                positions = ()
-            elif block.multi_hot and block.adaptor == "flatten":
-                positions = leading(sizes.dim)
-            elif block.multi_hot:
-                positions = grid(row_pos, top[name].dims[b], sizes.dim)
-            else:
-                positions = pair_pos
-            top_dim = top[name].dims.get(b, 0)
-            ranges = {
-                "dim": leading(sizes.dim),
-                "in": in_pos,
-                "rows": row_pos,
-                "embed": None,
-                "out": positions,
-                "dim_embed": leading(sizes.dim * d),
-                "rows_dim": grid(row_pos, top_dim, sizes.dim),
-                "kernel": None,
-                "rank": None,
-                "ffn": None,
-                "one": None,
-            }
-            params = {
-                role.name: Slice(block_param(name, b, role.name), tuple(ranges[a] for a in role.axes))
-                for role in block.roles_under(spec.norm)
-            }
-            attr = attrs.create(f"{name}_{b}" if merged else name)
-            blocks.append(BlockPlan(b, attr, block.out_size(sizes), sizes, params, positions))
-        pair_at = {}
-        if pair_blocks:
-            for i, j in ca.pairs:
-                pair_at[(i, j)] = _at(flat_pos[j], pair_pos)
-                if (i, j) not in pairs:
-                    pairs[(i, j)] = PairPlan(
-                        attrs.create(pair_stem(i, j)),
-                        count(flat_pos[i]),
-                        count(flat_pos[j]),
-                        {
-                            "w1": Slice(pair_param(i, j, "w1"), (None, flat_pos[i])),
-                            "b1": Slice(pair_param(i, j, "b1"), (None,)),
-                            "w2": Slice(pair_param(i, j, "w2"), (flat_pos[j], None)),
-                            "b2": Slice(pair_param(i, j, "b2"), (flat_pos[j],)),
-                        },
-                    )
+        merged = len(ca.blocks) > 1
+        blocks = [self.block(name, b, ca, merged, in_pos, row_pos, pair_pos) for b in ca.blocks]
+        pair_at = self.pair_fcs(ca, pair_pos) if pair_blocks else {}
         twod = [bp for bp in blocks if REGISTRY[bp.block].output == "2d"]
         pos2d = union(*[bp.positions for bp in twod])
         for bp in twod:
@@ -321,24 +288,62 @@ def build_plan(spec: SpaceSpec, arch: Arch, layout: Optional[SupernetLayout] = N
         rows3d = next((bp.out for bp in blocks if REGISTRY[bp.block].output == "3d"), 0)
         ports[name] = Port(count(pos2d), rows3d)
         flat_pos[name] = layout.flat_positions(name, pos2d, rows3d)
-        plans.append(
-            ChoicePlan(
-                name,
-                inputs,
-                ca.pairs if pair_blocks else (),
-                pair_at,
-                count(row_pos),
-                count(in_pos),
-                stack,
-                stack_attr,
-                blocks,
-                ports[name],
-            )
+        pairs = ca.pairs if pair_blocks else ()
+        return ChoicePlan(
+            name, inputs, pairs, pair_at, count(row_pos), count(in_pos), stack, stack_attr, blocks, ports[name]
         )
-    cols = layout.column_offsets(spec.outputs)
-    head_pos = union(*[shift(flat_pos[x], cols[x]) for x in spec.outputs])
-    head = {"w": Slice(head_param("w"), (None, head_pos)), "b": Slice(head_param("b"), (None,))}
-    return SubnetPlan(spec, arch, plans, ports, pairs, head, attrs.create("head"), count(head_pos), d)
+
+    def block(self, name: str, b: str, ca: ChoiceArch, merged: bool, in_pos, row_pos, pair_pos) -> "BlockPlan":
+        """One block of a choice: its sizes, where its output features sit, and its weights' slices."""
+        block, d, spec = REGISTRY[b], self.d, self.spec
+        sizes = Sizes(ca.dims.get(b, 0), count(in_pos), count(row_pos), count(pair_pos), d, spec.modules)
+        if block.output == "3d":
+            positions = ()
+        elif block.multi_hot and block.adaptor == FLATTEN.name:
+            positions = leading(sizes.dim)
+        elif block.multi_hot:
+            positions = grid(row_pos, self.top[name].dims[b], sizes.dim)
+        else:
+            positions = pair_pos
+        top_dim = self.top[name].dims.get(b, 0)
+        ranges = {
+            "dim": leading(sizes.dim),
+            "in": in_pos,
+            "rows": row_pos,
+            "embed": None,
+            "out": positions,
+            "dim_embed": leading(sizes.dim * d),
+            "rows_dim": grid(row_pos, top_dim, sizes.dim),
+            "kernel": None,
+            "rank": None,
+            "ffn": None,
+            "one": None,
+        }
+        params = {
+            role.name: Slice(block_param(name, b, role.name), tuple(ranges[a] for a in role.axes))
+            for role in block.roles_under(spec.norm)
+        }
+        attr = self.attrs.create(f"{name}_{b}" if merged else name)
+        return BlockPlan(b, attr, block.out_size(sizes), sizes, params, positions)
+
+    def pair_fcs(self, ca: ChoiceArch, pair_pos) -> dict:
+        """Where each pair's interaction sits in the pair blocks' output; each pair's FC planned once."""
+        flat_pos, pair_at = self.flat_pos, {}
+        for i, j in ca.pairs:
+            pair_at[(i, j)] = _at(flat_pos[j], pair_pos)
+            if (i, j) not in self.pairs:
+                self.pairs[(i, j)] = PairPlan(
+                    self.attrs.create(pair_stem(i, j)),
+                    count(flat_pos[i]),
+                    count(flat_pos[j]),
+                    _slices(PAIR_FC, PAIR_FC.slices(flat_pos[i], flat_pos[j]), i, j),
+                )
+        return pair_at
+
+
+def _slices(adaptor, ranges: dict, *owner) -> dict:
+    """An adaptor's role → ranges as role → Slice of its supernet parameter (`adaptor.key(*owner, role)`)."""
+    return {role: Slice(adaptor.key(*owner, role), r) for role, r in ranges.items()}
 
 
 def _pos2d(layout: SupernetLayout, name: str, flat_pos: Positions) -> Positions:

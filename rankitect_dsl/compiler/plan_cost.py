@@ -4,7 +4,8 @@ imports sympy."""
 
 from __future__ import annotations
 
-from ..core.blocks import REGISTRY, head_flops, head_params, pair_fc_flops, pair_fc_params, stack_flops, stack_params
+from ..core.adaptors import HEAD, PAIR_FC, STACK
+from ..core.blocks import REGISTRY
 from ..core.names import HEAD_PART, choice_part, pair_part
 
 
@@ -15,16 +16,16 @@ def plan_cost(plan) -> dict:
     d, bn = plan.d, plan.spec.bottleneck
     parts = {}
     for cp in plan.choices:
-        flops = sum(stack_flops(plan.ports[x].width2d, d) for x in cp.stack)
-        params = sum(stack_params(plan.ports[x].width2d, d, 1) for x in cp.stack)
+        flops = sum(STACK.flops(plan.ports[x].width2d, d) for x in cp.stack)
+        params = sum(STACK.params(plan.ports[x].width2d, d, 1) for x in cp.stack)
         for bp in cp.blocks:
             flops += REGISTRY[bp.block].flops(bp.sizes)
             params += REGISTRY[bp.block].params(bp.sizes, plan.spec.norm)
         parts[choice_part(cp.name)] = {"flops": flops, "params": params}
     for (i, j), pp in plan.pairs.items():
         parts[pair_part(i, j)] = {
-            "flops": pair_fc_flops(pp.left, pp.right, bn),
-            "params": pair_fc_params(pp.left, pp.right, bn),
+            "flops": PAIR_FC.flops(pp.left, pp.right, bn),
+            "params": PAIR_FC.params(pp.left, pp.right, bn),
         }
-    parts[HEAD_PART] = {"flops": head_flops(plan.head_in), "params": head_params(plan.head_in)}
+    parts[HEAD_PART] = {"flops": HEAD.flops(plan.head_in), "params": HEAD.params(plan.head_in)}
     return parts

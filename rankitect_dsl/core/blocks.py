@@ -13,6 +13,7 @@ module imports neither torch nor sympy.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Optional
 
@@ -473,56 +474,43 @@ class DotBlock(RowInteraction):
         return F.linear(dots, p["wp"], p["bp"]).reshape(h.shape)
 
 
-@dataclass(frozen=True)
-class Adaptor:
-    """A shared piece outside the blocks: its parameters (axes named by the caller) and template class."""
-
-    template_class: str
-    roles: tuple[Role, ...]
+PAIR_FC_TEMPLATE = "Bottleneck"  # the template class of the pair blocks' FC_ij (`core/adaptors.py`)
 
 
-# The stack adaptor: each 2D input B×S → Linear(S → D) → one B×1×D row.
-STACK = Adaptor("nn.Linear", (Role("w", ("embed", "width"), "weight", "weight"), Role("b", ("embed",), "bias", "bias")))
-# FC_ij of the pair blocks: S_i → bottleneck → S_j, computed once per pair and shared by every choice using it.
-PAIR_FC = Adaptor(
-    "Bottleneck",
-    (
-        Role("w1", ("bottleneck", "left"), "weight", "down.weight"),
-        Role("b1", ("bottleneck",), "bias", "down.bias"),
-        Role("w2", ("right", "bottleneck"), "weight", "up.weight"),
-        Role("b2", ("right",), "bias", "up.bias"),
-    ),
-)
-# The final classifier: Linear(·, 1).
-HEAD = Adaptor("nn.Linear", (Role("w", ("one", "width"), "weight", "weight"), Role("b", ("one",), "bias", "bias")))
+ADAPTOR_NAMES = ("flatten", "stack", "pair")  # what `Block.adaptor` names (`core/adaptors.py`)
+OUTPUTS = ("2d", "3d")
+# What the editor and the export read of every block: refused at registration when missing, not at a hover.
+TEXT_FACTS = ("name", "template_class", "summary", "definition", "out_shape", "group")
+OPERATIONS = ("out_size", "flops", "module_args", "apply", "feature_mask")
 
 
-def stack_flops(width2d, d):
-    return 2 * width2d * d
+class BlockDefinitionError(TypeError):
+    """A block class that lacks what a later stage needs of it."""
 
 
-def stack_params(width2d, d, has2d):
-    return width2d * d + has2d * d
-
-
-def pair_fc_flops(left, right, bottleneck):
-    return 2 * left * bottleneck + 2 * bottleneck * right
-
-
-def pair_fc_params(left, right, bottleneck):
-    return left * bottleneck + bottleneck + bottleneck * right + right
-
-
-def head_flops(width):
-    return 2 * width
-
-
-def head_params(width):
-    return width + 1
+def checked(block: Block) -> Block:
+    """`block`, once it holds every fact and operation the stages ask of a block."""
+    label = f"block `{getattr(block, 'name', type(block).__name__)}`"
+    for fact in TEXT_FACTS:
+        value = getattr(block, fact, None)
+        if not isinstance(value, str) or not value:
+            raise BlockDefinitionError(f"{label} has no `{fact}` (a non-empty string; see the Block class)")
+    if block.adaptor not in ADAPTOR_NAMES:
+        raise BlockDefinitionError(f"{label}: `adaptor` is one of {', '.join(ADAPTOR_NAMES)}, got {block.adaptor!r}")
+    if block.output not in OUTPUTS:
+        raise BlockDefinitionError(f"{label}: `output` is 2d or 3d, got {block.output!r}")
+    if not isinstance(getattr(block, "searched_dim", None), bool):
+        raise BlockDefinitionError(f"{label} has no `searched_dim` (True or False)")
+    if not isinstance(getattr(block, "roles", None), tuple) or not all(isinstance(r, Role) for r in block.roles):
+        raise BlockDefinitionError(f"{label} has no `roles` (a tuple of Role)")
+    for op in OPERATIONS:
+        if getattr(type(block), op) is getattr(Block, op):
+            raise BlockDefinitionError(f"{label} does not define `{op}`")
+    return block
 
 
 REGISTRY: dict[str, Block] = {
-    b.name: b
+    b.name: checked(b)
     for b in (
         Linear(),
         EmbedFCBlock(),
@@ -538,7 +526,20 @@ REGISTRY: dict[str, Block] = {
 BLOCK_NAMES: tuple[str, ...] = tuple(REGISTRY)
 # `blocks all`: the blocks of paper 3.1. The DHEN modules are named where they are meant (paper 4.3).
 PAPER_BLOCKS: tuple[str, ...] = tuple(n for n, b in REGISTRY.items() if b.group != "dhen")
-TEMPLATE_CLASSES: frozenset = frozenset({b.template_class for b in REGISTRY.values()} | {PAIR_FC.template_class})
+TEMPLATE_CLASSES: frozenset = frozenset({b.template_class for b in REGISTRY.values()} | {PAIR_FC_TEMPLATE})
+
+
+@contextmanager
+def registered(new: Block):
+    """`new` in the registry for the duration (a test's block, or a plug-in's): checked as the shipped ones
+    are; the checker, the cost model, the layout, the supernet and the export read the registry."""
+    if new.name in REGISTRY:
+        raise BlockDefinitionError(f"block `{new.name}` is already registered")
+    REGISTRY[checked(new).name] = new
+    try:
+        yield new
+    finally:
+        del REGISTRY[new.name]
 
 
 def block(name: str) -> Block:

@@ -9,7 +9,7 @@ import keyword
 import re
 from dataclasses import dataclass
 
-from .blocks import PAIR_FC, TEMPLATE_CLASSES
+from .blocks import TEMPLATE_CLASSES
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
@@ -25,7 +25,6 @@ GENERATED_NAMES = frozenset(
     | TEMPLATE_CLASSES
 )
 SEPARATOR = "__"  # user names may not contain it, so generated keys split back unambiguously
-PAIR_ROLES = frozenset(role.name for role in PAIR_FC.roles)
 
 
 def identifier_problem(name: str) -> str | None:
@@ -69,35 +68,14 @@ class Namespace:
 # -- keys of the supernet's parameters -----------------------------------------------------------
 # Keys are joined with SEPARATOR, which no user name contains, and told apart by shape: a block's key has 3
 # parts (choice, block, role), a stack adaptor's 4 with `stack` second and a STACK role, a pair FC's 4 with
-# `fc` first and a PAIR_FC role, the head's 2. So no choice name (`fc`, `stack`, `head`) makes two keys one;
-# tests/test_cost.py counts the supernet's parameters on names built to try.
+# `fc` first and a PAIR_FC role, the head's 2 (the adaptors' keys and `param_owner`: `core/adaptors.py`). So
+# no choice name (`fc`, `stack`, `head`) makes two keys one; tests/test_cost.py counts the supernet's
+# parameters on names built to try.
 PAIR_KEY, HEAD_KEY = "fc", "head"
 
 
 def block_param(choice: str, block: str, role: str) -> str:
     return SEPARATOR.join((choice, block, role))
-
-
-def stack_param(choice: str, source: str, role: str) -> str:
-    return SEPARATOR.join((choice, "stack", source, role))
-
-
-def pair_param(left: str, right: str, role: str) -> str:
-    return SEPARATOR.join((PAIR_KEY, left, right, role))
-
-
-def head_param(role: str) -> str:
-    return SEPARATOR.join((HEAD_KEY, role))
-
-
-def param_owner(key: str) -> Part:
-    """The cost part a supernet parameter belongs to, read back from its key's shape."""
-    parts = key.split(SEPARATOR)
-    if len(parts) == 2:
-        return HEAD_PART
-    if len(parts) == 4 and parts[0] == PAIR_KEY and parts[-1] in PAIR_ROLES:
-        return pair_part(parts[1], parts[2])
-    return choice_part(parts[0])
 
 
 def pair_stem(left: str, right: str) -> str:

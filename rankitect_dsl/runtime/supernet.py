@@ -28,11 +28,12 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..compiler.layout import Slice, SupernetLayout, build_plan
+from ..core.adaptors import FLATTEN, HEAD, PAIR_FC, STACK
 from ..core.arch import Arch
 from ..core.blocks import REGISTRY
 from ..core.decisions import all_decisions, encode_values
 from ..core.errors import RksError
-from ..core.names import block_param, decision_name, head_param, pair_param, stack_param
+from ..core.names import block_param, decision_name
 from ..core.spec import ChoiceSpec, SpaceSpec, spec_from_dict
 
 _PLAN_CACHE = 256
@@ -44,9 +45,8 @@ class MaskError(RksError, ValueError):
 
 
 def flatten(t2: Optional[torch.Tensor], t3: Optional[torch.Tensor]) -> torch.Tensor:
-    """The flatten adaptor's view of a node: its 2D part, then its 3D part flattened (concatenated)."""
-    parts = [t for t in (t2, None if t3 is None else t3.flatten(1)) if t is not None]
-    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+    """The flatten adaptor's view of a node."""
+    return FLATTEN.view(torch.cat, t2, t3)
 
 
 def widen(t: torch.Tensor, width: int, index: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -212,8 +212,8 @@ class SupernetBase(nn.Module):
                 for i in cp.inputs:
                     t2, t3 = vals[i]
                     if t2 is not None:
-                        proj = cp.stack[i]
-                        parts.append(F.linear(t2, self.take(proj["w"]), self.take(proj["b"])).unsqueeze(1))
+                        proj = {role: self.take(part) for role, part in cp.stack[i].items()}
+                        parts.append(STACK.project(F, t2, proj))
                     if t3 is not None:
                         parts.append(t3)
                 x["stack"] = torch.cat(parts, 1)
@@ -232,16 +232,15 @@ class SupernetBase(nn.Module):
             t2 = (outs2d[0] if len(outs2d) == 1 else sum(outs2d)) if outs2d else None
             vals[cp.name] = (t2, out3d)
         x = torch.cat([flatten(*vals[n]) for n in self.spec.outputs], 1)
-        return F.linear(x, self.take(plan.head["w"]), self.take(plan.head["b"])).squeeze(-1)
+        return HEAD.apply(F, x, {role: self.take(part) for role, part in plan.head.items()})
 
     def _pairs_arch(self, plan, cp, block, vals, fc_cache, width) -> torch.Tensor:
         """Eq. 2 over the arch's pairs: each interaction at its features of the block's output, summed."""
         total = None
         for i, j in cp.pairs:
             if (i, j) not in fc_cache:
-                fc = plan.pairs[(i, j)].params
-                hidden = F.linear(flatten(*vals[i]), self.take(fc["w1"]), self.take(fc["b1"]))
-                fc_cache[(i, j)] = F.linear(hidden, self.take(fc["w2"]), self.take(fc["b2"]))
+                fc = {role: self.take(part) for role, part in plan.pairs[(i, j)].params.items()}
+                fc_cache[(i, j)] = PAIR_FC.apply(F, flatten(*vals[i]), fc)
             y = block.combine(F, fc_cache[(i, j)], flatten(*vals[j]))
             y = widen(y, width, self._at(cp.pair_at[(i, j)], y))
             total = y if total is None else total + y
@@ -269,7 +268,7 @@ class SupernetBase(nn.Module):
             else:
                 nodes[c.name] = self._choice(c, weights, reads, fc_cache)
         x = torch.cat([nodes[n].flat() for n in self.spec.outputs], 1)
-        return F.linear(x, self.weights[head_param("w")], self.weights[head_param("b")]).squeeze(-1)
+        return HEAD.apply(F, x, HEAD.tensors(self.weights))
 
     def _checkpointed(self, c: ChoiceSpec, weights: dict, reads: dict) -> Node:
         """One choice under activation checkpointing: only its outputs stay alive; backward recomputes the
@@ -304,8 +303,7 @@ class SupernetBase(nn.Module):
                 node = reads[i]
                 if L.ports[i].width2d:
                     presence = on[i] * node.has2d
-                    row = F.linear(node.t2, w[stack_param(c.name, i, "w")], w[stack_param(c.name, i, "b")])
-                    parts.append(_weigh(row, presence).unsqueeze(1))
+                    parts.append(_weigh(STACK.project(F, node.t2, STACK.tensors(w, c.name, i)), presence))
                     row_w.append(presence.unsqueeze(-1))
                 if L.ports[i].rows3d:
                     parts.append(_weigh(node.t3, on[i]))
@@ -360,8 +358,8 @@ class SupernetBase(nn.Module):
         for j, lefts in by_right.items():
             for i, _ in lefts:
                 if (i, j) not in hidden:
-                    hidden[(i, j)] = F.linear(reads[i].flat(), w[pair_param(i, j, "w1")], w[pair_param(i, j, "b1")])
-            ups = [(w[pair_param(i, j, "w2")], w[pair_param(i, j, "b2")]) for i, _ in lefts]
+                    hidden[(i, j)] = PAIR_FC.down(F, reads[i].flat(), PAIR_FC.tensors(w, i, j))
+            ups = [(w[PAIR_FC.key(i, j, "w2")], w[PAIR_FC.key(i, j, "b2")]) for i, _ in lefts]
             weights = [wt for _, wt in lefts]
             fm = reads[j].flat_mask(d)
             hiddens = [hidden[(i, j)] for i, _ in lefts]

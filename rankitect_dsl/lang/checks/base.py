@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ...core import limits as L
-from ...core.blocks import BLOCK_NAMES
+from ...core.blocks import REGISTRY
 from ...core.errors import Diagnostic, Fix, Span, close_match
 from ...core.names import identifier_problem
 from .. import syntax as S
@@ -92,8 +92,8 @@ class CheckBase:
         return True
 
     def block_name(self, name: S.Name) -> bool:
-        if name.text not in BLOCK_NAMES:
-            self.unknown(f"unknown block `{name.text}`", name, BLOCK_NAMES, f"blocks are {', '.join(BLOCK_NAMES)}")
+        if name.text not in REGISTRY:  # the registry, not a snapshot of it: a block registered later counts
+            self.unknown(f"unknown block `{name.text}`", name, list(REGISTRY), f"blocks are {', '.join(REGISTRY)}")
             return False
         return True
 

@@ -96,9 +96,8 @@ class SamplingSearcher(Searcher):
     def search(self, ctx: SearchContext) -> Found:
         from ...runtime import distributed
         from ...runtime.engine import default_batch_size
-        from ..constraints import check_flops_rule, default_flops_cap, parse_flops
-        from ..sampling.loop import Search, SearchConfig, space_fingerprint
-        from ..sampling.proxies import PROXY_SCHEDULE, EarlyStopProxy, WeightSharingProxy
+        from ..sampling.loop import Search
+        from ..sampling.proxies import EarlyStopProxy, WeightSharingProxy
         from ..store.study import StudyStore
         from ..store.workers import check_storage, is_worker, start_workers, threads_per_job, wait_for_workers
 
@@ -110,20 +109,7 @@ class SamplingSearcher(Searcher):
                 "--jobs under torchrun: start the workers one way, torchrun ranks or --jobs helpers, not both"
             )
         worker = is_worker()
-        cfg = SearchConfig(
-            self.name,
-            args.budget,
-            args.proxy,
-            args.proxy_examples,
-            args.round_size,
-            args.halving,
-            default_flops_cap(args.flops_max, space),
-            parse_flops(args.flops_target, space, "--flops-target"),
-            args.seed,
-            ctx.progress,
-            args.first_round or self.first_round,
-        )
-        check_flops_rule(space, cfg.flops_cap, cfg.flops_target, cfg.seed)
+        cfg = self.config(ctx)
         rungs = math.ceil(math.log2(args.halving)) if args.halving > 1 else 0
         pretrain = args.pretrain_examples or 5 * args.proxy_examples
         needed = args.proxy_examples * 2**rungs + (pretrain if args.proxy == "weight-sharing" else 0)
@@ -134,22 +120,7 @@ class SamplingSearcher(Searcher):
                 f"--proxy-examples lowered to {cfg.proxy_examples:,}: the last rung reads one pass over the "
                 f"{fit.n_train:,} training rows before the validation slice, not several"
             )
-        meta = {
-            "space": space.name,
-            "space_sha": space_fingerprint(space),
-            "method": self.name,
-            "proxy": args.proxy,
-            "data": args.data,
-            "proxy_examples": cfg.proxy_examples,
-            "seed": args.seed,
-            "val_fraction": args.val_fraction,
-            "proxy_schedule": PROXY_SCHEDULE,
-        }
-        if args.proxy_repeats > 1:  # studies made before repeats existed stay resumable
-            meta["proxy_repeats"] = args.proxy_repeats
-        if cfg.first_round != "random":  # so do studies made before a first round from the baseline
-            meta["first_round"] = cfg.first_round
-        store = StudyStore(ctx.url, ctx.study, meta, heartbeat=args.heartbeat) if world.main else None
+        store = StudyStore(ctx.url, ctx.study, self.meta(space, cfg), heartbeat=args.heartbeat) if world.main else None
         checkpoint = ctx.beside_storage(f"{ctx.study}.supernet.pt")
         pretrains = args.proxy == "weight-sharing" and not checkpoint.exists()  # this run pays for pretraining
         common = dict(seed=args.seed, batch_size=args.batch_size, lr=args.lr, repeats=args.proxy_repeats)
@@ -187,6 +158,51 @@ class SamplingSearcher(Searcher):
         found.pretrain_examples = pretrain if pretrains else 0
         found.winner_fields = ("arch", "flops", "origin", "window_ne", "score", "rung")
         return found
+
+    def config(self, ctx: SearchContext):
+        """The loop's settings from the flags, the FLOPs rule checked against what the space can reach."""
+        from ..constraints import check_flops_rule, default_flops_cap, parse_flops
+        from ..sampling.loop import SearchConfig
+
+        args, space = self.args, ctx.space
+        cfg = SearchConfig(
+            self.name,
+            args.budget,
+            args.proxy,
+            args.proxy_examples,
+            args.round_size,
+            args.halving,
+            default_flops_cap(args.flops_max, space),
+            parse_flops(args.flops_target, space, "--flops-target"),
+            args.seed,
+            ctx.progress,
+            args.first_round or self.first_round,
+        )
+        check_flops_rule(space, cfg.flops_cap, cfg.flops_target, cfg.seed)
+        return cfg
+
+    def meta(self, space, cfg) -> dict:
+        """What identifies the study: a rerun with other settings is refused rather than mixed in."""
+        from ..sampling.loop import space_fingerprint
+        from ..sampling.proxies import PROXY_SCHEDULE
+
+        args = self.args
+        meta = {
+            "space": space.name,
+            "space_sha": space_fingerprint(space),
+            "method": self.name,
+            "proxy": args.proxy,
+            "data": args.data,
+            "proxy_examples": cfg.proxy_examples,
+            "seed": args.seed,
+            "val_fraction": args.val_fraction,
+            "proxy_schedule": PROXY_SCHEDULE,
+        }
+        if args.proxy_repeats > 1:  # studies made before repeats existed stay resumable
+            meta["proxy_repeats"] = args.proxy_repeats
+        if cfg.first_round != "random":  # so do studies made before a first round from the baseline
+            meta["first_round"] = cfg.first_round
+        return meta
 
     def after(self, ctx: SearchContext, found: Found) -> None:
         from ..sampling.pareto import plot_pareto
