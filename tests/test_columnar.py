@@ -183,16 +183,21 @@ def _replace_line(path, number: int, line: str) -> None:
     path.write_text("".join(lines))
 
 
-def _quote_some_bags(folder, fmt: str = "csv") -> None:
-    """Every 37th row's bag quoted, with the delimiter inside the quotes."""
+def _rewrite_bags(folder, fmt: str, first: int, every: int, bag) -> None:
+    """In the training files, every `every`-th row from `first` gets the bag field `bag(genres, sep)`."""
     sep = "::" if fmt == "dat" else ","
     for path in folder.glob(f"part-*.{fmt}"):
         lines = path.read_text().splitlines(keepends=True)
-        for k in range(5, len(lines), 37):
-            head, _, rest = lines[k].rstrip("\n").rpartition(f"{sep} ")
+        for k in range(first, len(lines), every):
+            head, _, when = lines[k].rstrip("\n").rpartition(f"{sep} ")
             head, _, genres = head.rpartition(f"{sep} ")
-            lines[k] = f'{head}{sep} "{genres}{sep} war"{sep} {rest}\n'
+            lines[k] = f"{head}{sep} {bag(genres, sep)}{sep} {when}\n"
         path.write_text("".join(lines))
+
+
+def _quote_some_bags(folder, fmt: str = "csv") -> None:
+    """Every 37th row's bag quoted, with the delimiter inside the quotes."""
+    _rewrite_bags(folder, fmt, 5, 37, lambda genres, sep: f'"{genres}{sep} war"')
 
 
 def test_a_quoted_field_after_the_padding_is_read_as_csv_reads_it(tmp_path, monkeypatch):
@@ -219,14 +224,7 @@ def test_a_quoted_field_over_several_lines_is_one_value_even_across_chunks(tmp_p
     """Quoted bags of ~250 bytes over 60 lines, in 300-byte chunks: every chunk end falls inside one now
     and then, and the record is held over whole for the next chunk (one row, as the row reader reads it)."""
     folder, schema = _awkward_table(tmp_path, fmt, n=400)
-    sep = "::" if fmt == "dat" else ","
-    for path in folder.glob(f"part-*.{fmt}"):
-        lines = path.read_text().splitlines(keepends=True)
-        for k in range(3, len(lines), 7):
-            head, _, when = lines[k].rstrip("\n").rpartition(f"{sep} ")
-            head, _, genres = head.rpartition(f"{sep} ")
-            lines[k] = f'{head}{sep} "{genres} ' + "war\n" * 60 + f'x"{sep} {when}\n'
-        path.write_text("".join(lines))
+    _rewrite_bags(folder, fmt, 3, 7, lambda genres, sep: f'"{genres} ' + "war\n" * 60 + 'x"')
     monkeypatch.setattr(columnar, "CHUNK_BYTES", 300)
     source = TableSource(str(folder), str(schema))
     data = _load(source, tmp_path, monkeypatch, min_count=1)
@@ -253,14 +251,7 @@ def test_quotes_off_reads_a_quote_as_any_other_character(tmp_path, monkeypatch, 
     """With `"quotes": false`, a bag written `"war" drama` keeps its quotes (the tokens `"war"` and `drama`)
     in the columnar engine as in the row reader, in small chunks; the same file is refused as CSV."""
     folder, schema = _awkward_table(tmp_path, fmt, n=400)
-    sep = "::" if fmt == "dat" else ","
-    for path in folder.glob(f"part-*.{fmt}"):
-        lines = path.read_text().splitlines(keepends=True)
-        for k in range(4, len(lines), 11):
-            head, _, when = lines[k].rstrip("\n").rpartition(f"{sep} ")
-            head, _, _ = head.rpartition(f"{sep} ")
-            lines[k] = f'{head}{sep} "war" drama{sep} {when}\n'
-        path.write_text("".join(lines))
+    _rewrite_bags(folder, fmt, 4, 11, lambda genres, sep: '"war" drama')
     monkeypatch.setattr(columnar, "CHUNK_BYTES", 300)
     with pytest.raises(preprocess.DataError, match=r"part-1\.\w+:5: cannot read the row"):
         _load(TableSource(str(folder), str(schema)), tmp_path, monkeypatch, min_count=1)

@@ -274,3 +274,16 @@ def test_an_in_place_search_refuses_a_batch_that_does_not_split_evenly(tmp_path)
     assert proc.returncode != 0
     assert "--batch-size 63 does not split evenly over 2 ranks" in proc.stderr
     assert "rankitect_dsl/" not in proc.stderr  # torchrun reports the failed ranks; ours print one line each
+
+
+def test_two_ranks_resume_a_warm_started_search_one_process_finished(tmp_path):
+    """DNAS starts from the production model by default (`--start incumbent`; torchrun's own parser would take
+    `--start` for its `--start-method`). Run again in the same folder under torchrun, it resumes the finished
+    checkpoint on every rank — no rank warm-starts alone, which would leave its collectives unmatched — and
+    reports what the one-process run found."""
+    one = _run(_search("dnas"), tmp_path)
+    two = _run(_search("dnas"), tmp_path, nproc=2)
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "resuming from" in two.stderr and two.stderr.count("warm start") == 0
+    assert json.loads(two.stdout)["best"]["arch"] == json.loads(one.stdout)["best"]["arch"]

@@ -109,8 +109,9 @@ class InPlaceSearcher(Searcher):
             space, fit, baseline, cfg, ctx.beside_storage(files + ".pt"), ctx.beside_storage(files + ".jsonl")
         )
         warm = 0
-        if search.checkpoint.exists() and main:  # said even under --json: stderr, and what a rerun did matters
-            print(f"resuming from {search.checkpoint}", file=sys.stderr)
+        if search.checkpoint.exists():  # every rank resumes alike; a warm start on one rank alone would hang DDP
+            if main:  # said even under --json: stderr, and what a rerun did matters
+                print(f"resuming from {search.checkpoint}", file=sys.stderr)
         elif cfg.start == "incumbent":
             ctx.say(f"warm start: the baseline trained on {fit.n_train:,} rows, its weights into the supernet …")
             warm = search.warm_start()
