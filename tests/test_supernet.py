@@ -288,3 +288,29 @@ def test_mask_layout_errors_name_the_key(shipped):
     name = space.decisions[0].name
     with pytest.raises(ValueError, match=f"mask `{name}`"):
         net(dense, sparse, masks={name: torch.ones(space.decisions[0].size + 1)})
+
+
+def test_a_mask_path_forward_reads_back_once_on_every_device(shipped, monkeypatch):
+    """Which fixed weights are all zero or all one is read back in one transfer per forward, on the CPU as on
+    an accelerator (no device branch: the CPU runs the GPU's code). Counted by patching the Tensor methods
+    that read a value back, calls from `runtime/supernet.py` only."""
+    import sys
+
+    space = shipped["rankitect_blocks"]
+    net = space.supernet().eval()
+    arch = space.sample(seed=3)
+    masks = space.masks(arch)
+    dense, sparse = space.example_inputs(8)
+    calls = []
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _original=original, _name=name, **k):
+            if sys._getframe(1).f_code.co_filename.endswith("runtime/supernet.py"):
+                calls.append(_name)
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    with torch.no_grad():
+        net(dense, sparse, masks=masks)
+    assert calls == ["tolist"]

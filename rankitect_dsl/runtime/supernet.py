@@ -63,11 +63,10 @@ def _bcast(m: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def _learn_known(weights: list) -> None:
     """Mark which fixed weights of one mask-path forward are 0 everywhere (a hard mask: what they weigh is
-    not computed) and which 1 everywhere (all-on: the multiplication is skipped). On the CPU that is asked
-    of each weight when needed; on an accelerator it is read back for all of them in one transfer per
-    forward, not one per block, and kept on the tensor (`_known`, which the checkpointed recompute in
-    backward sees too). A weight derived later (a feature mask) is unknown there and is multiplied:
-    x · 1 is x, so nothing changes but time."""
+    not computed) and which 1 everywhere (all-on: the multiplication is skipped): read back for all of them
+    in one transfer per forward, on every device alike (the CPU runs the accelerator's code), and kept on
+    the tensor (`_known`, which the checkpointed recompute in backward sees too). A weight derived later (a
+    feature mask) is unknown there and is multiplied: x · 1 is x, so nothing changes but time."""
     fixed = [w for w in weights if not w.requires_grad]
     if fixed:
         flags = torch.stack([torch.stack([(w == 0).all(), (w == 1).all()]) for w in fixed]).tolist()
@@ -78,8 +77,6 @@ def _learn_known(weights: list) -> None:
 def _fact(wt: torch.Tensor, which: int) -> bool:
     if wt.requires_grad:
         return False
-    if wt.device.type == "cpu":
-        return bool((wt == which).all())
     known = getattr(wt, "_known", None)
     return known[which] if known is not None else False
 
@@ -258,8 +255,7 @@ class SupernetBase(nn.Module):
         }
         fc_cache = {}  # FC_ij's bottleneck activations, shared by every choice reading pair (i, j)
         weights_of = {c.name: choice_weights(c, masks, dense) for c in self.spec.choices}
-        if dense.device.type != "cpu":  # on the CPU each weight is asked when needed, at no transfer's cost
-            _learn_known([w for weights in weights_of.values() for w in _leaves(weights)])
+        _learn_known([w for weights in weights_of.values() for w in _leaves(weights)])
         for c in self.spec.choices:
             weights = weights_of[c.name]
             reads = {x: nodes[x] for x in c.candidates}
