@@ -36,8 +36,10 @@ class BagColumn:
 
     def padded(self, rows) -> np.ndarray:
         """len(rows) × max_len ids of `rows` (a slice or an index array), PAD past each row's last id."""
-        index = np.arange(len(self.offsets) - 1)[rows]
-        start, stop = self.offsets[index], self.offsets[index + 1]
+        if isinstance(rows, slice):  # the batch's own rows, not an index over the whole data set
+            start, stop = self.offsets[:-1][rows], self.offsets[1:][rows]
+        else:
+            start, stop = self.offsets[rows], self.offsets[np.asarray(rows) + 1]
         at = start[:, None] + np.arange(self.max_len)
         present = at < stop[:, None]
         if len(self.ids) == 0:

@@ -19,8 +19,9 @@ def normalized_entropy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Logloss of the predictions divided by the entropy of the mean label of the same examples.
     NaN when every label is equal (the entropy is zero, so no model can be compared)."""
     labels = labels.to(torch.float64)
-    logloss = F.binary_cross_entropy_with_logits(logits.to(torch.float64), labels).item()
-    h = entropy(labels.mean().item())
+    logloss = F.binary_cross_entropy_with_logits(logits.to(torch.float64), labels)
+    logloss, rate = torch.stack([logloss, labels.mean()]).tolist()  # one read-back, not two
+    h = entropy(rate)
     return logloss / h if h > 0 else float("nan")
 
 

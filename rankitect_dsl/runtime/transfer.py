@@ -40,7 +40,9 @@ def transfer_back(supernet, subnet, arch: Arch, grads: bool = False) -> None:
                 else torch.cat([torch.arange(a, b) for a, b in ranges])
             )
         grid = torch.meshgrid(*idx, indexing="ij")
+        grid = tuple(g.to(target.device) for g in grid)
+        value = value.to(device=target.device, dtype=target.dtype)  # a subnet trained on another device
         if grads:
-            target.index_put_(grid, value.to(target.dtype), accumulate=True)
+            target.index_put_(grid, value, accumulate=True)
         else:
-            target.index_put_(grid, value.to(target.dtype))
+            target.index_put_(grid, value)
