@@ -15,14 +15,22 @@ def entropy(p: float) -> float:
     return -(p * math.log(p) + (1 - p) * math.log(1 - p))
 
 
+def ne_terms(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(logloss, mean label) on the logits' device, float64: what NE is computed from on the host, read back
+    with whatever else a step reports in one transfer."""
+    labels = labels.to(torch.float64)
+    return torch.stack([F.binary_cross_entropy_with_logits(logits.to(torch.float64), labels), labels.mean()])
+
+
+def ne_from(logloss: float, rate: float) -> float:
+    h = entropy(rate)
+    return logloss / h if h > 0 else float("nan")
+
+
 def normalized_entropy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Logloss of the predictions divided by the entropy of the mean label of the same examples.
     NaN when every label is equal (the entropy is zero, so no model can be compared)."""
-    labels = labels.to(torch.float64)
-    logloss = F.binary_cross_entropy_with_logits(logits.to(torch.float64), labels)
-    logloss, rate = torch.stack([logloss, labels.mean()]).tolist()  # one read-back, not two
-    h = entropy(rate)
-    return logloss / h if h > 0 else float("nan")
+    return ne_from(*ne_terms(logits, labels).tolist())  # one read-back, not two
 
 
 def window_ne(logits: torch.Tensor, labels: torch.Tensor, fraction: float = 0.25) -> float:

@@ -67,7 +67,7 @@ def _learn_known(weights: list) -> None:
     in one transfer per forward, on every device alike (the CPU runs the accelerator's code), and kept on
     the tensor (`_known`, which the checkpointed recompute in backward sees too). A weight derived later (a
     feature mask) is unknown there and is multiplied: x · 1 is x, so nothing changes but time."""
-    fixed = [w for w in weights if not w.requires_grad]
+    fixed = [w for w in weights if not w.requires_grad and getattr(w, "_known", None) is None]
     if fixed:
         flags = torch.stack([torch.stack([(w == 0).all(), (w == 1).all()]) for w in fixed]).tolist()
         for w, (zero, one) in zip(fixed, flags):
@@ -425,8 +425,9 @@ def _check_masks(shapes: dict, masks: dict) -> None:
 
 
 def choice_weights(c: ChoiceSpec, masks: dict, like: torch.Tensor) -> dict:
-    """A choice's weights from the mask layout: per block, per input (on), per pair, and per dim feature."""
-    one = like.new_ones(())
+    """A choice's weights from the mask layout: per block, per input (on), per pair, and per dim feature. What
+    no mask gives is a constant one, known to be so without reading it back."""
+    one = _ones(like, ())
     block = masks.get(decision_name(c.name, "block"))
     blocks = {b: (one if block is None else block[..., k]) for k, b in enumerate(c.blocks)}
     inputs = {}
@@ -442,17 +443,26 @@ def choice_weights(c: ChoiceSpec, masks: dict, like: torch.Tensor) -> dict:
             if table is not None:
                 pairs[(i, j)] = table[..., a, b]
             else:
-                pairs[(i, j)] = (one if left is None else left[..., a]) * (one if right is None else right[..., b])
+                if left is None and right is None:
+                    pairs[(i, j)] = one
+                else:
+                    pairs[(i, j)] = (one if left is None else left[..., a]) * (one if right is None else right[..., b])
     dims = {}
     for b, options in c.dims.items():
         probs = masks.get(decision_name(c.name, "dim", b))
         top = max(options)
         if probs is None:
-            dims[b] = like.new_ones(top)
+            dims[b] = _ones(like, top)
         else:
             below = like.new_tensor([[1.0 if k < o else 0.0 for k in range(top)] for o in options])
             dims[b] = probs @ below  # feature k weighs P(dim > k): a soft leading-ones mask
     return {"block": blocks, "inputs": inputs, "pairs": pairs, "dims": dims}
+
+
+def _ones(like: torch.Tensor, shape) -> torch.Tensor:
+    ones = like.new_ones(shape)
+    ones._known = (False, True)  # (all zero, all one), as `_learn_known` would find it
+    return ones
 
 
 def hard_masks(spec: SpaceSpec, arch: Arch, like: torch.Tensor) -> dict:

@@ -29,16 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ...data.dataset import Dataset
-from ...runtime.metrics import normalized_entropy
+from ...runtime.metrics import ne_from, ne_terms
 from ..constraints import FlopsObjective
 from .curves import finite_mean
 from .gumbel import gumbel_noise
-from .policy import Policy
-from .trainer import InPlaceSearch
+from .policy import Policy, decision_entropies
+from .trainer import InPlaceSearch, read_back
 
 
 @dataclass
@@ -114,28 +115,33 @@ class DNASSearch(InPlaceSearch):
             opt.zero_grad(set_to_none=True)
         loss.backward()
         world.mean_(self.theta.logits.grad)
-        ce_global = world.mean(ce) if world.distributed else float(ce.detach())
-        loss_value = (
-            ce_global + self.objective.weight * float(reg.detach()) if world.distributed else float(loss.detach())
-        )
+        ce_global = world.mean(ce) if world.distributed else None
         logits, labels = self.engine.gather(n, logits, labels)
         for opt in self.supernet_opts:
             opt.step()
         if learns:
             self.theta.optimizer.step()
-        expected = float(self.space.cost.expected(self.split(self.theta.log_softmax().detach().exp()))[0])
-        gamma = self.theta.most_likely()
-        entropies = self.theta.entropies()
+        logp = self.theta.log_softmax().detach()
+        expected = self.space.cost.expected(self.split(logp.exp()))[0]
+        # everything the step reports, read back in one transfer (a sync on an accelerator)
+        host = read_back(
+            [ce, loss, reg, flops.mean(), expected, ne_terms(logits.detach(), labels)]
+            + [self.theta.logits.detach().argmax(-1), decision_entropies(logp)],
+        )
+        ce_value, loss_value, reg_value, sample_flops, expected, ne_parts, argmax, entropies = host
+        if world.distributed:  # the ranks' mean batch loss, as the engine reports it
+            ce_value, loss_value = ce_global, ce_global + self.objective.weight * reg_value
+        gamma = self.theta.repair(np.asarray(argmax, dtype=np.int64)[None])[0]
         return {
             "step": self.step,
             "examples": (self.step + 1) * self.batch_size,
             "temperature": tau,
             "arch_learns": learns,
             "loss": loss_value,
-            "ce": ce_global,
-            "ne_batch": normalized_entropy(logits.detach(), labels),
-            "flops_reg": float(reg.detach()),
-            "sample_flops_ratio": float(flops.detach().mean()) / self.baseline_flops,
+            "ce": ce_value,
+            "ne_batch": ne_from(*ne_parts),
+            "flops_reg": reg_value,
+            "sample_flops_ratio": sample_flops / self.baseline_flops,
             "expected_flops_ratio": expected / self.baseline_flops,
             "gamma": gamma.tolist(),
             "gamma_flops_ratio": self.space.cost.evaluate(gamma.tolist())[0] / self.baseline_flops,

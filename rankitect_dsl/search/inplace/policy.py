@@ -70,9 +70,7 @@ class Policy:
 
     def entropies(self) -> list[float]:
         """Each decision's entropy in nats."""
-        logp = self.log_softmax().detach()
-        p = logp.exp()
-        return (-(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum(-1)).tolist()
+        return decision_entropies(self.log_softmax().detach()).tolist()
 
     def entropy(self) -> float:
         return float(sum(self.entropies()))
@@ -140,3 +138,9 @@ class ReplayBuffer:
         if state["rewards"].dim() != 2 or state["rewards"].shape[1] != self.rewards.shape[1]:
             raise ValueError("the replay buffer holds rewards of another form")
         self.vectors, self.rewards, self.log_probs = (state[k].numpy() for k in ("vectors", "rewards", "log_probs"))
+
+
+def decision_entropies(logp: torch.Tensor) -> torch.Tensor:
+    """Each decision's entropy in nats, from its log-probabilities (padding at -inf), on their device."""
+    p = logp.exp()
+    return -(torch.where(p > 0, p * logp, torch.zeros_like(p))).sum(-1)

@@ -257,3 +257,14 @@ class InPlaceSearch:
             "seconds": self.seconds,
             "resumed_from": self.resumed_from,
         }
+
+
+def read_back(tensors: list) -> list:
+    """Tensors (on one device) as host values in one transfer — on an accelerator one sync, not one per
+    value: a 0-dimensional tensor as a float, any other as a flat list."""
+    flat = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in tensors]).tolist()
+    out, at = [], 0
+    for t in tensors:
+        out.append(flat[at] if t.dim() == 0 else flat[at : at + t.numel()])
+        at += t.numel()
+    return out
