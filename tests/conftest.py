@@ -131,3 +131,23 @@ def search_cmd(db, budget, *extra, examples=3000):
         "256",
         *extra,
     ]
+
+
+def read_back_calls(monkeypatch, where: str = "rankitect_dsl") -> list:
+    """Calls from the project's code (files whose path holds `where`) that read a tensor back to the host
+    (each a device sync on an accelerator), recorded by patching the Tensor methods that do."""
+    import sys
+
+    import torch
+
+    calls = []
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _original=original, _name=name, **k):
+            if where in sys._getframe(1).f_code.co_filename:
+                calls.append(_name)
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return calls

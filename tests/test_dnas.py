@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from conftest import ROOT, run_rks
+from conftest import ROOT, read_back_calls, run_rks
 from rankitect_dsl import load_space
 from rankitect_dsl.cli import main
 from rankitect_dsl.core.arch import Arch
@@ -200,30 +200,12 @@ def test_searched_connections_and_pairs_go_through_the_mask_path_and_gamma_is_va
         assert not torch.equal(learned[rows], start[rows]), kind  # every kind of decision gets a gradient
 
 
-def _read_backs(monkeypatch) -> list:
-    """Calls from the project's own code that read a tensor back to the host (each a device sync on an
-    accelerator), recorded by patching the Tensor methods that do."""
-    import sys
-
-    calls = []
-    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy"):
-        original = getattr(torch.Tensor, name)
-
-        def counted(self, *a, _original=original, _name=name, **k):
-            if "rankitect_dsl" in sys._getframe(1).f_code.co_filename:
-                calls.append(_name)
-            return _original(self, *a, **k)
-
-        monkeypatch.setattr(torch.Tensor, name, counted)
-    return calls
-
-
 def test_a_step_reads_back_once(blocks, data, tmp_path, monkeypatch):
     """Between checkpoints a DNAS step reads the device back once: its whole log record in one transfer (the
     supernet's mask facts are known without one). Counted as the difference between 20 and 40 steps."""
     counts = []
     for steps in (20, 40):
-        calls = _read_backs(monkeypatch)
+        calls = read_back_calls(monkeypatch)
         _search(blocks, data, tmp_path / str(steps), steps=steps).run()
         counts.append(len(calls))
         monkeypatch.undo()

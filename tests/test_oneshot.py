@@ -13,7 +13,7 @@ import pytest
 import torch
 from test_data_train import write_criteo
 
-from conftest import RKS, ROOT, run_argv, run_rks, space_path
+from conftest import RKS, ROOT, read_back_calls, run_argv, run_rks, space_path
 from rankitect_dsl import load_space
 from rankitect_dsl.cli import main
 from rankitect_dsl.data.loading import load_data
@@ -242,3 +242,16 @@ def test_replayed_rewards_are_scored_with_the_alpha_of_the_update(blocks, tmp_pa
     terms = np.array([[0.01, 0.5], [-0.02, 0.1]])
     search.noise, search.lam = [1.0, -1.0], 2.0 * search.cost_spread  # alpha = lam * 1 / spread = 2
     assert search.rewards(terms) == pytest.approx([1.01, 0.18])
+
+
+def test_a_step_reads_back_twice(blocks, tmp_path, monkeypatch):
+    """Between checkpoints a one-shot step reads the device back twice: the drawn arch (the host builds its
+    subnet) and, in one transfer, both NEs, the draw's log-probability and the entropy (the reward the
+    policy learns from). Counted as the difference between 40 and 80 steps; policy updates add a little."""
+    counts = []
+    for steps in (40, 80):
+        calls = read_back_calls(monkeypatch)
+        _search(blocks, tmp_path / str(steps), examples=steps * 64, batch_size=64).run()
+        counts.append(len(calls))
+        monkeypatch.undo()
+    assert (counts[1] - counts[0]) / 40 <= 2.1, counts

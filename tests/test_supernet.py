@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import space_path
+from conftest import read_back_calls, space_path
 from rankitect_dsl import Arch, ArchError, RksError, load_source, load_space, transfer_weights
 from rankitect_dsl.core.arch import ChoiceArch
 from rankitect_dsl.core.blocks import is_multi_hot
@@ -294,23 +294,12 @@ def test_a_mask_path_forward_reads_back_once_on_every_device(shipped, monkeypatc
     """Which fixed weights are all zero or all one is read back in one transfer per forward, on the CPU as on
     an accelerator (no device branch: the CPU runs the GPU's code). Counted by patching the Tensor methods
     that read a value back, calls from `runtime/supernet.py` only."""
-    import sys
-
     space = shipped["rankitect_blocks"]
     net = space.supernet().eval()
     arch = space.sample(seed=3)
     masks = space.masks(arch)
     dense, sparse = space.example_inputs(8)
-    calls = []
-    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "cpu", "numpy"):
-        original = getattr(torch.Tensor, name)
-
-        def counted(self, *a, _original=original, _name=name, **k):
-            if sys._getframe(1).f_code.co_filename.endswith("runtime/supernet.py"):
-                calls.append(_name)
-            return _original(self, *a, **k)
-
-        monkeypatch.setattr(torch.Tensor, name, counted)
+    calls = read_back_calls(monkeypatch, "runtime/supernet.py")
     with torch.no_grad():
         net(dense, sparse, masks=masks)
     assert calls == ["tolist"]

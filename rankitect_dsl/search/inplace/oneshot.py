@@ -41,13 +41,13 @@ import numpy as np
 import torch
 
 from ...data.dataset import Dataset
-from ...runtime.metrics import normalized_entropy
+from ...runtime.metrics import ne_from, ne_terms
 from ...runtime.model import build_model
 from ...runtime.optim import make_optimizers
 from ..constraints import FlopsObjective
 from .curves import finite_mean
 from .policy import Policy, ReplayBuffer
-from .trainer import InPlaceSearch
+from .trainer import InPlaceSearch, read_back
 
 LAMBDA_START = 3.0  # the FLOPs term's spread as large as the NE% noise's at first
 ALPHA_TOLERANCE = 0.05  # the relative gap of γ(θ) to the target below which λ shrinks
@@ -150,12 +150,18 @@ class OneShotSearch(InPlaceSearch):
         self.engine.logloss_step(self.supernet_opts, logits, labels, n)
         self.engine.logloss_step(self.reference_opts, ref_logits, labels, n)
         logits, ref_logits, labels = self.engine.gather(n, logits, ref_logits, labels)  # the global batch's
-        ne_ref = normalized_entropy(ref_logits.detach(), labels)
+        # what the step needs on the host — both NEs, the draw's log-probability, the entropy — in one transfer
+        log_prob = self.policy.log_prob(vector[None])[0] if not all_on else ref_logits.new_zeros(())
+        entropies = self.policy.entropy_tensor()
+        ref_terms, terms_now, log_p, entropies = read_back(
+            [ne_terms(ref_logits.detach(), labels), ne_terms(logits.detach(), labels), log_prob, entropies]
+        )
+        ne_ref = ne_from(*ref_terms)
         record["ne_batch_baseline"] = ne_ref
         if all_on:
-            record["ne_batch"] = normalized_entropy(logits.detach(), labels)
+            record["ne_batch"] = ne_from(*terms_now)
         else:
-            ne = normalized_entropy(logits.detach(), labels)
+            ne = ne_from(*terms_now)
             flops = float(self.space.cost.evaluate_many(vector[None])[0][0])
             ratio = flops / self.baseline_flops
             ne_pct = (ne - ne_ref) / ne_ref
@@ -166,11 +172,11 @@ class OneShotSearch(InPlaceSearch):
             reward = terms[0] + self.alpha * terms[1]
             record.update(arch=vector.tolist(), ne_batch=ne, ne_pct=ne_pct, flops_ratio=ratio, reward=reward)
             if not warm and not (cfg.ne_weight and math.isnan(ne_pct)):  # a one-class batch has no NE
-                log_p = float(self.policy.log_prob(vector[None]).detach()[0])
                 self.pending.append((vector, terms, log_p))
                 if len(self.pending) >= cfg.rl_batch:
                     self.update_policy()
-        record["entropy"] = self.policy.entropy()
+                    entropies = None  # the policy moved: its entropy is read again
+        record["entropy"] = self.policy.entropy() if entropies is None else float(sum(entropies))
         record["policy_updates"] = self.updates
         record["alpha"] = self.alpha
         return record

@@ -70,7 +70,11 @@ class Policy:
 
     def entropies(self) -> list[float]:
         """Each decision's entropy in nats."""
-        return decision_entropies(self.log_softmax().detach()).tolist()
+        return self.entropy_tensor().tolist()
+
+    def entropy_tensor(self) -> torch.Tensor:
+        """Each decision's entropy in nats, on the policy's device."""
+        return decision_entropies(self.log_softmax().detach())
 
     def entropy(self) -> float:
         return float(sum(self.entropies()))

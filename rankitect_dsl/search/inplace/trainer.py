@@ -260,9 +260,11 @@ class InPlaceSearch:
 
 
 def read_back(tensors: list) -> list:
-    """Tensors (on one device) as host values in one transfer — on an accelerator one sync, not one per
-    value: a 0-dimensional tensor as a float, any other as a flat list."""
-    flat = torch.cat([t.detach().reshape(-1).to(torch.float64) for t in tensors]).tolist()
+    """Tensors as host values in one transfer — on an accelerator one sync, not one per value: a
+    0-dimensional tensor as a float, any other as a flat list. They are gathered on the first one's device
+    (put the engine's first)."""
+    device = tensors[0].device
+    flat = torch.cat([t.detach().reshape(-1).to(device=device, dtype=torch.float64) for t in tensors]).tolist()
     out, at = [], 0
     for t in tensors:
         out.append(flat[at] if t.dim() == 0 else flat[at : at + t.numel()])
