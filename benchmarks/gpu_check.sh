@@ -4,7 +4,8 @@
 #      torch (the CUDA one) installed into .gpu-venv;
 #   2. the test suite's device-marked tests with RKS_TEST_DEVICE=cuda (tests/test_device.py);
 #   3. a 1-GPU one-shot and a 1-GPU DNAS search on spaces/rankitect_blocks.rks, timed;
-#   4. the supernet-vs-subnet step ratio and examples/s on the GPU (benchmarks/bench_supernet.py).
+#   4. the supernet-vs-subnet step ratio and examples/s on the GPU (benchmarks/bench_supernet.py);
+#   5. with two or more GPUs, rks train and a DNAS search on two ranks under torchrun with NCCL (--nproc 2).
 # Where there is no CUDA device its CUDA parts skip, each with the reason, and it exits 0.
 #   bash benchmarks/gpu_check.sh [OUT_DIR]     (the logs go to OUT_DIR, default ./gpu_check)
 set -uo pipefail
@@ -31,6 +32,7 @@ if ! sees_cuda "$py"; then
   say "skip: the device tests on CUDA: $why"
   say "skip: the 1-GPU one-shot and DNAS searches: $why"
   say "skip: the supernet-vs-subnet step ratio on the GPU: $why"
+  say "skip: the NCCL runs on two ranks: $why"
   exit 0
 fi
 nvidia-smi -L
@@ -66,4 +68,18 @@ done
 say "supernet against the exported subnet on the GPU"
 "$py" benchmarks/bench_supernet.py --space spaces/rankitect_blocks.rks --device cuda --batch 2048 2>&1 \
   | tee "$out/bench_supernet.log" || status=1
+
+gpus=$("$py" -c 'import torch; print(torch.cuda.device_count())')
+if [ "$gpus" -ge 2 ]; then
+  say "rks train and a DNAS search on two ranks, NCCL (--nproc 2 --device cuda)"
+  "$py" -m rankitect_dsl.cli train spaces/rankitect_blocks.rks --baseline --data synthetic:1 --examples 200000 \
+    --batch-size 2048 --device cuda --nproc 2 --json >"$out/train_nccl.json" 2>"$out/train_nccl.err" \
+    || { status=1; tail -5 "$out/train_nccl.err"; }
+  "$py" -m rankitect_dsl.cli search spaces/rankitect_blocks.rks --method dnas --flops-target 1x \
+    --examples 100000 --batch-size 2048 --data synthetic:1 --device cuda --nproc 2 --retrain-seeds 0 \
+    --storage "sqlite:///$out/dnas_nccl.db" --json >"$out/dnas_nccl.json" 2>"$out/dnas_nccl.err" \
+    || { status=1; tail -5 "$out/dnas_nccl.err"; }
+else
+  say "skip: the NCCL runs on two ranks: $gpus GPU(s) here, two needed"
+fi
 exit $status
