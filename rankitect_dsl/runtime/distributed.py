@@ -199,9 +199,14 @@ def abandon() -> None:
     _ABANDONED = True
 
 
-def leave() -> None:
-    """Go on as a world of one: the ranks other than 0 have ended, and what follows runs on rank 0 alone."""
+def part() -> None:
+    """Every rank, together: end the process group now and go on as a world of one. Rank 0 runs what
+    follows alone and the others end at once — none waits in a barrier at exit for work of unknown length
+    (NCCL's watchdog would abort one that outlasts its timeout)."""
     global _WORLD
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
     _WORLD = World()
 
 

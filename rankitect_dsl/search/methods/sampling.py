@@ -131,9 +131,9 @@ class SamplingSearcher(Searcher):
         else:
             proxy = EarlyStopProxy(space, fit, device=ctx.device, **common)
         if world.distributed:  # the supernet pretraining was data parallel; the trials run on rank 0
+            distributed.part()  # the ranks but 0 end here, cleanly, however long the trials take
             if not world.main:
                 return None
-            distributed.leave()
             ctx.say(
                 f"the candidates train on rank 0 alone: for {world.size} workers on one study, use --jobs "
                 f"{world.size} on one machine or one command per machine on a shared --storage (docs/scale-out.md)"
