@@ -151,7 +151,8 @@ class OneShotSearch(InPlaceSearch):
         self.engine.logloss_step(self.reference_opts, ref_logits, labels, n)
         logits, ref_logits, labels = self.engine.gather(n, logits, ref_logits, labels)  # the global batch's
         # what the step needs on the host — both NEs, the draw's log-probability, the entropy — in one transfer
-        log_prob = self.policy.log_prob(vector[None])[0] if not all_on else ref_logits.new_zeros(())
+        learns = not all_on and not warm  # only a draw after the warm-up feeds the policy
+        log_prob = self.policy.log_prob(vector[None])[0] if learns else ref_logits.new_zeros(())
         entropies = self.policy.entropy_tensor()
         ref_terms, terms_now, log_p, entropies = read_back(
             [ne_terms(ref_logits.detach(), labels), ne_terms(logits.detach(), labels), log_prob, entropies]
@@ -171,7 +172,7 @@ class OneShotSearch(InPlaceSearch):
                 self.noise.append(ne_pct)
             reward = terms[0] + self.alpha * terms[1]
             record.update(arch=vector.tolist(), ne_batch=ne, ne_pct=ne_pct, flops_ratio=ratio, reward=reward)
-            if not warm and not (cfg.ne_weight and math.isnan(ne_pct)):  # a one-class batch has no NE
+            if learns and not (cfg.ne_weight and math.isnan(ne_pct)):  # a one-class batch has no NE
                 self.pending.append((vector, terms, log_p))
                 if len(self.pending) >= cfg.rl_batch:
                     self.update_policy()
